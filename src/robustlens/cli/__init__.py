@@ -1,0 +1,75 @@
+"""``robustlens`` command line.
+
+Exit codes: 0 success, 2 bad input (one line on stderr naming the culprit), 1 internal error.
+Each subcommand lives in its own module and is registered below.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import traceback
+
+import click
+
+from ..errors import BadInput
+from .common import VERBOSITY
+
+EPILOG = """\b
+Examples:
+  robustlens map --mesh demo:mug --class "coffee mug" --grid azimuth=0:360:3 --grid elevation=-10:90:3 --out out/mug
+  robustlens models
+
+Exit codes: 0 ok, 2 bad input, 1 internal error."""
+
+
+@click.group(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"],
+                                               "max_content_width": 100})
+@click.version_option(package_name="robustlens")
+@click.option("--quiet", "-q", is_flag=True, help="Only errors; no progress bars.")
+@click.option("--verbose", "-v", is_flag=True, help="More detail on stderr.")
+def cli(quiet: bool, verbose: bool) -> None:
+    """robustlens: where and why your image classifier is not robust."""
+    VERBOSITY["level"] = 0 if quiet else (2 if verbose else 1)
+
+
+# subcommand modules; each defines a click command object named ``command`` (or ``commands``)
+_SUBCOMMANDS = ["map", "models", "regions", "srvr", "score", "attack", "run", "report"]
+for _name in _SUBCOMMANDS:
+    try:
+        _mod = importlib.import_module(f"robustlens.cli.{_name}_cmd")
+    except ModuleNotFoundError as _exc:  # a subcommand not written yet
+        if _exc.name != f"robustlens.cli.{_name}_cmd":
+            raise
+        continue
+    for _cmd in getattr(_mod, "commands", [getattr(_mod, "command", None)]):
+        if _cmd is not None:
+            cli.add_command(_cmd)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI and map errors to exit codes."""
+    try:
+        cli.main(args=argv, prog_name="robustlens", standalone_mode=False)
+    except click.exceptions.Abort:
+        print("error: aborted", file=sys.stderr)
+        sys.exit(130)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        ctx_cmd = f" (see `robustlens {exc.ctx.info_name} --help`)" if getattr(exc, "ctx", None) \
+            and exc.ctx.info_name != "robustlens" else ""
+        print(f"error: {exc.format_message()}{ctx_cmd}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except BadInput as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except Exception:
+        traceback.print_exc()
+        print("error: internal error (a bug in robustlens, please report it with the traceback "
+              "above)", file=sys.stderr)
+        sys.exit(1)
+    sys.exit(0)

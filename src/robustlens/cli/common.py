@@ -1,0 +1,97 @@
+"""Shared CLI pieces: model options, progress bars, error reporting."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from ..models import Classifier, ModelOverrides, load_model
+from ..models.base import as_list
+
+F = TypeVar("F", bound=Callable[..., Any])
+console = Console(stderr=True)
+
+#: set by the top-level --quiet / --verbose flags
+VERBOSITY = {"level": 1}
+
+
+def model_options(fn: F) -> F:
+    """Add ``--model --weights --input-size --mean --std --labels --target-layer --device``."""
+    opts = [
+        click.option("--model", "model_spec", default="default", show_default=True,
+                     help="Model spec: default, builtin:NAME, torchvision:NAME, timm:NAME, "
+                          "torchscript:PATH, onnx:PATH or python:FILE.py:FUNC."),
+        click.option("--weights", default=None, type=str,
+                     help="Weight file (state dict) for the model; hub names otherwise read "
+                          "the local cache only."),
+        click.option("--input-size", type=int, default=None, help="Override the model's input side S."),
+        click.option("--mean", default=None, help="Override normalisation mean, e.g. 0.485,0.456,0.406."),
+        click.option("--std", default=None, help="Override normalisation std, e.g. 0.229,0.224,0.225."),
+        click.option("--labels", "labels_file", default=None, help="Class names file, one per line."),
+        click.option("--target-layer", default=None,
+                     help="Dotted module path of the CAM layer, e.g. layer4 or features.7."),
+        click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto."),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
+def model_from_options(model_spec: str, weights: str | None, input_size: int | None,
+                       mean: str | None, std: str | None, labels_file: str | None,
+                       target_layer: str | None, device: str) -> Classifier:
+    """Build a :class:`Classifier` from the values of :func:`model_options`."""
+    ov = ModelOverrides(
+        input_size=input_size,
+        mean=as_list(mean, 3, "--mean") if mean else None,  # type: ignore[arg-type]
+        std=as_list(std, 3, "--std") if std else None,  # type: ignore[arg-type]
+        labels_file=labels_file, target_layer=target_layer, weights=weights, device=device,
+    )
+    return load_model(model_spec, ov)
+
+
+def pop_model_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Remove and return the :func:`model_options` values from a command's kwargs."""
+    keys = ["model_spec", "weights", "input_size", "mean", "std", "labels_file", "target_layer",
+            "device"]
+    return {k: kwargs.pop(k) for k in keys}
+
+
+def progress() -> Progress:
+    """A rich progress bar on stderr (hidden with --quiet)."""
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                    console=console, disable=VERBOSITY["level"] == 0, transient=False)
+
+
+T = TypeVar("T")
+
+
+def track(items: Iterable[T], total: int | None, description: str) -> Iterator[T]:
+    """Iterate with a progress bar."""
+    with progress() as bar:
+        task = bar.add_task(description, total=total)
+        for it in items:
+            yield it
+            bar.advance(task)
+
+
+def info(msg: str) -> None:
+    if VERBOSITY["level"] >= 1:
+        console.print(msg)
+
+
+def debug(msg: str) -> None:
+    if VERBOSITY["level"] >= 2:
+        console.print(f"[dim]{msg}[/dim]")

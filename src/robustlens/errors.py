@@ -1,0 +1,17 @@
+"""Errors that robustlens reports to a person in one line.
+
+`BadInput` is raised for anything the *user* got wrong (a file, an argument, a
+model that does not fit the contract).  The CLI turns it into ``error: <msg>``
+on stderr and exit code 2, with no traceback.  Anything else is a bug (exit 1).
+"""
+
+from __future__ import annotations
+
+
+class BadInput(ValueError):
+    """The user's input is wrong; the message names the culprit and what was expected."""
+
+
+def bad(msg: str) -> BadInput:
+    """Shorthand: ``raise bad("--grid azimuth: stop must be > start")``."""
+    return BadInput(msg)

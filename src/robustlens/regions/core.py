@@ -1,0 +1,265 @@
+"""Entry points: `find_region` and the estimator-style `RobustRegion`.
+
+``score_fn`` takes a float64 array (N, n) of points and returns N scores; every
+optimisation step sends all its points (box corners, outer corners, face samples,
+finite-difference points) in ONE call so a renderer + classifier can batch them.
+``grad_fn`` (optional) takes (N, n) and returns the (N, n) gradient of the score.
+
+Variants
+--------
+``"paper"``: the reference update rules exactly as printed (see `paper`).
+``"ours"`` (default): threshold-based per-face line search (see `ours`).
+
+Hyper-parameters (keyword arguments)
+------------------------------------
+paper: ``lr=0.1, alpha=0.05, beta=0.0009, reg=0.1, n_iter=800, start_halfwidth=1e-5,
+fd_step=1e-3`` (central differences with step ``fd_step`` x domain width per dim
+when OIR_W has no ``grad_fn``).
+ours: ``threshold=0.5, init_step=1/32, grow=2.0, xtol=1e-3, max_iter=400,
+max_evals=None, face_points=None, fd_step=1e-3, trades=None, trade_frac=0.25,
+kkt_tol=0.2`` (steps and tolerances are fractions of the domain width per dim;
+``face_points`` None means 0 for naive and 1 (face centre) otherwise; ``trades`` None
+means 4(n-1) for oir_w and 0 otherwise).
+both: ``periodic`` (bool mask (n,) or list of dim indices; only "ours" wraps, the
+paper rules clip), ``grow_tol=1e-3`` (a region *grew* when the geometric mean of its
+widths relative to the domain widths exceeds it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from robustlens.errors import BadInput
+from robustlens.regions.evaluator import Evaluator, GradFn, ScoreFn
+from robustlens.regions.ours import OURS_DEFAULTS, run_ours
+from robustlens.regions.paper import PAPER_DEFAULTS, run_paper
+from robustlens.regions.result import RegionResult, box_volume
+
+__all__ = ["METHODS", "VARIANTS", "RobustRegion", "find_region", "parse_domain"]
+
+METHODS = ("naive", "oir_b", "oir_w")
+VARIANTS = ("paper", "ours")
+_COMMON: dict[str, Any] = {"periodic": None, "grow_tol": 1e-3}
+
+
+def _defaults(variant: str) -> dict[str, Any]:
+    base = PAPER_DEFAULTS if variant == "paper" else OURS_DEFAULTS
+    return {**base, **_COMMON}
+
+
+def _as_vector(name: str, v: Any) -> np.ndarray:
+    try:
+        arr = np.asarray(v, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise BadInput(f"{name}: expected a numeric array, got {type(v).__name__}") from exc
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    if arr.ndim != 1:
+        raise BadInput(f"{name}: expected a 1-D array of shape (n,), got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise BadInput(f"{name}: contains non-finite values {arr.tolist()}")
+    return arr
+
+
+def parse_domain(domain: Any, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Validate ``domain = (lower, upper)``; returns float64 arrays of shape (n,)."""
+    if isinstance(domain, np.ndarray) and domain.ndim == 2 and domain.shape[0] == 2:
+        domain = (domain[0], domain[1])
+    if not isinstance(domain, (tuple, list, np.ndarray)) or len(domain) != 2:
+        raise BadInput("domain: expected a pair (lower, upper) of arrays of shape (n,)")
+    lower = _as_vector("domain lower", domain[0])
+    upper = _as_vector("domain upper", domain[1])
+    if lower.shape != upper.shape:
+        raise BadInput(f"domain: lower has {lower.size} dims but upper has {upper.size}")
+    if n is not None and lower.size != n:
+        raise BadInput(f"domain: has {lower.size} dims but x0 has {n}")
+    if (lower >= upper).any():
+        i = int(np.flatnonzero(lower >= upper)[0])
+        raise BadInput(f"domain: lower >= upper in dim {i} ({lower[i]} >= {upper[i]})")
+    return lower, upper
+
+
+def _parse_periodic(periodic: Any, n: int) -> np.ndarray:
+    if periodic is None:
+        return np.zeros(n, bool)
+    arr = np.asarray(periodic)
+    if arr.dtype == bool:
+        if arr.shape != (n,):
+            raise BadInput(f"periodic: bool mask must have shape ({n},), got {arr.shape}")
+        return arr.copy()
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    if arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
+        raise BadInput("periodic: expected a bool mask of shape (n,) or a list of dim indices")
+    mask = np.zeros(n, bool)
+    for i in arr.tolist():
+        if not -n <= i < n:
+            raise BadInput(f"periodic: dim index {i} out of range for {n} dims")
+        mask[i] = True
+    return mask
+
+
+def _check_hyper(variant: str, hyper: dict[str, Any]) -> dict[str, Any]:
+    allowed = _defaults(variant)
+    unknown = sorted(set(hyper) - set(allowed))
+    if unknown:
+        raise BadInput(
+            f"unknown hyper-parameter(s) {', '.join(unknown)} for variant {variant!r}; "
+            f"expected some of {', '.join(sorted(allowed))}"
+        )
+    h = {**allowed, **hyper}
+
+    def number(name: str) -> float:
+        v = h[name]
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.number)):
+            raise BadInput(f"{name}: expected a number, got {v!r}")
+        return float(v)
+
+    def positive(name: str) -> None:
+        v = number(name)
+        if not (np.isfinite(v) and v > 0):
+            raise BadInput(f"{name}: expected a finite number > 0, got {h[name]!r}")
+
+    def integer(name: str, low: int, optional: bool = False) -> None:
+        v = h[name]
+        if optional and v is None:
+            return
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
+            raise BadInput(f"{name}: expected an integer >= {low}, got {v!r}")
+
+    positive("grow_tol")
+    positive("fd_step")
+    if variant == "paper":
+        for name in ("lr", "alpha", "beta", "reg", "start_halfwidth"):
+            positive(name)
+        integer("n_iter", 1)
+    else:
+        for name in ("init_step", "xtol", "kkt_tol"):
+            positive(name)
+        if not np.isfinite(number("threshold")):
+            raise BadInput(f"threshold: expected a finite number, got {h['threshold']!r}")
+        if not number("grow") > 1:
+            raise BadInput(f"grow: expected a number > 1, got {h['grow']!r}")
+        if not 0 < number("trade_frac") < 1:
+            raise BadInput(f"trade_frac: expected a fraction in (0, 1), got {h['trade_frac']!r}")
+        integer("max_iter", 1)
+        integer("max_evals", 1, optional=True)
+        integer("face_points", 0, optional=True)
+        integer("trades", 0, optional=True)
+    if float(h["fd_step"]) >= 0.5:
+        raise BadInput(
+            f"fd_step: expected a fraction of the domain width < 0.5, got {h['fd_step']}"
+        )
+    return h
+
+
+class RobustRegion:
+    """Estimator-style interface: ``RobustRegion(method, variant, **hyper).run(...)``.
+
+    After `run`, ``result_`` holds the `RegionResult`.  Hyper-parameters are checked
+    at construction (unknown names raise `BadInput`).
+    """
+
+    def __init__(self, method: str = "oir_b", variant: str = "ours", **hyper: Any) -> None:
+        if method not in METHODS:
+            raise BadInput(
+                f"method: unknown method {method!r}; expected one of {', '.join(METHODS)}"
+            )
+        if variant not in VARIANTS:
+            raise BadInput(
+                f"variant: unknown variant {variant!r}; expected one of {', '.join(VARIANTS)}"
+            )
+        self.method = method
+        self.variant = variant
+        self.hyper = _check_hyper(variant, hyper)
+        self.result_: RegionResult | None = None
+
+    def get_params(self) -> dict[str, Any]:
+        return {"method": self.method, "variant": self.variant, **self.hyper}
+
+    def run(
+        self,
+        score_fn: ScoreFn,
+        x0: Sequence[float] | np.ndarray,
+        domain: Any,
+        grad_fn: GradFn | None = None,
+    ) -> RobustRegion:
+        if not callable(score_fn):
+            raise BadInput(f"score_fn: expected a callable, got {type(score_fn).__name__}")
+        if grad_fn is not None and not callable(grad_fn):
+            raise BadInput(f"grad_fn: expected a callable or None, got {type(grad_fn).__name__}")
+        x0a = _as_vector("x0", x0)
+        n = x0a.size
+        lower, upper = parse_domain(domain, n)
+        outside = (x0a < lower) | (x0a > upper)
+        if outside.any():
+            i = int(np.flatnonzero(outside)[0])
+            raise BadInput(
+                f"x0: start point {x0a.tolist()} is outside the domain in dim {i} "
+                f"({x0a[i]} not in [{lower[i]}, {upper[i]}])"
+            )
+        h = self.hyper
+        periodic = _parse_periodic(h["periodic"], n)
+        ev = Evaluator(score_fn, grad_fn, lower, upper, periodic, cache=self.variant == "ours")
+        if self.variant == "paper":
+            raw = run_paper(ev, x0a, lower, upper, self.method, h)
+            eff_periodic = np.zeros(n, bool)
+            threshold = None
+        else:
+            raw = run_ours(ev, x0a, lower, upper, periodic, self.method, h)
+            eff_periodic = periodic
+            threshold = float(h["threshold"])
+        lo, hi = raw["lower"], raw["upper"]
+        volume = box_volume(lo, hi, lower, upper, eff_periodic)
+        ratio = volume / float(np.prod(upper - lower))
+        grew = bool(ratio ** (1.0 / n) > float(h["grow_tol"]))
+        hyper_out = {k: v for k, v in h.items() if k != "periodic"}
+        self.result_ = RegionResult(
+            lower=lo,
+            upper=hi,
+            volume=volume,
+            n_evaluations=ev.n_evaluations,
+            n_calls=ev.n_calls,
+            trace=raw["trace"],
+            converged=bool(raw["converged"]),
+            grew=grew,
+            method=self.method,
+            variant=self.variant,
+            x0=x0a,
+            domain_lower=lower,
+            domain_upper=upper,
+            wrapped=raw["wrapped"],
+            periodic=eff_periodic,
+            n_grad_calls=ev.n_grad_calls,
+            threshold=threshold,
+            stop_reason=raw["stop_reason"],
+            hyper=hyper_out,
+            info={
+                k: raw[k] for k in ("n_trades", "n_trades_accepted", "trades_cut_short") if k in raw
+            },
+        )
+        return self
+
+
+def find_region(
+    score_fn: ScoreFn,
+    x0: Sequence[float] | np.ndarray,
+    domain: Any,
+    method: str = "oir_b",
+    variant: str = "ours",
+    grad_fn: GradFn | None = None,
+    **hyper: Any,
+) -> RegionResult:
+    """Grow a robust region (axis-aligned box) around ``x0``; see the module docstring.
+
+    Raises `robustlens.errors.BadInput` for a start point outside the domain,
+    mismatched dimensions, ``lower >= upper``, an unknown method / variant /
+    hyper-parameter, or a ``score_fn`` that returns the wrong shape or non-finite
+    scores.
+    """
+    est = RobustRegion(method=method, variant=variant, **hyper).run(score_fn, x0, domain, grad_fn)
+    assert est.result_ is not None
+    return est.result_

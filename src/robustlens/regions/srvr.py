@@ -1,0 +1,144 @@
+"""SRVR: semantic robustness volume ratio.
+
+SRVR(network, method) = mean over objects and start points of
+``volume(region clipped to the domain) / volume(domain)``, here with a bootstrap
+percentile confidence interval and the fraction of runs whose region never grew
+(the start point was not robust).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from robustlens.errors import BadInput
+from robustlens.regions.result import RegionResult
+
+__all__ = ["PAPER_DOMAIN", "PAPER_STARTS", "SRVRSummary", "srvr", "volume_ratios"]
+
+#: Reference start points (azimuth, elevation) in degrees.
+PAPER_STARTS: list[tuple[float, float]] = [(130, 30), (50, 20), (200, 15), (310, 50)]
+#: Reference domain ((azimuth_min, elevation_min), (azimuth_max, elevation_max)) in degrees.
+PAPER_DOMAIN: tuple[tuple[float, float], tuple[float, float]] = ((0, -10), (360, 90))
+
+
+@dataclass(frozen=True)
+class SRVRSummary:
+    """Mean volume ratio with a bootstrap percentile CI ``[low, high]``."""
+
+    mean: float
+    low: float
+    high: float
+    frac_not_grown: float
+    n: int
+    ci: float = 0.95
+    n_boot: int = 2000
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def volume_ratios(
+    results_or_volume_ratios: Iterable[Any], not_grown_below: float = 1e-9
+) -> tuple[np.ndarray, np.ndarray]:
+    """(ratios, grew) from RegionResults, their ``to_dict()`` dicts, or plain ratios.
+
+    A plain ratio counts as "not grown" when it is ``<= not_grown_below``;
+    results and dicts carry their own ``grew`` flag.
+    """
+    ratios: list[float] = []
+    grew: list[bool] = []
+    for i, item in enumerate(results_or_volume_ratios):
+        if isinstance(item, RegionResult):
+            r, g = item.volume_ratio, bool(item.grew)
+        elif isinstance(item, Mapping):
+            if "volume_ratio" not in item:
+                raise BadInput(
+                    f"results[{i}]: dict has no 'volume_ratio' (use RegionResult.to_dict)"
+                )
+            r = float(item["volume_ratio"])
+            g = bool(item.get("grew", r > not_grown_below))
+        else:
+            try:
+                r = float(item)
+            except (TypeError, ValueError) as exc:
+                raise BadInput(
+                    f"results[{i}]: expected a RegionResult, its dict or a number, "
+                    f"got {type(item).__name__}"
+                ) from exc
+            g = r > not_grown_below
+        if not (np.isfinite(r) and -1e-12 <= r <= 1 + 1e-9):
+            raise BadInput(f"results[{i}]: volume ratio {r} is not in [0, 1]")
+        ratios.append(min(max(r, 0.0), 1.0))
+        grew.append(g)
+    return np.asarray(ratios, dtype=np.float64), np.asarray(grew, dtype=bool)
+
+
+def _boot_means(
+    x: np.ndarray, n_boot: int, rng: np.random.Generator, groups: np.ndarray | None
+) -> np.ndarray:
+    if groups is None:
+        n = x.size
+        out = np.empty(n_boot)
+        chunk = max(1, 10_000_000 // max(n, 1))
+        for s in range(0, n_boot, chunk):
+            k = min(chunk, n_boot - s)
+            out[s : s + k] = x[rng.integers(0, n, size=(k, n))].mean(axis=1)
+        return out
+    _, inv = np.unique(groups, return_inverse=True)
+    sums = np.bincount(inv, weights=x)
+    counts = np.bincount(inv).astype(np.float64)
+    g = sums.size
+    pick = rng.integers(0, g, size=(n_boot, g))
+    return sums[pick].sum(axis=1) / counts[pick].sum(axis=1)
+
+
+def srvr(
+    results_or_volume_ratios: Iterable[Any],
+    n_boot: int = 2000,
+    ci: float = 0.95,
+    seed: int = 0,
+    *,
+    groups: Sequence[Any] | None = None,
+    not_grown_below: float = 1e-9,
+) -> SRVRSummary:
+    """SRVR over runs (objects x start points) with a bootstrap percentile CI.
+
+    ``results_or_volume_ratios``: `RegionResult` objects, their ``to_dict()``
+    dicts, or volume ratios in [0, 1].  ``groups`` (optional, one label per run,
+    e.g. the object id) switches to a cluster bootstrap that resamples whole
+    groups, for runs that share an object.  Deterministic for a given ``seed``.
+    """
+    if isinstance(results_or_volume_ratios, (str, bytes)):
+        raise BadInput("results_or_volume_ratios: expected a sequence of results or ratios")
+    ratios, grew = volume_ratios(results_or_volume_ratios, not_grown_below)
+    n = ratios.size
+    if n == 0:
+        raise BadInput("results_or_volume_ratios: no runs given")
+    if isinstance(n_boot, bool) or int(n_boot) != n_boot or n_boot < 1:
+        raise BadInput(f"n_boot: expected an integer >= 1, got {n_boot!r}")
+    if not 0 < ci < 1:
+        raise BadInput(f"ci: expected a level in (0, 1), got {ci!r}")
+    g_arr = None
+    if groups is not None:
+        g_arr = np.asarray(list(groups))
+        if g_arr.shape != (n,):
+            raise BadInput(f"groups: expected one label per run ({n}), got {g_arr.size}")
+    mean = float(ratios.mean())
+    if n == 1:
+        low = high = mean
+    else:
+        means = _boot_means(ratios, int(n_boot), np.random.default_rng(seed), g_arr)
+        low, high = (float(v) for v in np.quantile(means, [(1 - ci) / 2, (1 + ci) / 2]))
+    return SRVRSummary(
+        mean=mean,
+        low=low,
+        high=high,
+        frac_not_grown=float((~grew).mean()),
+        n=int(n),
+        ci=float(ci),
+        n_boot=int(n_boot),
+    )

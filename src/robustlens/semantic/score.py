@@ -1,0 +1,103 @@
+"""The semantic score function f(u) = softmax(model(render(u)))[class], batched.
+
+Rendering runs on the calling thread (it owns the OpenGL context) while the classifier runs
+on a worker thread, so the next batch is rendered while the current one is classified.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import numpy as np
+import torch
+import trimesh
+
+from ..errors import BadInput
+from ..models import Classifier
+from ..render import MeshRenderer
+from ..render.scene import check_values, get_parameter
+
+
+class RenderScore:
+    """Callable ``(N, n) float64 -> (N,)`` scores in [0, 1] for the parameters ``names``.
+
+    Args:
+        classifier: the model.
+        mesh: normalised mesh.
+        class_id: true class index.
+        names: the semantic parameters the columns of the input refer to.
+        fixed: scalar values for the other scene parameters.
+        renderer: a :class:`MeshRenderer` (default: a new 224 px one, or the model's input
+            size).
+        batch_size: poses rendered and classified together.
+
+    Attributes:
+        n_calls_, n_evaluations_: how often it was called and how many poses it scored.
+    """
+
+    def __init__(self, classifier: Classifier, mesh: trimesh.Trimesh, class_id: int,
+                 names: Sequence[str], fixed: Mapping[str, float] | None = None,
+                 renderer: MeshRenderer | None = None, batch_size: int = 32) -> None:
+        self.classifier = classifier
+        self.mesh = mesh
+        self.class_id = int(class_id)
+        self.names = list(names)
+        for n in self.names:
+            get_parameter(n)
+        self.fixed = dict(fixed or {})
+        self.renderer = renderer or MeshRenderer(image_size=classifier.input_size)
+        if batch_size < 1:
+            raise BadInput(f"--batch-size {batch_size}: expected a positive integer")
+        self.batch_size = int(batch_size)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="robustlens-classify")
+        self.n_calls_ = 0
+        self.n_evaluations_ = 0
+
+    def _classify(self, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        p = self.classifier.probs(images)
+        return p[:, self.class_id].cpu().numpy().astype(np.float64), p.argmax(1).cpu().numpy()
+
+    def iter_batches(self, points: np.ndarray) -> Iterator[tuple[slice, np.ndarray, np.ndarray]]:
+        """Yield ``(slice, scores, top1)`` per batch, rendering batch k+1 during inference
+        of batch k."""
+        pts = np.asarray(points, dtype=np.float64)
+        if pts.ndim != 2 or pts.shape[1] != len(self.names):
+            raise BadInput(f"points: expected shape (N, {len(self.names)}) for parameters "
+                           f"{self.names}, got {pts.shape}")
+        pts = pts.copy()
+        for j, n in enumerate(self.names):
+            par = get_parameter(n)
+            if par.periodic:  # regions may wrap around 0/360
+                span = par.high - par.low
+                pts[:, j] = par.low + np.mod(pts[:, j] - par.low, span)
+            check_values(n, pts[:, j], "point")
+        pending: tuple[slice, Future[tuple[np.ndarray, np.ndarray]]] | None = None
+        for start in range(0, len(pts), self.batch_size):
+            sl = slice(start, min(start + self.batch_size, len(pts)))
+            chunk = pts[sl]
+            imgs = self.renderer.render(self.mesh, {n: chunk[:, j] for j, n in enumerate(self.names)},
+                                        fixed=self.fixed)
+            fut = self._pool.submit(self._classify, imgs)
+            if pending is not None:
+                yield pending[0], *pending[1].result()
+            pending = (sl, fut)
+        if pending is not None:
+            yield pending[0], *pending[1].result()
+
+    def scores_and_top1(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Scores ``(N,)`` and top-1 class ids ``(N,)`` for ``points`` ``(N, n)``."""
+        pts = np.asarray(points, dtype=np.float64)
+        scores = np.empty(len(pts))
+        top1 = np.empty(len(pts), dtype=np.int64)
+        for sl, s, t in self.iter_batches(pts):
+            scores[sl], top1[sl] = s, t
+        self.n_calls_ += 1
+        self.n_evaluations_ += len(pts)
+        return scores, top1
+
+    def __call__(self, points: np.ndarray) -> np.ndarray:
+        return self.scores_and_top1(points)[0]
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)

@@ -1,0 +1,33 @@
+"""Shared fixtures: the embedded default model is loaded once per session."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture(scope="session")
+def default_model():
+    from robustlens.models import load_model
+
+    return load_model()
+
+
+@pytest.fixture(scope="session")
+def renderer():
+    from robustlens.render import MeshRenderer
+
+    return MeshRenderer(224)
+
+
+def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
+    """Run the CLI in-process; return (exit code, stdout, stderr)."""
+    from robustlens.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    out = capsys.readouterr()
+    return int(exc.value.code or 0), out.out, out.err
