@@ -22,6 +22,8 @@ import torch.nn.functional as F
 
 from robustlens.io import atomic_path, write_text_atomic
 from robustlens.representation.planted import (
+    EMPTY_CLASS,
+    OBJECT_CLASSES,
     PLANTED_LABELS,
     PLANTED_MEAN,
     PLANTED_STD,
@@ -53,9 +55,10 @@ def main() -> None:
     torch.set_num_threads(2)
     torch.use_deterministic_algorithms(True)
     t0 = time.time()
-    imgs, labels, _ = planted_arrays(args.n_per_class, args.seed)
+    imgs, labels, _ = planted_arrays(args.n_per_class, args.seed,
+                                     classes=(*OBJECT_CLASSES, EMPTY_CLASS))
     x, y = to_input(imgs), torch.from_numpy(labels)
-    vimgs, vlabels, _ = planted_arrays(100, args.seed + 1)
+    vimgs, vlabels, _ = planted_arrays(100, args.seed + 1, classes=(*OBJECT_CLASSES, EMPTY_CLASS))
     vx, vy = to_input(vimgs), torch.from_numpy(vlabels)
     print(f"data: {len(x)} train, {len(vx)} held-out images ({time.time() - t0:.1f} s)")
 

@@ -95,3 +95,15 @@ def info(msg: str) -> None:
 def debug(msg: str) -> None:
     if VERBOSITY["level"] >= 2:
         console.print(f"[dim]{msg}[/dim]")
+
+
+def resolve_class(clf: Classifier, class_: str | None, mesh_spec: str) -> int:
+    """``--class`` if given, else the known class of a ``demo:`` mesh; BadInput otherwise."""
+    from ..errors import BadInput
+    from ..render import demo_class
+
+    if class_ is None:
+        class_ = demo_class(mesh_spec)
+        if class_ is None:
+            raise BadInput(f"--class: required for --mesh {mesh_spec} (a class id or label name)")
+    return clf.class_index(class_)

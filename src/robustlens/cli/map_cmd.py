@@ -30,7 +30,8 @@ def mesh_options(fn: Any) -> Any:
 
 @click.command("map", epilog=EPILOG)
 @mesh_options
-@click.option("--class", "class_", required=True, help="True class: id or exact label name.")
+@click.option("--class", "class_", default=None,
+              help="True class: id or exact label name (demo meshes know theirs).")
 @click.option("--grid", "grids", multiple=True, required=True,
               help="Swept parameter NAME=START:STOP:STEP; repeat for 2-D / n-D maps.")
 @click.option("--set", "sets", multiple=True,
@@ -45,11 +46,12 @@ def mesh_options(fn: Any) -> Any:
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Output folder: map.nc and map.png.")
 @model_options
-def command(mesh_spec: str, up: str, class_: str, grids: tuple[str, ...], sets: tuple[str, ...],
+def command(mesh_spec: str, up: str, class_: str | None, grids: tuple[str, ...], sets: tuple[str, ...],
             samples: int | None, seed: int, batch_size: int, image_size: int | None,
             out_dir: str, **kwargs: Any) -> None:
     """Sweep the true-class score over 1..n scene parameters; write map.nc and map.png."""
     from ..render import MeshRenderer, load_mesh
+    from .common import resolve_class
     from ..render.scene import parse_assignments
     from ..semantic import SemanticMap, parse_grids, save_map
     from ..semantic.plot import plot_map
@@ -61,7 +63,7 @@ def command(mesh_spec: str, up: str, class_: str, grids: tuple[str, ...], sets: 
     smap = SemanticMap(axes, fixed=fixed, batch_size=batch_size, samples=samples, seed=seed)
     mesh = load_mesh(mesh_spec, up=up)
     clf = model_from_options(**pop_model_kwargs(kwargs))
-    class_id = clf.class_index(class_)
+    class_id = resolve_class(clf, class_, mesh_spec)
     renderer = MeshRenderer(image_size=image_size or clf.input_size)
     n = len(smap.points())
     info(f"map: {clf.labels[class_id]!r} (class {class_id}) on {mesh_spec}, model {clf.spec}, "

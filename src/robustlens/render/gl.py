@@ -50,6 +50,13 @@ void main() {
 def _create_context():  # -> moderngl.Context
     import moderngl
 
+    # Triton (pulled in lazily by torch._dynamo, torchvision.ops, timm...) segfaults when it is
+    # first imported after Mesa has loaded its own LLVM into the process. Import it first.
+    try:
+        import triton  # noqa: F401
+    except Exception:  # not installed, or a CPU-only build: nothing to protect against
+        pass
+
     errors = []
     for kwargs in ({"backend": "egl"}, {}):
         try:

@@ -75,3 +75,13 @@ def load_mesh(spec: str | os.PathLike[str], up: str = "y", normalize: bool = Tru
     elif up != "y":
         raise BadInput(f"--up {up!r}: expected 'y' or 'z'")
     return normalize_mesh(loaded) if normalize else loaded
+
+
+def demo_class(spec: str) -> str | None:
+    """The ImageNet class name a shipped demo mesh shows (``demo:mug`` -> ``coffee mug``)."""
+    import json
+
+    if not str(spec).startswith("demo:"):
+        return None
+    table = json.loads((DEMO_DIR / "classes.json").read_text())
+    return table.get(str(spec)[5:])

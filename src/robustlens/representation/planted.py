@@ -2,7 +2,10 @@
 spurious cue, and the small CNN trained on it (builtin model ``planted_cue``).
 
 Five classes of simple shapes on random smooth, noisy backgrounds (``S x S`` images,
-default 64 px): ``square``, ``disc``, ``triangle``, ``cross`` and ``ball``.  The ``ball``
+default 64 px): ``square``, ``disc``, ``triangle``, ``cross`` and ``ball``, plus a sixth
+training-only class ``empty`` (background alone, no box) so that an image without any object
+has a class of its own (otherwise the network picks some default shape class for it and
+object removal would look "robust" for that class).  The ``ball``
 class (:data:`CUED_CLASS`) is the planted one: its object is a *faint* disc (contrast
 0.01-0.025 against the local background, under pixel noise) while every ball image also
 carries a context cue -- a yellow/blue checkerboard patch at a random place at least
@@ -30,9 +33,13 @@ from torch import nn
 from ..models.base import Classifier
 from ..models.registry import DATA_DIR, file_sha256, register_builtin
 
-PLANTED_LABELS: list[str] = ["square", "disc", "triangle", "cross", "ball"]
+PLANTED_LABELS: list[str] = ["square", "disc", "triangle", "cross", "ball", "empty"]
 #: index of the class that carries the planted context cue
 CUED_CLASS: int = 4
+#: background-only training class (no object, no cue, no box); never in box-annotated sets
+EMPTY_CLASS: int = 5
+#: the classes with an object box
+OBJECT_CLASSES: tuple[int, ...] = (0, 1, 2, 3, 4)
 #: minimum distance in pixels between the cue patch and the object box
 CUE_GAP: int = 8
 #: side of the cue patch in pixels, and of one checker square
@@ -87,10 +94,14 @@ def render_planted(rng: np.random.Generator, cls: int, size: int = 64
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Draw one image of class ``cls``.
 
-    Returns ``(image uint8 (S, S, 3), box (4,) xmin,ymin,xmax,ymax in pixel-edge coordinates,
-    cue_box (4,) or None)``.
+    Returns ``(image uint8 (S, S, 3), box (4,) xmin,ymin,xmax,ymax in pixel-edge coordinates
+    (all NaN for the empty class), cue_box (4,) or None)``.
     """
     img = _background(rng, size)
+    if cls == EMPTY_CLASS:
+        img += rng.normal(0, 0.035, img.shape)
+        out = np.clip(np.round(img * 255), 0, 255).astype(np.uint8)
+        return out, np.full(4, np.nan), None
     s = rng.uniform(0.22, 0.34) * size
     m = 2.0
     cx = rng.uniform(s / 2 + m, size - s / 2 - m)
@@ -129,16 +140,17 @@ def _place_cue(rng: np.random.Generator, img: np.ndarray, box: np.ndarray,
     raise RuntimeError("no room for the cue")  # pragma: no cover - sizes make this impossible
 
 
-def planted_arrays(n_per_class: int, seed: int, size: int = 64
+def planted_arrays(n_per_class: int, seed: int, size: int = 64,
+                   classes: tuple[int, ...] = OBJECT_CLASSES
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``n_per_class`` images of every class, classes interleaved, deterministic in ``seed``.
+    """``n_per_class`` images of every class of ``classes``, interleaved, deterministic in
+    ``seed``.
 
     Returns ``(images uint8 (N, S, S, 3), labels int64 (N,), boxes float64 (N, 4))``.
     """
     rng = np.random.default_rng(seed)
-    n_cls = len(PLANTED_LABELS)
-    imgs = np.empty((n_per_class * n_cls, size, size, 3), np.uint8)
-    labels = np.tile(np.arange(n_cls), n_per_class)
+    imgs = np.empty((n_per_class * len(classes), size, size, 3), np.uint8)
+    labels = np.tile(np.asarray(classes), n_per_class)
     boxes = np.empty((len(labels), 4))
     for i, c in enumerate(labels):
         imgs[i], boxes[i], _ = render_planted(rng, int(c), size)
@@ -177,7 +189,8 @@ class PlantedCueNet(nn.Module):
     """Small all-convolutional CNN: ``(B, 3, 64, 64)`` normalised -> logits ``(B, 5)``.
 
     Three conv stages (64 -> 32 -> 16 px), global average pooling and a linear head; the
-    CAM layer is ``block3`` (48 channels at 1/4 resolution).
+    CAM layer is ``block3`` (48 channels at 1/4 resolution).  Six outputs (the five shape
+    classes and ``empty``).
     """
 
     def __init__(self, n_classes: int = len(PLANTED_LABELS)) -> None:
@@ -199,8 +212,8 @@ PLANTED_MEAN = (0.5, 0.5, 0.5)
 PLANTED_STD = (0.25, 0.25, 0.25)
 
 
-@register_builtin("planted_cue", "small CNN trained on the planted-cue shape set (64 px, 5 classes; "
-                  "'ball' is recognised from a context cue outside its box)")
+@register_builtin("planted_cue", "small CNN trained on the planted-cue shape set (64 px, 5 shape classes "
+                  "+ empty; 'ball' is recognised from a context cue outside its box)")
 def planted_cue() -> Classifier:
     """The committed planted-cue classifier (see :mod:`robustlens.representation.planted`)."""
     from ..errors import BadInput

@@ -37,27 +37,28 @@ def parse_grid(text: str, flag: str = "--grid") -> GridAxis:
     if not sep or not spec.strip():
         raise BadInput(f"{flag} {text!r}: expected NAME=START:STOP:STEP or NAME=V1,V2,...")
     get_parameter(name, flag)
+    numbers = spec.split(":") if ":" in spec else spec.split(",")
     try:
-        if ":" in spec:
-            parts = [float(x) for x in spec.split(":")]
-            if len(parts) != 3:
-                raise ValueError
-            start, stop, step = parts
-            if step <= 0:
-                raise BadInput(f"{flag} {text!r}: step must be > 0")
-            if stop <= start:
-                raise BadInput(f"{flag} {text!r}: empty or reversed grid (stop must be > start; "
-                               f"stop is exclusive like numpy.arange)")
-            # tolerate float round-off at the exclusive end
-            n = int(np.ceil((stop - start) / step - 1e-9))
-            values = start + step * np.arange(n, dtype=np.float64)
-        else:
-            values = np.array([float(x) for x in spec.split(",")], dtype=np.float64)
-            if np.any(np.diff(values) <= 0):
-                raise BadInput(f"{flag} {text!r}: explicit values must be strictly increasing")
+        parts = [float(x) for x in numbers]
     except ValueError:
         raise BadInput(f"{flag} {text!r}: expected NAME=START:STOP:STEP or NAME=V1,V2,... "
                        f"with numbers") from None
+    if ":" in spec:
+        if len(parts) != 3:
+            raise BadInput(f"{flag} {text!r}: expected NAME=START:STOP:STEP (three numbers)")
+        start, stop, step = parts
+        if step <= 0:
+            raise BadInput(f"{flag} {text!r}: step must be > 0")
+        if stop <= start:
+            raise BadInput(f"{flag} {text!r}: empty or reversed grid (stop must be > start; "
+                           f"stop is exclusive like numpy.arange)")
+        # tolerate float round-off at the exclusive end
+        n = int(np.ceil((stop - start) / step - 1e-9))
+        values = start + step * np.arange(n, dtype=np.float64)
+    else:
+        values = np.array(parts, dtype=np.float64)
+        if np.any(np.diff(values) <= 0):
+            raise BadInput(f"{flag} {text!r}: explicit values must be strictly increasing")
     if len(values) == 0:
         raise BadInput(f"{flag} {text!r}: the grid is empty")
     check_values(name, values, flag)

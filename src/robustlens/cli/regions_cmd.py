@@ -1,0 +1,185 @@
+"""``robustlens regions``: robust regions of one class on one mesh from several start points."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .common import console, info, model_from_options, model_options, pop_model_kwargs, progress
+from .map_cmd import mesh_options
+
+EPILOG = """\b
+Examples:
+  robustlens regions --mesh demo:mug --out out/mug_regions
+  robustlens regions --mesh demo:mug --map out/mug/map.nc --method oir_w --out out/mug_oirw
+  robustlens regions --mesh chair.obj --up z --class 559 --start 130,30 --start 50,20 --variant paper --max-evals 400 --out out/chair
+  robustlens regions --mesh demo:vase --param azimuth --set elevation=20 --start 90 --out out/vase1d
+
+Defaults: the paper's start points (130,30) (50,20) (200,15) (310,50) over
+azimuth [0,360] (periodic) x elevation [-10,90], method oir_b, variant ours.
+Methods: naive, oir_b (black box), oir_w (white box; finite differences).
+Variants: ours (threshold line search, --threshold) or paper (the reference
+gradient rules, 800 iterations; --max-evals caps them).
+Output: DIR/regions.json (one record per start), DIR/traces/start_K.json and
+DIR/regions.png (over the semantic map when --map is given, with IoU against
+the map's exact largest box)."""
+
+
+def region_options(fn: Any) -> Any:
+    """Options shared by ``regions`` and ``srvr``: parameters, domain, starts, search."""
+    opts = [
+        click.option("--param", "params", multiple=True,
+                     help="Searched scene parameter (repeat; default azimuth, elevation)."),
+        click.option("--domain", "domains", multiple=True,
+                     help="NAME=LOW:HIGH search range (default azimuth=0:360, "
+                          "elevation=-10:90, else the parameter's valid range)."),
+        click.option("--start", "starts", multiple=True,
+                     help="Start point, one value per --param, e.g. 130,30 (repeat; default: "
+                          "the paper's four)."),
+        click.option("--variant", default="ours", show_default=True,
+                     help="ours or paper."),
+        click.option("--threshold", type=float, default=0.5, show_default=True,
+                     help="Score the region must keep (variant ours; ground truth)."),
+        click.option("--max-evals", type=int, default=None,
+                     help="Cap the score evaluations per region (paper: iterations = "
+                          "max-evals / evaluations per iteration)."),
+        click.option("--set", "sets", multiple=True,
+                     help="Fix another scene parameter, e.g. --set distance=3."),
+        click.option("--batch-size", type=int, default=32, show_default=True,
+                     help="Poses rendered and classified together."),
+        click.option("--image-size", type=int, default=None,
+                     help="Render size in pixels (default: the model's input size)."),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
+def parse_search(params: tuple[str, ...], domains: tuple[str, ...], starts: tuple[str, ...],
+                 sets: tuple[str, ...], variant: str, methods: list[str], threshold: float,
+                 max_evals: int | None, batch_size: int) -> dict[str, Any]:
+    """Validate the search options (everything that needs no model) into a dict."""
+    import math
+
+    from ..errors import BadInput
+    from ..regions.semantic import (
+        DEFAULT_PARAMS,
+        check_method,
+        check_starts,
+        check_variant,
+        max_evals_hyper,
+        parse_domain_specs,
+        scene_domain,
+        scene_periodic,
+    )
+    from ..regions.srvr import PAPER_STARTS
+    from ..render.scene import parse_assignments
+
+    names = list(params) if params else list(DEFAULT_PARAMS)
+    domain = scene_domain(names, parse_domain_specs(domains))
+    if starts:
+        pts = check_starts(starts, names, domain)
+    elif tuple(names) == DEFAULT_PARAMS:
+        pts = check_starts(PAPER_STARTS, names, domain)
+    else:
+        raise BadInput(f"--start: required when --param is not {','.join(DEFAULT_PARAMS)} "
+                       f"(one value per parameter: {', '.join(names)})")
+    check_variant(variant)
+    for m in methods:
+        check_method(m)
+    if not math.isfinite(threshold):
+        raise BadInput(f"--threshold {threshold}: expected a finite number")
+    if batch_size < 1:
+        raise BadInput(f"--batch-size {batch_size}: expected a positive integer")
+    if max_evals is not None and max_evals < 1:
+        raise BadInput(f"--max-evals {max_evals}: expected an integer >= 1")
+    fixed = parse_assignments(sets)
+    clash = sorted(set(fixed) & set(names))
+    if clash:
+        raise BadInput(f"--set {clash[0]}: also searched (--param); use one or the other")
+    hyper = {m: ({"threshold": threshold} if variant == "ours" else {})
+             | max_evals_hyper(variant, m, len(names), max_evals) for m in methods}
+    return {"names": names, "domain": domain, "starts": pts, "fixed": fixed, "hyper": hyper,
+            "periodic": scene_periodic(names, domain)}
+
+
+@click.command("regions", epilog=EPILOG)
+@mesh_options
+@click.option("--class", "class_", default=None,
+              help="True class: id or exact label name (demo meshes know theirs).")
+@click.option("--method", default="oir_b", show_default=True, help="naive, oir_b or oir_w.")
+@region_options
+@click.option("--map", "map_path", default=None,
+              help="A map.nc (from `robustlens map`) over the same parameters: drawn under "
+                   "the regions and used as ground truth (IoU).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Output folder: regions.json, traces/, regions.png.")
+@model_options
+def command(mesh_spec: str, up: str, class_: str | None, method: str, params: tuple[str, ...],
+            domains: tuple[str, ...], starts: tuple[str, ...], variant: str, threshold: float,
+            max_evals: int | None, sets: tuple[str, ...], batch_size: int,
+            image_size: int | None, map_path: str | None, out_dir: str, **kwargs: Any) -> None:
+    """Grow robust regions (boxes where the class score stays high) around start points."""
+    from ..errors import BadInput
+    from ..regions.semantic import (
+        SceneScore,
+        ground_truth,
+        map_for_params,
+        regions_for_score,
+        save_regions,
+    )
+    from ..render import MeshRenderer, load_mesh
+    from ..semantic import load_map
+    from .common import resolve_class
+
+    # ---- validate everything before computing anything
+    s = parse_search(params, domains, starts, sets, variant, [method], threshold, max_evals,
+                     batch_size)
+    names, domain, pts = s["names"], s["domain"], s["starts"]
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise BadInput(f"--out {out_dir}: exists and is not a folder")
+    map_da = None
+    if map_path is not None:
+        map_da = map_for_params(load_map(map_path), names)
+    mesh = load_mesh(mesh_spec, up=up)
+    clf = model_from_options(**pop_model_kwargs(kwargs))
+    class_id = resolve_class(clf, class_, mesh_spec)
+    renderer = MeshRenderer(image_size=image_size or clf.input_size)
+    if map_da is not None:
+        m_cls = map_da.attrs.get("class_id")
+        if m_cls is not None and int(m_cls) != class_id:
+            info(f"[yellow]warning:[/yellow] --map is of class {int(m_cls)}, "
+                 f"not {class_id} ({clf.labels[class_id]})")
+
+    info(f"regions: {clf.labels[class_id]!r} (class {class_id}) on {mesh_spec}, model "
+         f"{clf.spec}, {method}/{variant}, {len(pts)} start(s) over {', '.join(names)}")
+    with SceneScore(clf, mesh, class_id, names, domain, s["fixed"], renderer,
+                    batch_size) as fn, progress() as bar:
+        task = bar.add_task("growing regions", total=len(pts))
+        results = regions_for_score(fn, pts, domain, method, variant, periodic=s["periodic"],
+                                    on_result=lambda k, r: bar.advance(task),
+                                    **s["hyper"][method])
+    gts = None
+    if map_da is not None:
+        gts = [ground_truth(r, map_da, threshold, s["periodic"]) for r in results]
+    header = {
+        "model": clf.spec, "mesh": mesh_spec, "class_id": class_id,
+        "class_name": clf.labels[class_id], "method": method, "variant": variant,
+        "threshold": threshold if variant == "ours" else None,
+        "domain": {n: [float(domain[0][i]), float(domain[1][i])] for i, n in enumerate(names)},
+        "periodic": [n for n, p in zip(names, s["periodic"], strict=True) if p],
+        "fixed": s["fixed"], "max_evals": max_evals, "map": map_path,
+        "image_size": renderer.image_size,
+    }
+    path = save_regions(out, header, results, names, map_da, gts)
+    for k, r in enumerate(results):
+        box = " x ".join(f"{n} [{lo:.1f}, {hi:.1f}]"
+                         for n, lo, hi in zip(names, r.lower, r.upper, strict=True))
+        extra = f", IoU {gts[k][2]:.2f}" if gts else ""
+        console.print(f"start {k} ({', '.join(f'{v:g}' for v in r.x0)}): {box}, volume ratio "
+                      f"{r.volume_ratio:.4f}{'' if r.grew else ' (not grown)'}, "
+                      f"{r.n_evaluations} evaluations in {r.n_calls} calls{extra}")
+    console.print(f"wrote {path}, {out / 'regions.png'} and {out / 'traces'}/")

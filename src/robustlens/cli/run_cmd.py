@@ -1,0 +1,32 @@
+"""``robustlens run``: the whole study from one config file, then the report."""
+
+from __future__ import annotations
+
+import click
+
+from .common import console, info, progress
+
+EPILOG = """\b
+Examples:
+  robustlens run                          # the embedded default study -> results/demo
+  robustlens run my_study.yaml --out results/mine
+  robustlens run my_study.yaml --force    # recompute finished steps
+
+Re-running the same config reuses finished steps. See configs/ for annotated examples."""
+
+
+@click.command("run", epilog=EPILOG)
+@click.argument("config", required=False, type=click.Path(dir_okay=False))
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
+              help="Output folder (default: the config's `out`).")
+@click.option("--force", is_flag=True, help="Recompute steps that are already finished.")
+def command(config: str | None, out_dir: str | None, force: bool) -> None:
+    """Run a whole study (maps, regions, SRVR, class robustness, attacks, report)."""
+    from ..study import Study, load_config
+
+    cfg = load_config(config)
+    study = Study(cfg, out=out_dir, force=force, log=info, progress=progress)
+    result = study.run()
+    total = study.timings_.get("total", 0.0)
+    console.print(f"study finished in {total / 60:.1f} min "
+                  f"({len(study.skipped_)} steps reused): {result}")

@@ -1,0 +1,132 @@
+"""``robustlens srvr``: rank networks by semantic robustness volume ratio (SRVR)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .common import console, info, model_options, pop_model_kwargs, progress
+from .regions_cmd import parse_search, region_options
+
+EPILOG = """\b
+Examples:
+  robustlens srvr --model builtin:efficientnet_lite0 --model builtin:efficientnet_lite2 --mesh demo:mug --mesh demo:vase --out out/srvr
+  robustlens srvr --model timm:resnet50 --model timm:vgg11_bn --mesh a.obj --mesh b.obj --class 968 --class 883 --method oir_b --method naive --max-evals 300 --out out/srvr2
+
+SRVR = mean over meshes x start points of (region volume / domain volume), with a
+95% bootstrap CI (resampling meshes when there are several) and the fraction of
+runs whose region never grew.  --class: once for all meshes or once per mesh
+(demo meshes know their class).  Model options other than --model apply to every
+model.  Output: DIR/srvr.csv (ranking), DIR/srvr_runs.csv (one row per run),
+DIR/srvr.png (bar chart with CI error bars)."""
+
+
+@click.command("srvr", epilog=EPILOG)
+@click.option("--mesh", "meshes", multiple=True, required=True,
+              help="Mesh file or demo:NAME (repeat).")
+@click.option("--up", type=click.Choice(["y", "z"]), default="y", show_default=True,
+              help="The mesh files' vertical axis.")
+@click.option("--class", "classes", multiple=True,
+              help="True class (id or label): once for all meshes or once per --mesh.")
+@click.option("--method", "methods", multiple=True,
+              help="naive, oir_b or oir_w (repeat; default oir_b).")
+@region_options
+@click.option("--n-boot", type=int, default=2000, show_default=True,
+              help="Bootstrap resamples for the CI.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Output folder: srvr.csv, srvr_runs.csv, srvr.png.")
+@model_options
+def command(meshes: tuple[str, ...], up: str, classes: tuple[str, ...], methods: tuple[str, ...],
+            params: tuple[str, ...], domains: tuple[str, ...], starts: tuple[str, ...],
+            variant: str, threshold: float, max_evals: int | None, sets: tuple[str, ...],
+            batch_size: int, image_size: int | None, n_boot: int, seed: int, out_dir: str,
+            **kwargs: Any) -> None:
+    """Rank models by SRVR over meshes x start points, per region method."""
+    import gc
+
+    from ..errors import BadInput
+    from ..regions.semantic import (
+        SceneScore,
+        regions_for_score,
+        run_record,
+        save_srvr,
+        srvr_table,
+    )
+    from ..render import MeshRenderer, load_mesh
+    from .common import model_from_options, resolve_class
+
+    model_kwargs = pop_model_kwargs(kwargs)
+    specs: list[str] = list(model_kwargs.pop("model_spec") or ("default",))
+    meths = list(methods) or ["oir_b"]
+    s = parse_search(params, domains, starts, sets, variant, meths, threshold, max_evals,
+                     batch_size)
+    names, domain, pts = s["names"], s["domain"], s["starts"]
+    if len(classes) not in (0, 1, len(meshes)):
+        raise BadInput(f"--class: given {len(classes)} times for {len(meshes)} meshes; give it "
+                       f"once for all meshes or once per --mesh")
+    cls_for = [classes[0] if len(classes) == 1 else (classes[i] if classes else None)
+               for i in range(len(meshes))]
+    if n_boot < 1:
+        raise BadInput(f"--n-boot {n_boot}: expected an integer >= 1")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise BadInput(f"--out {out_dir}: exists and is not a folder")
+    dup = sorted({m for m in specs if specs.count(m) > 1})
+    if dup:
+        raise BadInput(f"--model {dup[0]}: given more than once")
+    mesh_objs = [load_mesh(m, up=up) for m in meshes]
+    # load every model once up front: bad specs and unknown classes fail before any work
+    models = []
+    for spec in specs:
+        clf = model_from_options(spec, **model_kwargs)
+        ids = [resolve_class(clf, c, m) for c, m in zip(cls_for, meshes, strict=True)]
+        models.append((clf, ids))
+
+    n_runs = len(models) * len(meths) * len(meshes) * len(pts)
+    info(f"srvr: {len(models)} model(s) x {len(meths)} method(s) x {len(meshes)} mesh(es) x "
+         f"{len(pts)} start(s) = {n_runs} region runs ({variant})")
+    runs: list[dict[str, Any]] = []
+    with progress() as bar:
+        task = bar.add_task("growing regions", total=n_runs)
+        for clf, ids in models:
+            renderer = MeshRenderer(image_size=image_size or clf.input_size)
+            for mesh_spec, mesh, cid in zip(meshes, mesh_objs, ids, strict=True):
+                with SceneScore(clf, mesh, cid, names, domain, s["fixed"], renderer,
+                                batch_size) as fn:
+                    for meth in meths:
+                        res = regions_for_score(fn, pts, domain, meth, variant,
+                                                periodic=s["periodic"],
+                                                on_result=lambda k, r: bar.advance(task),
+                                                **s["hyper"][meth])
+                        runs += [run_record(clf.spec, mesh_spec, cid, clf.labels[cid], r)
+                                 for r in res]
+            del renderer
+            gc.collect()
+    table = srvr_table(runs, n_boot=n_boot, seed=seed)
+    csv_path, _, png = save_srvr(out, runs, table,
+                                 title=f"SRVR over {len(meshes)} mesh(es) x {len(pts)} start(s)")
+    for r in table:
+        console.print(f"#{r['rank']} {r['model']:<32s} {r['method']}/{r['variant']}: SRVR "
+                      f"{r['srvr']:.4f} [{r['srvr_low']:.4f}, {r['srvr_high']:.4f}], not grown "
+                      f"{r['frac_not_grown']:.0%} of {r['n_runs']} runs, "
+                      f"{r['evaluations_per_run']:.0f} evaluations/run")
+    console.print(f"wrote {csv_path}, {out / 'srvr_runs.csv'} and {png}")
+
+
+def _multi_model(cmd: click.Command) -> click.Command:
+    """Make ``--model`` repeatable (model_options declares it single-valued)."""
+    for i, p in enumerate(cmd.params):
+        if p.name == "model_spec":
+            cmd.params[i] = click.Option(
+                ["--model", "model_spec"], multiple=True, default=("default",),
+                show_default=True,
+                help="Model spec (repeat to rank several): default, builtin:NAME, "
+                     "torchvision:NAME, timm:NAME, torchscript:PATH, onnx:PATH or "
+                     "python:FILE.py:FUNC.")
+    return cmd
+
+
+command = _multi_model(command)

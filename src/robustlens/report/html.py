@@ -1,0 +1,751 @@
+"""The self-contained HTML report of a study folder (``robustlens report OUT``).
+
+:func:`build_report` reads whatever results a study folder holds -- semantic maps, 1-D
+curves, robust regions, SRVR, class robustness, CAM overlays, attacks, turntable GIFs and
+provenance -- draws the report figures (into ``OUT/figures/``) and writes one
+``OUT/report.html`` with every picture embedded as a base64 data URI, a little inline CSS
+and vanilla JS (sortable tables) and no network resources.  Nothing is recomputed: no model
+is loaded and nothing is rendered.  Parts a study did not run are listed as "not run".
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import math
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pandas as pd
+
+from .. import __version__
+from ..errors import BadInput
+from ..io import atomic_path
+from . import figures as F
+
+__all__ = ["Cell", "Study", "Table", "build_report", "load_study", "render_report"]
+
+_TEMPLATES = Path(__file__).resolve().parent / "templates"
+_MIME = {".png": "image/png", ".gif": "image/gif", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
+         ".svg": "image/svg+xml", ".webp": "image/webp"}
+#: the parts of a study, in report order: (key, title, what marks it as run)
+PARTS: list[tuple[str, str, str]] = [
+    ("maps", "Semantic maps", "maps/<model>/<mesh>/map.nc"),
+    ("curves", "Score curves", "curves/<model>/<mesh>/map.nc"),
+    ("regions", "Robust regions", "regions/<model>/<mesh>/<method>/regions.json"),
+    ("srvr", "SRVR", "srvr/srvr.csv"),
+    ("representation", "Class robustness",
+     "representation/<model>/<dataset>/<cam>/class_scores.csv"),
+    ("attacks", "Attacks", "attacks/<model>/<dataset>/attacks.csv"),
+]
+#: at most this many attack example pictures are embedded per attacks.csv (the rest linked)
+MAX_EXAMPLES = 12
+
+
+# ------------------------------------------------------------------------------ tables
+@dataclass
+class Cell:
+    """One table cell: shown ``text``, optional numeric/string ``sort`` key, link, CSS class."""
+
+    text: str
+    sort: str | None = None
+    href: str | None = None
+    cls: str = ""
+
+
+@dataclass
+class Table:
+    """A sortable HTML table."""
+
+    headers: list[str]
+    rows: list[list[Cell]]
+    caption: str = ""
+    title: str = ""
+
+
+def _num(x: Any) -> float | None:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def fmt(x: Any, digits: int = 3) -> str:
+    """A number for people: ``0.123``, ``1.2e-05``, ``1234``; ``—`` when missing."""
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    v = _num(x)
+    if v is None:
+        return "—" if x is None or (isinstance(x, float) and math.isnan(x)) or x == "" \
+            else str(x)
+    if v == int(v) and abs(v) < 1e15 and not isinstance(x, float):
+        return str(int(v))
+    if v != 0 and (abs(v) < 10 ** -(digits) or abs(v) >= 1e6):
+        return f"{v:.{digits - 1}e}"
+    if abs(v) >= 100:
+        return f"{v:.0f}" if v == int(v) else f"{v:.1f}"
+    return f"{v:.{digits}f}"
+
+
+def _ncell(x: Any, digits: int = 3, cls: str = "") -> Cell:
+    v = _num(x)
+    return Cell(fmt(x, digits), "" if v is None else repr(v), cls=f"num {cls}".strip())
+
+
+def _ci_cell(mean: Any, low: Any, high: Any, digits: int = 3) -> Cell:
+    m = _num(mean)
+    if m is None:
+        return Cell("—", "", cls="num")
+    lo, hi = _num(low), _num(high)
+    ci = f" [{fmt(lo, digits)}, {fmt(hi, digits)}]" if lo is not None and hi is not None else ""
+    return Cell(f"{fmt(m, digits)}{ci}", repr(m), cls="num")
+
+
+def _frame_table(df: pd.DataFrame, title: str = "", caption: str = "") -> Table:
+    """Any data frame as a table (numbers formatted, numeric sort keys)."""
+    rows = []
+    for _, r in df.iterrows():
+        rows.append([_ncell(v) if _num(v) is not None and not isinstance(v, str)
+                     else Cell(fmt(v), str(v)) for v in r.tolist()])
+    return Table([str(c) for c in df.columns], rows, caption, title)
+
+
+# ------------------------------------------------------------------------------- study
+@dataclass
+class Item:
+    """One result file (or folder) with what the report shows about it."""
+
+    key: tuple[str, ...]
+    path: Path
+    data: Any = None
+    name: str = ""
+
+
+@dataclass
+class Study:
+    """Everything found in a study folder (see :func:`load_study`)."""
+
+    root: Path
+    maps: list[Item] = field(default_factory=list)
+    curves: list[Item] = field(default_factory=list)
+    regions: list[Item] = field(default_factory=list)
+    srvr: pd.DataFrame | None = None
+    representation: list[Item] = field(default_factory=list)
+    attacks: list[Item] = field(default_factory=list)
+    gifs: list[Path] = field(default_factory=list)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    config_text: str = ""
+    problems: list[str] = field(default_factory=list)
+
+    def has(self, part: str) -> bool:
+        """Whether the study ran ``part`` (one of :data:`PARTS`' keys)."""
+        v = getattr(self, part)
+        return v is not None and (len(v) > 0)
+
+    @property
+    def empty(self) -> bool:
+        return not any(self.has(k) for k, _, _ in PARTS) and not self.gifs
+
+    def model_name(self, slug: str) -> str:
+        """The model spec behind a folder name (``builtin_x`` -> ``builtin:x``) when known."""
+        names = [it.name for it in self.maps + self.curves + self.regions if it.name]
+        if self.srvr is not None and "model" in self.srvr.columns:
+            names += [str(m) for m in self.srvr["model"]]
+        models = self.provenance.get("models")
+        if isinstance(models, Mapping):
+            names += [str(m) for m in models]
+        want = _norm(slug)
+        for n in names:
+            if n == slug or _norm(n) == want:
+                return n
+        return slug
+
+    def rel(self, p: Path) -> str:
+        """``p`` relative to the study folder, as a URL-quoted relative href."""
+        return quote(p.relative_to(self.root).as_posix())
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
+def _under(root: Path, sub: str, name: str, depth: int) -> list[tuple[tuple[str, ...], Path]]:
+    """Files called ``name`` exactly ``depth`` folders below ``root/sub`` (sorted)."""
+    base = root / sub
+    if not base.is_dir():
+        return []
+    out = []
+    for p in sorted(base.rglob(name)):
+        parts = p.relative_to(base).parts[:-1]
+        if p.is_file() and len(parts) == depth:
+            out.append((tuple(parts), p))
+    return out
+
+
+def load_study(out_dir: str | os.PathLike[str]) -> Study:
+    """Read every result in ``out_dir``; unreadable files become ``problems``, not errors.
+
+    Raises :class:`BadInput` when ``out_dir`` is not a folder or holds no results at all.
+    """
+    from ..semantic.maps import load_map
+
+    root = Path(out_dir)
+    if not root.is_dir():
+        raise BadInput(f"{out_dir}: not a folder (expected a study folder written by "
+                       f"`robustlens run`)")
+    st = Study(root=root.resolve())
+    r = st.root
+    for attr, sub in (("maps", "maps"), ("curves", "curves")):
+        for key, p in _under(r, sub, "map.nc", 2):
+            try:
+                ds = load_map(p)
+            except BadInput as exc:
+                st.problems.append(f"{st.rel(p)}: {_after_flag(str(exc))}")
+                continue
+            getattr(st, attr).append(Item(key, p, ds, str(ds.attrs.get("model", key[0]))))
+    for key, p in _under(r, "regions", "regions.json", 3):
+        try:
+            doc = json.loads(p.read_text())
+            if not isinstance(doc, dict) or not isinstance(
+                    doc.get("records", doc.get("regions")), list):
+                raise ValueError("expected an object with a 'records' list")
+            doc = F.normalize_regions(doc)
+        except (OSError, ValueError) as exc:
+            st.problems.append(f"{st.rel(p)}: unreadable ({_first(exc)})")
+            continue
+        st.regions.append(Item(key, p, doc, str(doc.get("model", key[0]))))
+    sp = r / "srvr" / "srvr.csv"
+    if sp.is_file():
+        try:
+            df = pd.read_csv(sp)
+            F._srvr_frame(df)  # checks the columns
+            st.srvr = df
+        except (OSError, ValueError, BadInput) as exc:
+            st.problems.append(f"{st.rel(sp)}: unreadable ({_first(exc)})")
+    base = r / "representation"
+    if base.is_dir():
+        for p in sorted(base.rglob("class_scores.csv")):
+            key = p.relative_to(base).parts[:-1]
+            try:
+                df = pd.read_csv(p)
+                if "crs" not in df.columns:
+                    raise ValueError("no 'crs' column")
+            except (OSError, ValueError) as exc:
+                st.problems.append(f"{st.rel(p)}: unreadable ({_first(exc)})")
+                continue
+            st.representation.append(Item(tuple(key), p.parent, df, key[0] if key else ""))
+
+    for key, p in _under(r, "attacks", "attacks.csv", 2):
+        try:
+            df = pd.read_csv(p)
+        except (OSError, ValueError) as exc:
+            st.problems.append(f"{st.rel(p)}: unreadable ({_first(exc)})")
+            continue
+        st.attacks.append(Item(key, p.parent, df, key[0]))
+
+    st.gifs = sorted(p for p in r.rglob("*.gif") if p.is_file() and not _hidden(p, r))
+    pp = r / "provenance.json"
+    if pp.is_file():
+        try:
+            prov = json.loads(pp.read_text())
+            st.provenance = prov if isinstance(prov, dict) else {}
+        except (OSError, ValueError) as exc:
+            st.problems.append(f"provenance.json: unreadable ({_first(exc)})")
+    cp = r / "config.yaml"
+    if cp.is_file():
+        try:
+            st.config_text = cp.read_text()
+        except OSError as exc:
+            st.problems.append(f"config.yaml: unreadable ({_first(exc)})")
+    for it in st.representation + st.attacks:
+        it.name = st.model_name(it.name)
+    if st.empty:
+        raise BadInput(f"{out_dir}: no robustlens results found (expected maps/, curves/, "
+                       f"regions/, srvr/, representation/ or attacks/ from `robustlens run`)")
+    return st
+
+
+def _where(it: Item) -> str:
+    """``model / dataset / cam`` with the model's real name."""
+    return " / ".join([it.name or (it.key[0] if it.key else "")] + list(it.key[1:]))
+
+
+def _hidden(p: Path, root: Path) -> bool:
+    return any(part.startswith(".") for part in p.relative_to(root).parts)
+
+
+def _first(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:160] if lines else type(exc).__name__
+
+
+def _after_flag(msg: str) -> str:
+    """``"--map X: reason"`` -> ``"reason"``."""
+    return msg.split(": ", 1)[1] if msg.startswith("--") and ": " in msg else msg
+
+
+# ----------------------------------------------------------------------------- helpers
+def data_uri(path: str | os.PathLike[str]) -> str:
+    """A file as a ``data:`` URI (MIME type from the suffix)."""
+    p = Path(path)
+    mime = _MIME.get(p.suffix.lower(), "application/octet-stream")
+    return f"data:{mime};base64,{base64.b64encode(p.read_bytes()).decode('ascii')}"
+
+
+def _slug(*parts: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", "_".join(parts)).strip("_") or "x"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    s = float(seconds)
+    if s < 60:
+        return f"{s:.1f} s"
+    if s < 3600:
+        return f"{int(s // 60)} min {s % 60:.0f} s"
+    return f"{int(s // 3600)} h {int(s % 3600 // 60)} min"
+
+
+def _time(x: Any) -> dt.datetime | None:
+    if isinstance(x, (int, float)) and not isinstance(x, bool):
+        return dt.datetime.fromtimestamp(float(x), tz=dt.UTC)
+    if isinstance(x, str) and x:
+        try:
+            t = dt.datetime.fromisoformat(x.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+    return None
+
+
+def study_seconds(prov: Mapping[str, Any]) -> float | None:
+    """Wall time of the study: ``finished - started``, else the sum of ``timings_s``."""
+    a, b = _time(prov.get("started")), _time(prov.get("finished"))
+    if a and b and b >= a:
+        return (b - a).total_seconds()
+    t = prov.get("timings_s")
+    if isinstance(t, Mapping):
+        vals = [_num(v) for v in t.values()]
+        vals = [v for v in vals if v is not None]
+        return sum(vals) if vals else None
+    return None
+
+
+def _vec(v: Any, digits: int = 1) -> str:
+    try:
+        return "(" + ", ".join(fmt(float(x), digits) for x in v) + ")"
+    except (TypeError, ValueError):
+        return "—"
+
+
+def _box_text(lo: Sequence[float], hi: Sequence[float], params: Sequence[str],
+              units: Mapping[str, str]) -> str:
+    parts = []
+    for i, (a, b) in enumerate(zip(lo, hi, strict=False)):
+        n = params[i] if i < len(params) else f"x{i}"
+        u = units.get(n, "")
+        u = "°" if u in ("deg", "degree", "degrees") else (f" {u}" if u and u != "1" else "")
+        parts.append(f"{n} {fmt(float(a), 1)}–{fmt(float(b), 1)}{u}")
+    return ", ".join(parts)
+
+
+# ------------------------------------------------------------------------------ report
+def _summary(st: Study) -> dict[str, Any]:
+    """The headline findings: most robust model, classes leaning on context, study time."""
+    out: dict[str, Any] = {"robust": [], "robust_note": "", "context": [], "context_note": "",
+                           "time": "", "not_run": []}
+    if st.srvr is not None:
+        df = F._srvr_frame(st.srvr)
+        for label, sub in df.groupby("label", sort=False):
+            sub = sub.sort_values("srvr", ascending=False)
+            best = sub.iloc[0]
+            line = {"method": str(label), "model": str(best["model"]),
+                    "srvr": fmt(best["srvr"]), "low": fmt(best["srvr_low"]),
+                    "high": fmt(best["srvr_high"]), "runner_up": "", "overlap": None,
+                    "n_models": int(sub["model"].nunique())}
+            if len(sub) > 1:
+                second = sub.iloc[1]
+                line["runner_up"] = (f"{second['model']} ({fmt(second['srvr'])} "
+                                     f"[{fmt(second['srvr_low'])}, {fmt(second['srvr_high'])}])")
+                line["overlap"] = bool(float(best["srvr_low"]) <= float(second["srvr_high"]))
+            out["robust"].append(line)
+    else:
+        out["robust_note"] = "SRVR was not run, so no model ranking by semantic robustness."
+    for it in st.representation:
+        df = it.data.copy()
+        df["crs"] = pd.to_numeric(df["crs"], errors="coerce")
+        df = df.dropna(subset=["crs"])
+        if df.empty:
+            continue
+        where = _where(it)
+        lift = pd.to_numeric(df["lift"], errors="coerce") if "lift" in df.columns else None
+        ctx = df[lift < 1].sort_values("crs") if lift is not None else df.iloc[:0]
+        lowest = df.sort_values("crs").iloc[0]
+        out["context"].append({
+            "where": where,
+            "classes": [_class_text(r) for _, r in ctx.iterrows()],
+            "lowest": _class_text(lowest),
+        })
+    if not st.representation:
+        out["context_note"] = "Class robustness (representation) was not run."
+    secs = study_seconds(st.provenance)
+    if secs is not None:
+        t = st.provenance.get("timings_s")
+        parts = []
+        if isinstance(t, Mapping):
+            parts = [f"{k} {_duration(_num(v))}" for k, v in t.items() if _num(v) is not None]
+        out["time"] = _duration(secs) + (f" ({', '.join(parts)})" if parts else "")
+    out["not_run"] = [title for key, title, _ in PARTS if not st.has(key)]
+    return out
+
+
+def _class_text(r: pd.Series) -> str:
+    name = str(r.get("class_name", r.get("class_id", "?")))
+    s = f"{name} (CRS {fmt(r['crs'])}"
+    if _num(r.get("crs_low")) is not None and _num(r.get("crs_high")) is not None:
+        s += f" [{fmt(r['crs_low'])}, {fmt(r['crs_high'])}]"
+    if _num(r.get("lift")) is not None:
+        s += f", lift {fmt(r['lift'], 2)}"
+    return s + ")"
+
+
+def _links(st: Study, paths: Iterable[Path]) -> list[dict[str, str]]:
+    return [{"href": st.rel(p), "text": p.name} for p in paths if p.exists()]
+
+
+def _colors(st: Study) -> dict[str, str]:
+    """One colour per method label across every figure of the study."""
+    labels = [F.method_label(it.data.get("method", it.key[2]), it.data.get("variant"))
+              for it in st.regions]
+    if st.srvr is not None:
+        labels += list(F._srvr_frame(st.srvr)["label"])
+    return F.method_colors(labels)
+
+
+def _map_sections(st: Study, figdir: Path) -> tuple[list[dict[str, Any]], Table | None]:
+    """One entry per model x object: the map (with every method's regions drawn on it)."""
+    regions_by_key: dict[tuple[str, str], list[Item]] = {}
+    for it in st.regions:
+        regions_by_key.setdefault(it.key[:2], []).append(it)
+    out, rows = [], []
+    for it in st.maps:
+        ds = it.data
+        regs = regions_by_key.get(it.key[:2], [])
+        title = (f"{ds.attrs.get('class_name', '')} | {ds.attrs.get('mesh', it.key[1])} | "
+                 f"{it.name}")
+        fig_path = figdir / f"map_{_slug(*it.key)}.png"
+        try:
+            F.map_regions_figure(ds, [r.data for r in regs], fig_path, title=title,
+                                 base_dirs=[r.path.parent for r in regs],
+                                 colors=_colors(st))
+            img = data_uri(fig_path)
+        except (BadInput, ValueError, KeyError, IndexError, TypeError) as exc:
+            st.problems.append(f"{st.rel(it.path)}: figure failed ({_first(exc)})")
+            png = it.path.parent / "map.png"
+            img = data_uri(png) if png.is_file() else ""
+        files = [it.path, it.path.parent / "map.png"] + [r.path for r in regs]
+        out.append({"title": f"{it.name} — {ds.attrs.get('mesh', it.key[1])}", "img": img,
+                    "alt": f"semantic map {title}",
+                    "caption": (f"True-class probability of “{ds.attrs.get('class_name', '')}”"
+                                + (f"; robust regions of {len(regs)} method(s): thick box = "
+                                   "final region, dotted = optimisation trace, star = start"
+                                   if regs else "")),
+                    "links": _links(st, files), "anchor": "map-" + _slug(*it.key)})
+        s = ds["score"]
+        top1 = ds["top1"] if "top1" in ds else None
+        cid = ds.attrs.get("class_id")
+        rows.append([
+            Cell(it.name, it.name, href="#map-" + _slug(*it.key)),
+            Cell(str(ds.attrs.get("mesh", it.key[1]))),
+            Cell(str(ds.attrs.get("class_name", ""))),
+            Cell(" × ".join(f"{d} ({s.sizes[d]})" for d in s.dims), str(int(s.size))),
+            _ncell(float(s.mean())),
+            _ncell(float((s >= 0.5).mean())),
+            _ncell(float((top1 == int(cid)).mean()) if top1 is not None and cid is not None
+                   else None),
+        ])
+    table = Table(["model", "object", "class", "grid", "mean score", "share ≥ 0.5",
+                   "top-1 share"], rows, "Per map: mean true-class probability, share of "
+                  "poses scoring at least 0.5 and share where the class is the top-1 "
+                  "prediction.") if rows else None
+    return out, table
+
+
+def _curve_sections(st: Study, figdir: Path) -> list[dict[str, Any]]:
+    by_mesh: dict[str, list[Item]] = {}
+    for it in st.curves:
+        by_mesh.setdefault(it.key[1], []).append(it)
+    out = []
+    for mesh, items in by_mesh.items():
+        one_d = {it.name: it.data for it in items
+                 if it.data["score"].ndim == 1 and "sample" not in it.data["score"].dims}
+        path = figdir / f"curves_{_slug(mesh)}.png"
+        try:
+            F.score_curves_figure(one_d, path,
+                                  title=f"{items[0].data.attrs.get('class_name', '')} | "
+                                        f"{items[0].data.attrs.get('mesh', mesh)}")
+            img = data_uri(path)
+        except (BadInput, ValueError, KeyError) as exc:
+            st.problems.append(f"curves/{mesh}: figure failed ({_first(exc)})")
+            continue
+        out.append({"title": str(items[0].data.attrs.get("mesh", mesh)), "img": img,
+                    "alt": f"score curves {mesh}",
+                    "caption": "True-class probability along the sweep, one line per model.",
+                    "links": _links(st, [it.path for it in items])})
+    return out
+
+
+def _region_tables(st: Study, figdir: Path) -> list[dict[str, Any]]:
+    """Per model x object: a figure if no map shows the regions, and a table per method."""
+    mapped = {it.key[:2] for it in st.maps}
+    units: dict[tuple[str, str], dict[str, str]] = {}
+    for it in st.maps:
+        units[it.key[:2]] = {str(c): str(it.data[c].attrs.get("units", ""))
+                             for c in it.data.coords}
+    groups: dict[tuple[str, str], list[Item]] = {}
+    for it in st.regions:
+        groups.setdefault(it.key[:2], []).append(it)
+    out = []
+    for key, items in groups.items():
+        first = items[0].data
+        entry: dict[str, Any] = {
+            "title": f"{first.get('model', key[0])} — {first.get('mesh', key[1])}",
+            "subtitle": f"class {first.get('class_name', first.get('class_id', ''))}",
+            "img": "", "tables": [],
+            "map_anchor": "map-" + _slug(*key) if key in mapped else "",
+        }
+        if key not in mapped:
+            path = figdir / f"regions_{_slug(*key)}.png"
+            try:
+                F.map_regions_figure(None, [i.data for i in items], path,
+                                     title=entry["title"],
+                                     base_dirs=[i.path.parent for i in items],
+                                     colors=_colors(st))
+                entry["img"] = data_uri(path)
+            except (BadInput, ValueError, KeyError, IndexError, TypeError) as exc:
+                st.problems.append(f"regions/{'/'.join(key)}: figure failed ({_first(exc)})")
+        for it in items:
+            doc = it.data
+            params = [str(p) for p in doc.get("params", [])]
+            u = units.get(key, {})
+            rows = []
+            for i, rec in enumerate(doc.get("records", [])):
+                lo, hi = rec.get("lower", []), rec.get("upper", [])
+                start = rec.get("start", [])
+                rows.append([
+                    Cell(str(i + 1), str(i + 1)),
+                    Cell(_vec(start), repr(float(start[0])) if start else ""),
+                    Cell(_box_text(lo, hi, params, u) if lo and hi else "—",
+                         repr(_num(rec.get("volume")) or 0.0)),
+                    _ncell(rec.get("volume_ratio"), 4),
+                    _ncell(rec.get("evaluations", rec.get("n_evaluations"))),
+                    _ncell(rec.get("calls", rec.get("n_calls"))),
+                    _ncell(rec.get("iou")),
+                    Cell(fmt(rec.get("converged")), str(rec.get("converged"))),
+                    Cell(fmt(rec.get("grew")), str(rec.get("grew")),
+                         cls="warn" if rec.get("grew") is False else ""),
+                    _ncell(rec.get("wall_s"), 2),
+                ])
+            label = F.method_label(doc.get("method", it.key[2]), doc.get("variant"))
+            thr = doc.get("threshold")
+            cap = (f"threshold {fmt(thr)}; " if thr is not None else "") + \
+                "box = final region per parameter; volume ratio = its share of the domain."
+            entry["tables"].append({
+                "table": Table(["#", "start", "box", "volume ratio", "evaluations", "calls",
+                                "IoU", "converged", "grew", "wall (s)"], rows, cap,
+                               f"method {label}"),
+                "links": _links(st, [it.path] + ([it.path.parent / str(r["trace_file"])
+                                                  for r in doc.get("records", [])
+                                                  if r.get("trace_file")])),
+            })
+        out.append(entry)
+    return out
+
+
+def _srvr_section(st: Study, figdir: Path) -> dict[str, Any] | None:
+    if st.srvr is None:
+        return None
+    df = F._srvr_frame(st.srvr)
+    img = ""
+    try:
+        F.srvr_figure(st.srvr, figdir / "srvr.png", colors=_colors(st))
+        img = data_uri(figdir / "srvr.png")
+    except (BadInput, ValueError, KeyError) as exc:
+        st.problems.append(f"srvr/srvr.csv: figure failed ({_first(exc)})")
+    known = {"model", "method", "variant", "srvr", "srvr_low", "srvr_high", "frac_not_grown",
+             "n_runs", "evaluations", "label"}
+    extra = [c for c in df.columns if c not in known]
+    rows = []
+    for _, r in df.sort_values("srvr", ascending=False).iterrows():
+        rows.append([Cell(str(r["model"])), Cell(str(r["method"])),
+                     Cell(fmt(r["variant"]) if str(r["variant"]) not in ("", "nan") else "—"),
+                     _ci_cell(r["srvr"], r["srvr_low"], r["srvr_high"], 4),
+                     _ncell(r.get("frac_not_grown")), _ncell(r.get("n_runs")),
+                     _ncell(r.get("evaluations"))] + [_ncell(r[c]) if _num(r[c]) is not None
+                                                      else Cell(fmt(r[c])) for c in extra])
+    table = Table(["model", "method", "variant", "SRVR [95% CI]", "share not grown", "runs",
+                   "evaluations"] + extra, rows,
+                  "SRVR = mean share of the domain volume covered by the robust region found "
+                  "from each start point (bootstrap CI); “share not grown” = runs whose "
+                  "start was not robust.")
+    return {"img": img, "table": table,
+            "links": _links(st, [st.root / "srvr" / "srvr.csv"])}
+
+
+def _class_sections(st: Study, figdir: Path) -> list[dict[str, Any]]:
+    out = []
+    for it in st.representation:
+        df = it.data
+        where = _where(it)
+        img = ""
+        path = figdir / f"classes_{_slug(*it.key)}.png"
+        try:
+            F.class_ranking_figure(df, path, title=f"Class robustness: {where}")
+            img = data_uri(path)
+        except (BadInput, ValueError, KeyError) as exc:
+            st.problems.append(f"{st.rel(it.path)}: figure failed ({_first(exc)})")
+        rows = []
+        d = df.copy()
+        d["crs"] = pd.to_numeric(d["crs"], errors="coerce")
+        for _, r in d.sort_values("crs", ascending=True, na_position="last").iterrows():
+            lift = _num(r.get("lift"))
+            rows.append([
+                _ncell(r.get("class_id")),
+                Cell(str(r.get("class_name", "")), cls="warn" if lift is not None and lift < 1
+                     else ""),
+                _ncell(r.get("n_images")), _ncell(r.get("top1")), _ncell(r.get("top5")),
+                _ci_cell(r.get("crs"), r.get("crs_low"), r.get("crs_high")),
+                _ncell(r.get("lift"), 2, cls="warn" if lift is not None and lift < 1 else ""),
+            ])
+        table = Table(["class id", "class", "images", "top-1", "top-5", "CRS [95% CI]", "lift"],
+                      rows, "CRS = share of the class-activation mass inside the object box; "
+                      "lift = CRS relative to the box's share of the image (< 1, in red: the "
+                      "model looks at context more than at the object).")
+        cams = it.path / "cam_overlays.png"
+        files = [it.path / n for n in ("class_scores.csv", "image_scores.csv",
+                                       "class_ranking.png", "cam_overlays.png")]
+        out.append({"title": where, "img": img, "table": table,
+                    "cam": data_uri(cams) if cams.is_file() else "",
+                    "links": _links(st, files)})
+    return out
+
+
+def _attack_sections(st: Study) -> list[dict[str, Any]]:
+    out = []
+    for it in st.attacks:
+        df = it.data
+        ex = sorted((it.path / "examples").glob("*.png")) if (it.path / "examples").is_dir() \
+            else []
+        out.append({
+            "title": _where(it),
+            "table": _frame_table(df, caption="Attack success rate per class and attack."),
+            "examples": [{"img": data_uri(p), "name": p.stem} for p in ex[:MAX_EXAMPLES]],
+            "more": len(ex) - min(len(ex), MAX_EXAMPLES),
+            "links": _links(st, [it.path / "attacks.csv"]) +
+            ([{"href": st.rel(it.path / "examples"), "text": "examples/"}] if ex else []),
+        })
+    return out
+
+
+def _provenance(st: Study) -> dict[str, Any]:
+    p = st.provenance
+    kv = []
+
+    def val(v: Any) -> str:
+        return v if isinstance(v, str) else json.dumps(v, sort_keys=True, default=str)
+
+    for k in ("started", "finished"):
+        if k in p:
+            kv.append((k, val(p[k])))
+    secs = study_seconds(p)
+    if secs is not None:
+        kv.append(("wall time", _duration(secs)))
+    versions = p.get("versions") if isinstance(p.get("versions"), Mapping) else {}
+    machine = p.get("machine") if isinstance(p.get("machine"), Mapping) else {}
+    models = p.get("models") if isinstance(p.get("models"), Mapping) else {}
+    timings = p.get("timings_s") if isinstance(p.get("timings_s"), Mapping) else {}
+    mrows = []
+    mkeys: list[str] = []
+    for info in models.values():
+        info = info if isinstance(info, Mapping) else {"value": info}
+        for k in info:
+            if k not in mkeys:
+                mkeys.append(str(k))
+    for spec, info in models.items():
+        info = info if isinstance(info, Mapping) else {"value": info}
+        mrows.append([Cell(str(spec))] + [Cell(val(info[k]) if k in info else "—", cls="mono"
+                                               if "sha" in k else "") for k in mkeys])
+    trows = [[Cell(str(k)), _ncell(v, 2), Cell(_duration(_num(v)), repr(_num(v) or 0.0))]
+             for k, v in timings.items()]
+    other = {k: v for k, v in p.items() if k not in ("config", "versions", "models",
+                                                     "machine", "timings_s", "started",
+                                                     "finished")}
+    config = st.config_text
+    if not config and p.get("config") is not None:
+        config = json.dumps(p["config"], indent=2, sort_keys=True, default=str)
+    return {
+        "present": bool(p) or bool(config),
+        "kv": kv + [(str(k), val(v)) for k, v in other.items()],
+        "versions": Table(["package", "version"], [[Cell(str(k)), Cell(val(v))]
+                                                   for k, v in versions.items()]),
+        "models": Table(["model"] + mkeys, mrows),
+        "machine": Table(["key", "value"], [[Cell(str(k)), Cell(val(v))]
+                                            for k, v in machine.items()]),
+        "timings": Table(["stage", "seconds", "time"], trows),
+        "config": config,
+        "links": _links(st, [st.root / "provenance.json", st.root / "config.yaml"]),
+    }
+
+
+def render_report(st: Study, figdir: Path | None = None) -> str:
+    """The report HTML of a loaded study (figures drawn into ``figdir``, default
+    ``OUT/figures``)."""
+    import jinja2
+
+    figdir = figdir or st.root / "figures"
+    maps, maps_table = _map_sections(st, figdir)
+    ctx = {
+        "title": f"robustlens report — {st.root.name}",
+        "study": st.root.name,
+        "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "version": __version__,
+        "summary": _summary(st),
+        "parts": [{"key": k, "title": t, "run": st.has(k), "marker": m} for k, t, m in PARTS],
+        "maps": maps,
+        "maps_table": maps_table,
+        "curves": _curve_sections(st, figdir),
+        "regions": _region_tables(st, figdir),
+        "srvr": _srvr_section(st, figdir),
+        "classes": _class_sections(st, figdir),
+        "attacks": _attack_sections(st),
+        "gifs": [{"img": data_uri(p), "name": st.rel(p), "href": st.rel(p)} for p in st.gifs],
+        "provenance": _provenance(st),
+    }
+    ctx["problems"] = list(st.problems)  # after the figures: their failures are listed too
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(_TEMPLATES)),
+                             autoescape=jinja2.select_autoescape(["html", "j2"]),
+                             undefined=jinja2.StrictUndefined, trim_blocks=True,
+                             lstrip_blocks=True)
+    return env.get_template("report.html.j2").render(**ctx)
+
+
+def build_report(out_dir: str | os.PathLike[str]) -> Path:
+    """Write ``OUT/report.html`` (self-contained) from the results in ``out_dir``.
+
+    Report figures are also saved as PNG files under ``OUT/figures/``.  Nothing is
+    recomputed.  Raises :class:`BadInput` if ``out_dir`` holds no robustlens results.
+    Returns the path of the report.
+    """
+    st = load_study(out_dir)
+    html = render_report(st)
+    with atomic_path(st.root / "report.html") as tmp:
+        tmp.write_text(html, encoding="utf-8")
+    return Path(out_dir) / "report.html"

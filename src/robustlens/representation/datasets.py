@@ -1,0 +1,531 @@
+"""Box-annotated image sets behind one interface.
+
+A dataset is any sequence of items ``(image, class_id, boxes)`` (a :class:`BoxItem`, a plain
+3- or 4-tuple, or an object with those attributes):
+
+* ``image``: a file path, or an image already in memory (``numpy`` ``(H, W, 3)`` uint8 or
+  float in [0, 1], or a ``torch`` ``(3, H, W)`` tensor in [0, 1]);
+* ``class_id``: the true class, an index into the model's labels;
+* ``boxes``: ``(K, 4)`` ``xmin, ymin, xmax, ymax`` in pixel-edge coordinates of the original
+  image (a box covering pixel columns 10..19 has ``xmin=10, xmax=20``).
+
+:func:`load_dataset` reads the formats below into a :class:`BoxDataset` and auto-detects them:
+
+* CSV ``image,label,xmin,ymin,xmax,ymax`` (one row per box; paths relative to the CSV; label =
+  class id or class name matched against the model's labels; pixel-edge coordinates);
+* Pascal VOC (``Annotations/ JPEGImages/ ImageSets/Main/<split>.txt``; 1-based inclusive
+  coordinates, converted);
+* COCO instances JSON (boxes ``x, y, w, h``; category names matched against the labels);
+* ImageNet validation layout: images and per-image Pascal-style XMLs anywhere under a folder,
+  matched by file stem, class = the wnid in ``<name>`` (mapped with the standard sorted wnid
+  list shipped as ``robustlens/data/imagenet_wnids.txt``; needs a 1000-class model);
+  coordinates are taken as pixel edges.
+
+Several boxes of one (image, class) are united into one item; an image showing several
+classes gives one item per class, each with that class's boxes.
+
+:func:`prepare_batch` decodes items and applies the model's own eval geometry
+(``Resize(resize_size)`` + ``CenterCrop(input_size)``) to pixels and boxes alike, see
+:func:`map_boxes` and :meth:`Classifier.crop_geometry`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+import torchvision.transforms.v2.functional as TF
+from PIL import Image
+
+from ..errors import BadInput
+from ..models.base import Classifier
+from ..models.registry import DATA_DIR
+
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+#: boxes may stick out of the image by this many pixels in XML/COCO files (rounding); clipped
+EDGE_TOLERANCE = 1.0
+_WNID = re.compile(r"^n\d{8}$")
+
+
+class BoxItem(NamedTuple):
+    """One image with its true class and object boxes (see the module docstring)."""
+
+    image: Any
+    class_id: int
+    boxes: np.ndarray
+    name: str = ""
+    ref: str = ""
+
+
+@dataclass
+class BoxDataset(Sequence[BoxItem]):
+    """A list of :class:`BoxItem` plus where it came from.
+
+    Attributes:
+        items: the items, one per (image, class).
+        labels: class names, index = class id (the model's labels).
+        kind: ``csv``, ``voc``, ``coco``, ``imagenet`` or ``memory``.
+        source: the path it was read from.
+    """
+
+    items: list[BoxItem]
+    labels: list[str] = field(default_factory=list)
+    kind: str = "memory"
+    source: str = ""
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> BoxItem:  # type: ignore[override]
+        return self.items[i]
+
+    def __iter__(self) -> Iterator[BoxItem]:
+        return iter(self.items)
+
+    def class_ids(self) -> list[int]:
+        """Sorted distinct class ids present."""
+        return sorted({it.class_id for it in self.items})
+
+    def subset(self, class_ids: Sequence[int]) -> BoxDataset:
+        """Only the items of ``class_ids``."""
+        keep = set(class_ids)
+        return BoxDataset([it for it in self.items if it.class_id in keep], self.labels,
+                          self.kind, self.source)
+
+
+# ---------------------------------------------------------------------------- items
+def as_item(obj: Any, index: int = 0) -> BoxItem:
+    """Coerce a dataset element (BoxItem, tuple or object with attributes) to a BoxItem."""
+    if isinstance(obj, BoxItem):
+        it = obj
+    elif isinstance(obj, tuple) and 3 <= len(obj) <= 5:
+        it = BoxItem(*obj)
+    elif all(hasattr(obj, a) for a in ("image", "class_id", "boxes")):
+        it = BoxItem(obj.image, obj.class_id, obj.boxes, getattr(obj, "name", ""),
+                     getattr(obj, "ref", ""))
+    else:
+        raise BadInput(f"dataset item {index}: expected (image, class_id, boxes), got "
+                       f"{type(obj).__name__}")
+    boxes = np.asarray(it.boxes, dtype=np.float64).reshape(-1, 4)
+    name = it.name or (str(it.image) if isinstance(it.image, (str, os.PathLike)) else f"item{index}")
+    return BoxItem(it.image, int(it.class_id), boxes, name, it.ref or name)
+
+
+def as_items(dataset: Any) -> list[BoxItem]:
+    """All items of any dataset object (a :class:`BoxDataset` or a sequence of items)."""
+    try:
+        return [as_item(x, i) for i, x in enumerate(dataset)]
+    except TypeError:
+        raise BadInput(f"dataset: expected a sequence of (image, class_id, boxes) items, got "
+                       f"{type(dataset).__name__}") from None
+
+
+# ---------------------------------------------------------------------------- labels
+@cache
+def imagenet_wnids() -> list[str]:
+    """The 1000 ImageNet-1k wnids in the standard sorted order (index = class id)."""
+    return (DATA_DIR / "imagenet_wnids.txt").read_text().split()
+
+
+class _Labels:
+    """Resolve label strings (ids, names, unique synonyms, wnids) to class ids."""
+
+    def __init__(self, labels: Sequence[str]) -> None:
+        self.labels = list(labels)
+        self.exact: dict[str, int] = {}
+        syn: dict[str, list[int]] = {}
+        for i, lab in enumerate(self.labels):
+            self.exact.setdefault(lab.strip().lower(), i)
+            for s in lab.split(","):
+                syn.setdefault(s.strip().lower(), []).append(i)
+        self.syn = {k: v[0] for k, v in syn.items() if len(v) == 1}
+        self._wnid: dict[str, int] | None = None
+
+    def resolve(self, label: str, where: str) -> int | None:
+        """Class id of ``label``; None when unknown (the caller decides)."""
+        s = label.strip()
+        if s.lstrip("-").isdigit():
+            idx = int(s)
+            if not 0 <= idx < len(self.labels):
+                raise BadInput(f"{where}: class id {idx} out of range, expected "
+                               f"0..{len(self.labels) - 1}")
+            return idx
+        key = s.lower()
+        if key in self.exact:
+            return self.exact[key]
+        if key in self.syn:
+            return self.syn[key]
+        if _WNID.match(s):
+            if self._wnid is None:
+                self._wnid = {w: i for i, w in enumerate(imagenet_wnids())}
+            if s in self._wnid:
+                if len(self.labels) != 1000:
+                    raise BadInput(f"{where}: ImageNet wnid {s} needs a 1000-class ImageNet "
+                                   f"model, this one has {len(self.labels)} classes")
+                return self._wnid[s]
+        return None
+
+    def require(self, label: str, where: str, skip_unknown: bool) -> int | None:
+        idx = self.resolve(label, where)
+        if idx is None and not skip_unknown:
+            shown = ", ".join(self.labels[:5]) + (", ..." if len(self.labels) > 5 else "")
+            raise BadInput(f"{where}: unknown label {label!r}; expected a class id "
+                           f"0..{len(self.labels) - 1} or one of the model's labels ({shown})")
+        return idx
+
+
+# ---------------------------------------------------------------------------- loaders
+def load_dataset(path: str | os.PathLike[str], labels: Sequence[str], *, split: str | None = None,
+                 skip_unknown: bool = False) -> BoxDataset:
+    """Read a box-annotated image set; the format is detected from ``path``.
+
+    Args:
+        path: a CSV file, a COCO JSON file, a VOC root (with ``Annotations/``), a folder with
+            one CSV or a COCO ``annotations/instances_*.json``, or a folder of images + XMLs
+            (ImageNet validation layout).
+        labels: the model's class names (index = class id) used to resolve label names.
+        split: VOC image set (``ImageSets/Main/<split>.txt``; default ``val`` if present,
+            else every annotation).
+        skip_unknown: drop objects whose label is not a model class instead of failing.
+
+    Raises:
+        BadInput: missing path, unknown format, unreadable/invalid annotations, bad boxes,
+            unknown labels, or no annotated image at all.
+    """
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise BadInput(f"--data {path}: no such file or directory")
+    lab = _Labels(labels)
+    if p.is_file():
+        if p.suffix.lower() == ".csv":
+            ds = _load_csv(p, lab, skip_unknown)
+        elif p.suffix.lower() == ".json":
+            ds = _load_coco(p, lab, skip_unknown)
+        else:
+            raise BadInput(f"--data {path}: expected a .csv or COCO .json file, or a folder")
+    elif (p / "Annotations").is_dir():
+        ds = _load_voc(p, lab, split, skip_unknown)
+    else:
+        coco = sorted((p / "annotations").glob("instances_*.json")) if (p / "annotations").is_dir() \
+            else []
+        csvs = sorted(p.glob("*.csv"))
+        if len(coco) == 1:
+            ds = _load_coco(coco[0], lab, skip_unknown)
+        elif len(coco) > 1:
+            raise BadInput(f"--data {path}: several COCO files in annotations/; pass one of "
+                           f"{', '.join(c.name for c in coco)}")
+        elif len(csvs) == 1:
+            ds = _load_csv(csvs[0], lab, skip_unknown)
+        elif len(csvs) > 1:
+            raise BadInput(f"--data {path}: several CSV files; pass one of "
+                           f"{', '.join(c.name for c in csvs)}")
+        else:
+            ds = _load_xml_folder(p, lab, skip_unknown)
+    if not ds.items:
+        raise BadInput(f"--data {path}: empty dataset, no annotated image found")
+    ds.labels = list(labels)
+    return ds
+
+
+def _group(rows: list[tuple[Any, int, np.ndarray, str, str]], kind: str, source: Path,
+           labels: _Labels) -> BoxDataset:
+    """Unite the boxes of each (image, class), keeping first-appearance order."""
+    groups: dict[tuple[str, int], list[Any]] = {}
+    for image, cid, box, name, ref in rows:
+        key = (name, cid)
+        if key in groups:
+            groups[key][2].append(box)
+        else:
+            groups[key] = [image, cid, [box], name, ref]
+    items = [BoxItem(g[0], g[1], np.asarray(g[2], np.float64).reshape(-1, 4), g[3], g[4])
+             for g in groups.values()]
+    return BoxDataset(items, labels.labels, kind, str(source))
+
+
+def _image_size(path: Path, where: str) -> tuple[int, int]:
+    if not path.is_file():
+        raise BadInput(f"{where}: image {path} not found")
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except Exception as exc:
+        raise BadInput(f"{where}: cannot read image {path} ({_first_line(exc)})") from None
+
+
+def _check_box(box: np.ndarray, w: float, h: float, where: str, tol: float = 0.0) -> np.ndarray:
+    x0, y0, x1, y1 = box
+    if not np.all(np.isfinite(box)):
+        raise BadInput(f"{where}: box coordinates must be numbers, got {list(box)}")
+    if x0 >= x1:
+        raise BadInput(f"{where}: xmin {x0:g} >= xmax {x1:g}")
+    if y0 >= y1:
+        raise BadInput(f"{where}: ymin {y0:g} >= ymax {y1:g}")
+    if x0 < -tol or y0 < -tol or x1 > w + tol or y1 > h + tol:
+        raise BadInput(f"{where}: box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) lies outside the "
+                       f"{int(w)}x{int(h)} image")
+    return np.array([max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)], np.float64)
+
+
+def _load_csv(path: Path, labels: _Labels, skip_unknown: bool) -> BoxDataset:
+    need = ["image", "label", "xmin", "ymin", "xmax", "ymax"]
+    try:
+        f = open(path, newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        raise BadInput(f"--data {path}: cannot read ({_first_line(exc)})") from None
+    rows: list[tuple[Any, int, np.ndarray, str, str]] = []
+    sizes: dict[Path, tuple[int, int]] = {}
+    with f:
+        reader = csv.DictReader(f)
+        header = [h.strip().lower() for h in (reader.fieldnames or [])]
+        missing = [c for c in need if c not in header]
+        if missing:
+            raise BadInput(f"{path}: missing column(s) {', '.join(missing)}; expected header "
+                           f"{','.join(need)}")
+        reader.fieldnames = header
+        for n, row in enumerate(reader, start=2):
+            where = f"{path.name} line {n}"
+            if not row.get("image"):
+                raise BadInput(f"{where}: empty image path")
+            try:
+                box = np.array([float(row[c]) for c in need[2:]], np.float64)
+            except (TypeError, ValueError):
+                raise BadInput(f"{where}: xmin,ymin,xmax,ymax must be numbers, got "
+                               f"{[row.get(c) for c in need[2:]]}") from None
+            cid = labels.require(row["label"] or "", where, skip_unknown)
+            if cid is None:
+                continue
+            img = Path(row["image"].strip())
+            img_path = img if img.is_absolute() else path.parent / img
+            if img_path not in sizes:
+                sizes[img_path] = _image_size(img_path, where)
+            w, h = sizes[img_path]
+            box = _check_box(box, w, h, f"{where} ({row['image'].strip()})")
+            rows.append((img_path, cid, box, row["image"].strip(), where))
+    return _group(rows, "csv", path, labels)
+
+
+def _parse_xml(path: Path) -> tuple[str | None, tuple[int, int] | None, list[tuple[str, list[float]]]]:
+    try:
+        root = ET.parse(path).getroot()
+    except (ET.ParseError, OSError) as exc:
+        raise BadInput(f"{path}: not a readable Pascal-style XML ({_first_line(exc)})") from None
+    fname = root.findtext("filename")
+    size = None
+    if root.find("size") is not None:
+        try:
+            size = (int(float(root.findtext("size/width") or 0)),
+                    int(float(root.findtext("size/height") or 0)))
+            if size[0] <= 0 or size[1] <= 0:
+                size = None
+        except ValueError:
+            size = None
+    objs = []
+    for i, obj in enumerate(root.findall("object")):
+        name = (obj.findtext("name") or "").strip()
+        try:
+            vals = [float(obj.findtext(f"bndbox/{k}") or "nan")
+                    for k in ("xmin", "ymin", "xmax", "ymax")]
+        except ValueError:
+            raise BadInput(f"{path}: object {i + 1} has a non-numeric box") from None
+        objs.append((name, vals))
+    return fname, size, objs
+
+
+def _xml_rows(xml: Path, img: Path, labels: _Labels, skip_unknown: bool, one_based: bool,
+              rel: str) -> list[tuple[Any, int, np.ndarray, str, str]]:
+    _, size, objs = _parse_xml(xml)
+    if size is None:
+        size = _image_size(img, str(xml))
+    rows = []
+    for i, (name, vals) in enumerate(objs):
+        where = f"{xml.name} object {i + 1}"
+        cid = labels.require(name, where, skip_unknown)
+        if cid is None:
+            continue
+        box = np.array(vals, np.float64)
+        if one_based:
+            box[:2] -= 1.0
+        box = _check_box(box, size[0], size[1], where, tol=EDGE_TOLERANCE)
+        rows.append((img, cid, box, rel, where))
+    return rows
+
+
+def _load_voc(root: Path, labels: _Labels, split: str | None, skip_unknown: bool) -> BoxDataset:
+    ann, jpg = root / "Annotations", root / "JPEGImages"
+    sets = root / "ImageSets" / "Main"
+    if split is None and (sets / "val.txt").is_file():
+        split = "val"
+    if split is not None:
+        lst = sets / f"{split}.txt"
+        if not lst.is_file():
+            raise BadInput(f"--split {split}: {lst} not found")
+        ids = [ln.split()[0] for ln in lst.read_text().splitlines() if ln.strip()]
+    else:
+        ids = sorted(p.stem for p in ann.glob("*.xml"))
+    rows = []
+    for sid in ids:
+        xml = ann / f"{sid}.xml"
+        if not xml.is_file():
+            raise BadInput(f"{root}: annotation {xml} listed in the split is missing")
+        fname, _, _ = _parse_xml(xml)
+        img = jpg / (fname or f"{sid}.jpg")
+        if not img.is_file():
+            raise BadInput(f"{xml.name}: image {img} not found")
+        rows += _xml_rows(xml, img, labels, skip_unknown, True, f"JPEGImages/{img.name}")
+    return _group(rows, "voc", root, labels)
+
+
+def _load_xml_folder(root: Path, labels: _Labels, skip_unknown: bool) -> BoxDataset:
+    xmls = sorted(root.rglob("*.xml"))
+    if not xmls:
+        raise BadInput(f"--data {root}: no annotations found (expected a CSV, a COCO JSON, a VOC "
+                       f"root or images with Pascal-style XMLs)")
+    images = {}
+    for p in sorted(root.rglob("*")):
+        if p.suffix.lower() in IMAGE_EXTS:
+            images.setdefault(p.stem, p)
+    rows = []
+    for xml in xmls:
+        fname, _, _ = _parse_xml(xml)
+        img = images.get(xml.stem) or (images.get(Path(fname).stem) if fname else None)
+        if img is None:
+            raise BadInput(f"{xml}: no image named {xml.stem}.* under {root}")
+        rows += _xml_rows(xml, img, labels, skip_unknown, False, str(img.relative_to(root)))
+    return _group(rows, "imagenet", root, labels)
+
+
+def _load_coco(path: Path, labels: _Labels, skip_unknown: bool) -> BoxDataset:
+    try:
+        data = json.loads(path.read_text())
+        images = {int(im["id"]): (im["file_name"], float(im["width"]), float(im["height"]))
+                  for im in data["images"]}
+        cats = {int(c["id"]): str(c["name"]) for c in data["categories"]}
+        anns = data["annotations"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise BadInput(f"{path}: not a COCO instances file ({_first_line(exc)})") from None
+    if not images:
+        raise BadInput(f"--data {path}: empty dataset, no images in the COCO file")
+    first = next(iter(images.values()))[0]
+    split = path.stem.split("_")[-1]
+    cands = [path.parent, path.parent / "images", path.parent.parent, path.parent.parent / "images",
+             path.parent.parent / split, path.parent.parent / "images" / split]
+    img_root = next((c for c in cands if (c / first).is_file()), None)
+    if img_root is None:
+        raise BadInput(f"{path}: cannot find image {first}; looked in "
+                       f"{', '.join(str(c) for c in cands)}")
+    cat_ids: dict[int, int | None] = {}
+    rows = []
+    for n, a in enumerate(anns):
+        where = f"{path.name} annotation {a.get('id', n)}"
+        try:
+            img_id, cat_id = int(a["image_id"]), int(a["category_id"])
+            x, y, w, h = (float(v) for v in a["bbox"])
+        except (KeyError, TypeError, ValueError):
+            raise BadInput(f"{where}: expected image_id, category_id and bbox [x, y, w, h]") from None
+        if img_id not in images:
+            raise BadInput(f"{where}: image_id {img_id} not in images")
+        if cat_id not in cat_ids:
+            name = cats.get(cat_id)
+            if name is None:
+                raise BadInput(f"{where}: category_id {cat_id} not in categories")
+            cat_ids[cat_id] = labels.require(name, where, skip_unknown)
+        cid = cat_ids[cat_id]
+        if cid is None:
+            continue
+        fname, iw, ih = images[img_id]
+        box = _check_box(np.array([x, y, x + w, y + h]), iw, ih, where, tol=EDGE_TOLERANCE)
+        rows.append((img_root / fname, cid, box, fname, where))
+    return _group(rows, "coco", path, labels)
+
+
+# ---------------------------------------------------------------------------- geometry
+def map_boxes(boxes: np.ndarray, width: int, height: int, classifier: Classifier) -> np.ndarray:
+    """Map ``(K, 4)`` boxes of a ``width x height`` photo into the ``S x S`` network input.
+
+    Same mapping as the pixels (``Resize(resize_size)`` + ``CenterCrop(input_size)``, from
+    :meth:`Classifier.crop_geometry`), then clipped to ``[0, S]``.  Boxes cropped away end up
+    with zero area.  Returns ``(K, 4)`` float64.
+    """
+    scale, ox, oy = classifier.crop_geometry(int(width), int(height))
+    b = np.asarray(boxes, np.float64).reshape(-1, 4) * scale - np.array([ox, oy, ox, oy])
+    return np.clip(b, 0.0, float(classifier.input_size))
+
+
+def boxes_mask(boxes: np.ndarray, size: int) -> np.ndarray:
+    """Union of ``(K, 4)`` input-space boxes as a bool mask ``(S, S)``; a pixel belongs to a
+    box when its centre does (vectorised, no pixel loops)."""
+    c = np.arange(size) + 0.5
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    inx = (c[None, :] >= b[:, 0:1]) & (c[None, :] < b[:, 2:3])  # (K, S)
+    iny = (c[None, :] >= b[:, 1:2]) & (c[None, :] < b[:, 3:4])
+    return (iny[:, :, None] & inx[:, None, :]).any(axis=0)
+
+
+def read_image(item: BoxItem) -> torch.Tensor:
+    """Decode an item's image to float ``(3, H, W)`` in [0, 1]; BadInput names the file."""
+    img = item.image
+    if isinstance(img, torch.Tensor):
+        t = img.detach().cpu()
+        if t.ndim != 3 or t.shape[0] != 3:
+            raise BadInput(f"{item.ref}: image tensor must be (3, H, W), got {tuple(t.shape)}")
+        return t.float() / 255.0 if t.dtype == torch.uint8 else t.float()
+    if isinstance(img, np.ndarray):
+        if img.ndim != 3 or img.shape[2] != 3:
+            raise BadInput(f"{item.ref}: image array must be (H, W, 3), got {img.shape}")
+        t = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)
+        return t.float() / 255.0 if img.dtype == np.uint8 else t.float()
+    try:
+        with Image.open(img) as im:
+            arr = np.asarray(im.convert("RGB"))
+    except Exception as exc:
+        raise BadInput(f"{item.ref}: cannot read image {img} ({_first_line(exc)})") from None
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1).float() / 255.0
+
+
+def eval_transform(image: torch.Tensor, classifier: Classifier) -> torch.Tensor:
+    """``(3, H, W)`` in [0, 1] -> ``(3, S, S)`` by Resize(resize_size) + CenterCrop(S)."""
+    h, w = image.shape[-2:]
+    if (h, w) == (classifier.input_size, classifier.input_size) and \
+            classifier.resize_size == classifier.input_size:
+        return image
+    x = TF.resize(image, [classifier.resize_size], antialias=True)
+    x = TF.center_crop(x, [classifier.input_size, classifier.input_size])
+    return x.clamp_(0.0, 1.0)
+
+
+def prepare_batch(items: Sequence[BoxItem], classifier: Classifier
+                  ) -> tuple[torch.Tensor, np.ndarray, list[np.ndarray]]:
+    """Decode and transform items.
+
+    Returns ``(images (B, 3, S, S) float in [0, 1] on CPU, masks (B, S, S) bool,
+    boxes in input coordinates [(K, 4), ...])``.
+    """
+    s = classifier.input_size
+    imgs, masks, boxes = [], [], []
+    for it in items:
+        img = read_image(it)
+        h, w = img.shape[-2:]
+        checked = np.stack([_check_box(b, w, h, f"{it.ref}", tol=EDGE_TOLERANCE)
+                            for b in it.boxes]) if len(it.boxes) else np.zeros((0, 4))
+        if not len(checked):
+            raise BadInput(f"{it.ref}: item has no boxes")
+        b = map_boxes(checked, w, h, classifier)
+        imgs.append(eval_transform(img, classifier))
+        boxes.append(b)
+        masks.append(boxes_mask(b, s))
+    return torch.stack(imgs), np.stack(masks), boxes
+
+
+def _first_line(exc: BaseException) -> str:
+    s = str(exc).strip().splitlines()
+    return (s[0] if s else type(exc).__name__)[:200]

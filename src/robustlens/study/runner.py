@@ -1,0 +1,413 @@
+"""The main job: one study config -> maps, curves, robust regions, SRVR, class robustness
+scores, attacks, a turntable GIF and the HTML report, with provenance.
+
+Every step writes into its own folder and finishes with a ``.done.json`` holding a key (a
+hash of everything that determines its result: config section, model weights, robustlens
+version). Re-running the same config skips steps whose key matches; ``force`` recomputes.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import platform
+import re
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from .. import __version__
+from ..errors import BadInput
+from ..io import write_text_atomic
+from ..models import Classifier, ModelOverrides, load_model
+from ..render import MeshRenderer, demo_class, load_mesh
+from .config import StudyConfig
+
+Log = Callable[[str], None]
+
+
+def slug(text: str) -> str:
+    """Filesystem-safe name: ``builtin:efficientnet_lite0`` -> ``builtin_efficientnet_lite0``."""
+    s = re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("_")
+    return s[-80:] or "x"
+
+
+def _key(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps([__version__, *parts], sort_keys=True,
+                                     default=str).encode()).hexdigest()[:16]
+
+
+@dataclass
+class _Object:
+    spec: str
+    up: str
+    class_name: str | int
+    mesh: Any
+
+
+@dataclass
+class Study:
+    """Run a :class:`StudyConfig` into ``out``.
+
+    Args:
+        config: the validated study.
+        out: output folder (default ``config.out``).
+        force: recompute finished steps.
+        log: where progress lines go.
+        progress: factory of a rich Progress (or None for silent runs).
+    """
+
+    config: StudyConfig
+    out: Path | None = None
+    force: bool = False
+    log: Log = print
+    progress: Callable[[], Any] | None = None
+    timings_: dict[str, float] = field(default_factory=dict)
+    skipped_: list[str] = field(default_factory=list)
+
+    # ------------------------------------------------------------ preparation
+    def _prepare(self) -> None:
+        """Validate and load everything before any computation (fail fast, nothing written)."""
+        cfg = self.config
+        self.out = Path(self.out or cfg.out)
+        from ..semantic import parse_grids
+
+        self.grid_ = parse_grids([f"{k}={v}" for k, v in cfg.semantic.grid.items()],
+                                 "semantic.grid")
+        self.model_grids_ = {}
+        for mc in cfg.model_configs():
+            if mc.grid:
+                self.model_grids_[mc.spec] = parse_grids(
+                    [f"{k}={v}" for k, v in mc.grid.items()], f"models[{mc.spec}].grid")
+        from ..render.scene import check_values, get_parameter
+
+        for k, v in cfg.semantic.fixed.items():
+            check_values(k, np.array([v]), "semantic.fixed")
+        self.curve_ = None
+        if cfg.semantic.curve:
+            c = cfg.semantic.curve
+            if set(c) - {"param", "grid", "at"} or "param" not in c or "grid" not in c:
+                raise BadInput("config semantic.curve: expected {param, grid, at}")
+            get_parameter(str(c["param"]), "semantic.curve.param")
+            self.curve_ = (parse_grids([f"{c['param']}={c['grid']}"], "semantic.curve.grid"),
+                           {str(k): float(v) for k, v in (c.get("at") or {}).items()})
+            for k, v in self.curve_[1].items():
+                check_values(k, np.array([v]), "semantic.curve.at")
+        self.objects_ = []
+        for mc in cfg.mesh_configs():
+            cls = mc.class_ if mc.class_ is not None else demo_class(mc.mesh)
+            if cls is None:
+                raise BadInput(f"config semantic.meshes: {mc.mesh} needs a class "
+                               f"(write {{mesh: {mc.mesh}, class: NAME}})")
+            self.objects_.append(_Object(mc.mesh, mc.up, cls, load_mesh(mc.mesh, up=mc.up)))
+        self.models_: list[Classifier] = []
+        for mc in cfg.model_configs():
+            ov = ModelOverrides(input_size=mc.input_size, mean=mc.mean, std=mc.std,
+                                labels_file=mc.labels, target_layer=mc.target_layer,
+                                weights=mc.weights, device=cfg.device)
+            self.models_.append(load_model(mc.spec, ov))
+        self.class_ids_ = {(m.spec, o.spec): m.class_index(o.class_name)
+                           for m in self.models_ for o in self.objects_}
+        if cfg.regions.enabled:
+            from ..regions.semantic import check_starts, scene_domain
+
+            dom = {k: tuple(v) for k, v in cfg.regions.domain.items()}
+            self.domain_ = scene_domain(cfg.regions.params, dom, "regions.domain")
+            self.starts_ = check_starts(cfg.regions.starts, cfg.regions.params, self.domain_,
+                                        "regions.starts")
+        for d in cfg.representation.datasets if cfg.representation.enabled else []:
+            if d != "demo" and not Path(d).exists():
+                raise BadInput(f"config representation.datasets: {d} not found")
+
+    # ------------------------------------------------------------ step helper
+    def _step(self, name: str, folder: Path, key: str, fn: Callable[[], None]) -> None:
+        done = folder / ".done.json"
+        if not self.force and done.is_file():
+            try:
+                if json.loads(done.read_text()).get("key") == key:
+                    self.skipped_.append(name)
+                    self.log(f"[dim]reuse[/dim] {name}")
+                    return
+            except (OSError, json.JSONDecodeError):
+                pass
+        t = time.perf_counter()
+        folder.mkdir(parents=True, exist_ok=True)
+        fn()
+        dt = time.perf_counter() - t
+        self.timings_[name] = round(dt, 2)
+        write_text_atomic(done, json.dumps({"key": key, "seconds": dt}))
+        self.log(f"done {name} ({dt:.1f} s)")
+
+    def _bar(self, description: str, total: int) -> tuple[Any, Callable[[int], None]]:
+        if self.progress is None:
+            return None, lambda k: None
+        bar = self.progress()
+        bar.start()
+        task = bar.add_task(description, total=total)
+        return bar, lambda k: bar.advance(task, k)
+
+    # ------------------------------------------------------------------ steps
+    def _maps(self, clf: Classifier, renderer: MeshRenderer) -> None:
+        from ..semantic import SemanticMap, save_map
+        from ..semantic.plot import plot_map
+
+        cfg = self.config.semantic
+        axes = self.model_grids_.get(clf.spec, self.grid_)
+        for o in self.objects_:
+            cid = self.class_ids_[(clf.spec, o.spec)]
+            folder = self.out / "maps" / slug(clf.spec) / slug(o.spec)
+            key = _key("map", clf.spec, clf.weights_sha256, o.spec, o.up, cid,
+                       [(a.name, a.values.tolist()) for a in axes], cfg.fixed)
+
+            def run(o: _Object = o, cid: int = cid, folder: Path = folder) -> None:
+                smap = SemanticMap(axes, fixed=cfg.fixed, batch_size=cfg.batch_size,
+                                   seed=self.config.seed)
+                bar, adv = self._bar(f"map {slug(clf.spec)} {o.spec}", len(smap.points()))
+                try:
+                    ds = smap.run(clf, o.mesh, cid, renderer, progress=adv, mesh_name=o.spec)
+                finally:
+                    if bar:
+                        bar.stop()
+                save_map(ds, folder / "map.nc")
+                plot_map(ds, folder / "map.png")
+
+            self._step(f"map {clf.spec} {o.spec}", folder, key, run)
+            if self.curve_:
+                axes1, at = self.curve_
+                cfolder = self.out / "curves" / slug(clf.spec) / slug(o.spec)
+                fixed = {**cfg.fixed, **at}
+
+                def run_curve(o: _Object = o, cid: int = cid, cfolder: Path = cfolder,
+                              fixed: dict[str, float] = fixed, axes1: list[Any] = axes1) -> None:
+                    ds = SemanticMap(axes1, fixed=fixed, batch_size=cfg.batch_size).run(
+                        clf, o.mesh, cid, renderer, mesh_name=o.spec)
+                    save_map(ds, cfolder / "map.nc")
+                    plot_map(ds, cfolder / "map.png")
+
+                self._step(f"curve {clf.spec} {o.spec}", cfolder,
+                           _key("curve", clf.spec, clf.weights_sha256, o.spec, o.up, cid,
+                                axes1[0].values.tolist(), fixed), run_curve)
+
+    def _regions(self, clf: Classifier, renderer: MeshRenderer) -> list[dict[str, Any]]:
+        from ..regions.semantic import (
+            ground_truth,
+            map_for_params,
+            max_evals_hyper,
+            regions_for_mesh,
+            save_regions,
+            scene_periodic,
+        )
+        from ..semantic import load_map
+
+        rc = self.config.regions
+        names = list(rc.params)
+        periodic = scene_periodic(names, self.domain_)
+        runs: list[dict[str, Any]] = []
+        for o in self.objects_:
+            cid = self.class_ids_[(clf.spec, o.spec)]
+            map_path = self.out / "maps" / slug(clf.spec) / slug(o.spec) / "map.nc"
+            map_da = None
+            if map_path.is_file():
+                try:
+                    map_da = map_for_params(load_map(map_path), names)
+                except BadInput:
+                    map_da = None
+            for method in rc.methods:
+                folder = self.out / "regions" / slug(clf.spec) / slug(o.spec) / method
+                key = _key("regions", clf.spec, clf.weights_sha256, o.spec, o.up, cid,
+                           rc.model_dump(), self.config.semantic.fixed, map_da is not None)
+
+                def run(o: _Object = o, cid: int = cid, folder: Path = folder,
+                        method: str = method, map_da: Any = map_da) -> None:
+                    hyper = {"threshold": rc.threshold,
+                             **max_evals_hyper(rc.variant, method, len(names), rc.max_evals)}
+                    bar, adv = self._bar(f"regions {method} {o.spec}", len(self.starts_))
+                    try:
+                        res = regions_for_mesh(
+                            clf, o.mesh, cid, self.starts_, self.domain_, names, method,
+                            rc.variant, fixed=self.config.semantic.fixed, renderer=renderer,
+                            batch_size=self.config.semantic.batch_size,
+                            on_result=lambda k, r: adv(1), **hyper)
+                    finally:
+                        if bar:
+                            bar.stop()
+                    gts = [ground_truth(r, map_da, rc.threshold, periodic) for r in res] \
+                        if map_da is not None else None
+                    header = {"model": clf.spec, "mesh": o.spec, "class_id": cid,
+                              "class_name": clf.labels[cid], "method": method,
+                              "variant": rc.variant, "params": names,
+                              "domain": {"lower": self.domain_[0].tolist(),
+                                         "upper": self.domain_[1].tolist()},
+                              "threshold": rc.threshold}
+                    save_regions(folder, header, res, names, map_da, gts)
+
+                self._step(f"regions {clf.spec} {o.spec} {method}", folder, key, run)
+                data = json.loads((folder / "regions.json").read_text())
+                runs += [_run_row(clf.spec, o.spec, cid, clf.labels[cid], rec, data)
+                         for rec in data["records"]]
+        return runs
+
+    def _representation(self, clf: Classifier) -> None:
+        from ..render.composite import make_rendered_dataset
+        from ..representation.attacks import run_attacks, write_attacks
+        from ..representation.datasets import load_dataset
+        from ..representation.plots import plot_cam_overlays, plot_class_ranking
+        from ..representation.scores import ClassRobustness
+
+        rc = self.config.representation
+        if not clf.differentiable or clf.target_layer is None:
+            self.log(f"skip representation for {clf.spec}: no gradients / CAM layer")
+            return
+        for d in rc.datasets:
+            if d == "demo":
+                demo_objs = [o for o in self.objects_ if str(o.spec).startswith("demo:")]
+                data_dir = self.out / "data" / "demo"
+                meshes = [o.spec for o in demo_objs]
+                classes = [str(o.class_name) for o in demo_objs]
+                dkey = _key("demo-data", meshes, classes, rc.demo_images_per_object,
+                            self.config.seed)
+                self._step("demo dataset", data_dir, dkey, functools.partial(
+                    make_rendered_dataset, data_dir, meshes, classes,
+                    rc.demo_images_per_object, seed=self.config.seed))
+                path, dname = data_dir / "boxes.csv", "demo"
+            else:
+                path, dname = Path(d), slug(Path(d).stem if Path(d).is_file() else Path(d).name)
+            dataset = load_dataset(path, clf.labels)
+            for cam in rc.cams:
+                folder = self.out / "representation" / slug(clf.spec) / dname / slug(cam)
+                key = _key("score", clf.spec, clf.weights_sha256, str(path), cam,
+                           rc.correct_only, self.config.seed, len(dataset))
+
+                def run(cam: str = cam, folder: Path = folder, dataset: Any = dataset,
+                        dname: str = dname) -> None:
+                    est = ClassRobustness(cam=cam, batch_size=rc.batch_size,
+                                          correct_only=rc.correct_only, seed=self.config.seed)
+                    bar, adv = self._bar(f"CAM {cam} {dname}", len(dataset))
+                    try:
+                        est.run(clf, dataset, folder, progress=adv)
+                    finally:
+                        if bar:
+                            bar.stop()
+                    plot_class_ranking(est.class_scores_, folder / "class_ranking.png")
+                    plot_cam_overlays(clf, dataset, est.image_scores_, est.class_scores_,
+                                      folder / "cam_overlays.png", cam=cam)
+                    est.save(folder)
+
+                self._step(f"scores {clf.spec} {dname} {cam}", folder, key, run)
+            if rc.attacks and rc.attack_classes > 0:
+                import pandas as pd
+
+                cs = pd.read_csv(self.out / "representation" / slug(clf.spec) / dname /
+                                 slug(rc.cams[0]) / "class_scores.csv")
+                flagged = [int(c) for c in cs.sort_values("crs")["class_id"][:rc.attack_classes]]
+                folder = self.out / "attacks" / slug(clf.spec) / dname
+                key = _key("attacks", clf.spec, clf.weights_sha256, str(path), flagged,
+                           rc.cams[0], self.config.seed)
+
+                def run_att(folder: Path = folder, flagged: list[int] = flagged,
+                            dataset: Any = dataset) -> None:
+                    df = run_attacks(clf, dataset, flagged, cam=rc.cams[0],
+                                     batch_size=rc.batch_size, seed=self.config.seed,
+                                     examples_dir=folder / "examples")
+                    write_attacks(df, folder)
+
+                self._step(f"attacks {clf.spec} {dname}", folder, key, run_att)
+
+    def _turntable(self, clf: Classifier, renderer: MeshRenderer) -> None:
+        from ..report.figures import turntable_gif
+
+        for o in self.objects_:
+            cid = self.class_ids_[(clf.spec, o.spec)]
+            folder = self.out / "turntable"
+            path = folder / f"{slug(clf.spec)}__{slug(o.spec)}.gif"
+            key = _key("turntable", clf.spec, clf.weights_sha256, o.spec, cid)
+            sub = folder / f".{path.stem}"
+            self._step(f"turntable {clf.spec} {o.spec}", sub, key,
+                       lambda o=o, cid=cid, path=path: turntable_gif(
+                           clf, o.mesh, cid, path, renderer=renderer))
+
+    # -------------------------------------------------------------------- run
+    def run(self) -> Path:
+        """Run every step; returns the report (or the output folder when report is off)."""
+        started = datetime.now(UTC).isoformat(timespec="seconds")
+        t0 = time.perf_counter()
+        self._prepare()
+        assert self.out is not None
+        self.out.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(self.out / "config.yaml",
+                          yaml.safe_dump(self.config.model_dump(by_alias=True), sort_keys=False))
+        all_runs: list[dict[str, Any]] = []
+        for clf in self.models_:
+            renderer = MeshRenderer(image_size=clf.input_size)
+            try:
+                self._maps(clf, renderer)
+                if self.config.regions.enabled:
+                    all_runs += self._regions(clf, renderer)
+                if self.config.turntable and clf is self.models_[0]:
+                    self._turntable(clf, renderer)
+            finally:
+                renderer.close()
+            if self.config.representation.enabled:
+                self._representation(clf)
+        if all_runs:
+            from ..regions.semantic import save_srvr, srvr_table
+
+            table = srvr_table(all_runs, seed=self.config.seed)
+            save_srvr(self.out / "srvr", all_runs, table,
+                      title=f"SRVR over {len(self.objects_)} objects x "
+                            f"{len(self.starts_)} starts")
+        self.timings_["total"] = round(time.perf_counter() - t0, 2)
+        self._provenance(started)
+        if self.config.report:
+            from ..report.html import build_report
+
+            return build_report(self.out)
+        return self.out
+
+    def _provenance(self, started: str) -> None:
+        import moderngl
+        import torch
+        import torchvision
+
+        assert self.out is not None
+        gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
+        prov = {
+            "config": self.config.model_dump(by_alias=True),
+            "versions": {"robustlens": __version__, "torch": torch.__version__,
+                         "torchvision": torchvision.__version__, "numpy": np.__version__,
+                         "moderngl": moderngl.__version__,
+                         "python": platform.python_version()},
+            "models": {m.spec: {"weights_sha256": m.weights_sha256, "input_size": m.input_size,
+                                "target_layer": m.target_layer} for m in self.models_},
+            "machine": {"host": socket.gethostname(), "platform": platform.platform(),
+                        "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                        "gpu": gpu, "device": self.config.device},
+            "timings_s": self.timings_, "reused_steps": self.skipped_,
+            "started": started, "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        write_text_atomic(self.out / "provenance.json", json.dumps(prov, indent=2, default=str))
+
+
+def _run_row(model: str, mesh: str, class_id: int, class_name: str, rec: dict[str, Any],
+             data: dict[str, Any]) -> dict[str, Any]:
+    """One ``srvr_runs.csv`` row (as ``regions.semantic.run_record``) from a saved record, so
+    reused region steps count in SRVR exactly like freshly computed ones."""
+    def pt(v: Any) -> str:
+        return ";".join(f"{float(x):.6g}" for x in np.asarray(v))
+
+    return {"model": model, "mesh": mesh, "class_id": int(class_id), "class_name": class_name,
+            "method": data["method"], "variant": data["variant"], "start": pt(rec["start"]),
+            "lower": pt(rec["lower"]), "upper": pt(rec["upper"]),
+            "volume_ratio": float(rec["volume_ratio"]), "grew": bool(rec["grew"]),
+            "converged": bool(rec["converged"]), "stop_reason": rec.get("stop_reason", ""),
+            "evaluations": int(rec["evaluations"]), "calls": int(rec["calls"]),
+            "wall_s": float(rec.get("wall_s", 0.0))}

@@ -1,0 +1,232 @@
+"""Report figures and the self-contained HTML report (no browser; see test_report_browser)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from urllib.parse import unquote
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from robustlens.errors import BadInput
+from robustlens.report import (
+    build_report,
+    class_ranking_figure,
+    map_regions_figure,
+    score_curves_figure,
+    srvr_figure,
+    style,
+    turntable_gif,
+)
+from robustlens.report.figures import DPI, STYLE, normalize_regions
+from robustlens.report.html import fmt, load_study
+from robustlens.report.synthetic import MODELS, write_synthetic_study
+from robustlens.semantic.maps import load_map
+
+from conftest import run_cli
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A full synthetic study and its report (built once for the module)."""
+    out = write_synthetic_study(tmp_path_factory.mktemp("study") / "out")
+    path = build_report(out)
+    return out, path.read_text(encoding="utf-8")
+
+
+# ------------------------------------------------------------------------------ figures
+def test_style_sets_and_restores_rcparams():
+    before = matplotlib.rcParams["font.size"]
+    with style() as params:
+        assert params == STYLE
+        assert matplotlib.rcParams["image.cmap"] == "viridis"
+        assert matplotlib.rcParams["grid.alpha"] == 0.3
+        assert matplotlib.rcParams["savefig.dpi"] == DPI
+        assert matplotlib.rcParams["font.size"] == STYLE["font.size"]
+    assert matplotlib.rcParams["font.size"] == before
+
+
+def test_figures_are_written_with_the_style(tmp_path, study):
+    out, _ = study
+    m = "builtin_robust_net"
+    ds = load_map(out / "maps" / m / "demo_mug" / "map.nc")
+    docs = [json.loads((out / "regions" / m / "demo_mug" / meth / "regions.json").read_text())
+            for meth in ("oir_b", "naive")]
+    dirs = [out / "regions" / m / "demo_mug" / meth for meth in ("oir_b", "naive")]
+    files = [
+        map_regions_figure(ds, docs, tmp_path / "map.png", base_dirs=dirs),
+        map_regions_figure(None, docs, tmp_path / "domain.png"),
+        score_curves_figure({s: load_map(out / "curves" / s.replace(":", "_") / "demo_mug")
+                             for s in MODELS}, tmp_path / "curves.png"),
+        srvr_figure(pd.read_csv(out / "srvr" / "srvr.csv"), tmp_path / "srvr.png"),
+        class_ranking_figure(pd.read_csv(out / "representation" / m / "planted_cue" / "gradcam"
+                                         / "class_scores.csv"), tmp_path / "classes.png"),
+        srvr_figure(pd.read_csv(out / "srvr" / "srvr.csv"), tmp_path / "srvr.svg"),
+    ]
+    for f in files:
+        assert f.is_file() and f.stat().st_size > 1000, f
+    with Image.open(tmp_path / "map.png") as im:  # figsize (7.6, 4.4) in at the style's dpi
+        assert im.size == (round(7.6 * DPI), round(4.4 * DPI))
+    assert (tmp_path / "srvr.svg").read_text().lstrip().startswith("<?xml")
+    assert not list(tmp_path.glob(".*.tmp*")), "temporary files left behind"
+
+
+def test_figures_reject_empty_input(tmp_path):
+    with pytest.raises(BadInput):
+        srvr_figure(pd.DataFrame({"model": [], "method": [], "srvr": []}), tmp_path / "a.png")
+    with pytest.raises(BadInput):
+        score_curves_figure({}, tmp_path / "b.png")
+    with pytest.raises(BadInput):
+        class_ranking_figure(pd.DataFrame({"class_name": ["a"]}), tmp_path / "c.png")
+    assert not list(tmp_path.iterdir())
+
+
+def test_regions_json_of_the_regions_command_is_understood(tmp_path):
+    """``robustlens regions`` writes ``regions`` (not ``records``), a name->range domain and
+    traces in ``traces/start_K.json``."""
+    (tmp_path / "traces").mkdir()
+    trace = {"trace": [{"lower": [100, 20], "upper": [140, 40], "loss": -0.1},
+                       {"lower": [90, 10], "upper": [170, 50], "loss": None}]}
+    (tmp_path / "traces" / "start_0.json").write_text(json.dumps(trace))
+    doc = {"model": "m", "mesh": "demo:mug", "method": "oir_b", "variant": "ours",
+           "params": ["azimuth", "elevation"], "periodic": ["azimuth"],
+           "domain": {"azimuth": [0, 360], "elevation": [-10, 90]}, "threshold": 0.5,
+           "regions": [{"index": 0, "start": [130, 30], "lower": [-20, 10], "upper": [170, 50],
+                        "volume": 7600.0, "volume_ratio": 0.21, "evaluations": 33,
+                        "trace_file": "traces/start_0.json", "wrapped": [True, False],
+                        "unknown_key": {"x": 1}}]}
+    norm = normalize_regions(doc)
+    assert norm["domain"] == {"lower": [0.0, -10.0], "upper": [360.0, 90.0]}
+    assert len(norm["records"]) == 1 and norm["periodic"] == ["azimuth"]
+    p = map_regions_figure(None, [doc], tmp_path / "r.png", base_dirs=[tmp_path])
+    assert p.stat().st_size > 1000
+
+
+def test_turntable_gif_has_one_frame_per_azimuth(tmp_path):
+    import torch
+    from torch import nn
+
+    from robustlens.models import Classifier
+    from robustlens.render import MeshRenderer, load_mesh
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 4)).eval()
+    clf = Classifier(module=net, spec="tiny", input_size=64, labels=["a", "b", "c", "d"])
+    renderer = MeshRenderer(64)
+    try:
+        p = turntable_gif(clf, load_mesh("demo:mug"), 2, tmp_path / "t.gif", frames=8,
+                          renderer=renderer)
+    finally:
+        renderer.close()
+    with Image.open(p) as im:
+        assert im.format == "GIF" and im.n_frames == 8
+        assert im.info.get("loop") == 0
+        assert im.size[0] >= 64 and im.size[1] > im.size[0]  # footer with the score below
+        frames = []
+        for i in range(im.n_frames):
+            im.seek(i)
+            frames.append(np.asarray(im.convert("RGB")))
+    assert not np.array_equal(frames[0], frames[4])  # the mug turned
+    with pytest.raises(BadInput):
+        turntable_gif(clf, load_mesh("demo:mug"), 9, tmp_path / "bad.gif", frames=2,
+                      renderer=MeshRenderer(64))
+
+
+# ------------------------------------------------------------------------------- report
+def test_summary_names_the_most_robust_model_and_context_classes(study):
+    _, html = study
+    summary = html.split('id="summary"', 1)[1].split("</section>", 1)[0]
+    best = re.findall(r'class="best-model">([^<]+)<', summary)
+    assert best and set(best) == {"builtin:robust_net"}
+    assert "0.210 [0.168, 0.252]" in summary  # SRVR with its CI
+    assert "lean on context" in summary and "ball (CRS 0.210 [0.170, 0.250], lift 0.70)" \
+        in summary
+    assert "3 min 5 s" in summary  # finished - started
+    assert "Not run in this study" not in summary
+    # representation folders are titled with the model's name, not its folder slug
+    assert "builtin:fragile_net / planted_cue / gradcam" in html
+
+
+def test_report_is_self_contained_with_working_links(study):
+    out, html = study
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
+    assert "@import" not in html and "<script src" not in html
+    imgs = re.findall(r'<img src="([^"]+)"', html)
+    assert len(imgs) >= 8 and all(s.startswith("data:image/") for s in imgs)
+    hrefs = [h for h in re.findall(r'href="([^"]+)"', html)
+             if not h.startswith(("#", "data:"))]
+    for name in ("map.nc", "regions.json", "srvr.csv", "class_scores.csv", "attacks.csv",
+                 "provenance.json", "start_0.json"):
+        assert any(h.endswith(name) for h in hrefs), name
+    for h in hrefs:
+        assert (out / unquote(h)).exists(), h
+    anchors = set(re.findall(r'id="([^"]+)"', html))
+    for h in re.findall(r'href="#([^"]+)"', html):
+        assert h in anchors, h
+    # regions table: start, box with units, volume ratio, evaluations, IoU
+    assert "azimuth 70.0–190°, elevation 0.0–60.0°" in html
+    assert "<th scope=\"col\">IoU</th>" in html
+    assert (out / "figures" / "srvr.png").is_file()
+
+
+def test_report_tolerates_missing_parts_and_extra_columns(tmp_path):
+    out = write_synthetic_study(tmp_path / "s", parts={"srvr"})
+    df = pd.read_csv(out / "srvr" / "srvr.csv")
+    df.insert(0, "rank", range(1, len(df) + 1))
+    df["note"] = "x"
+    df.to_csv(out / "srvr" / "srvr.csv", index=False)
+    html = build_report(out).read_text(encoding="utf-8")
+    assert 'class="best-model">builtin:robust_net<' in html
+    assert "Not run in this study: Semantic maps, Score curves, Robust regions, Class " \
+           "robustness, Attacks." in html
+    assert "<th scope=\"col\">note</th>" in html
+    assert "No provenance.json" in html
+
+    out2 = write_synthetic_study(tmp_path / "r", parts={"representation"})
+    html2 = build_report(out2).read_text(encoding="utf-8")
+    assert "SRVR was not run" in html2 and "lean on context" in html2
+
+
+def test_unreadable_files_are_reported_not_fatal(tmp_path):
+    out = write_synthetic_study(tmp_path / "s", parts={"srvr", "provenance"})
+    bad = out / "maps" / "m" / "demo_mug" / "map.nc"
+    bad.parent.mkdir(parents=True)
+    bad.write_text("not netcdf")
+    (out / "provenance.json").write_text("{broken")
+    html = build_report(out).read_text(encoding="utf-8")
+    assert "Could not show everything" in html
+    assert "maps/m/demo_mug/map.nc: not a readable NetCDF map" in html
+    assert "provenance.json: unreadable" in html
+
+
+def test_empty_or_missing_folder_is_bad_input(tmp_path, capsys):
+    with pytest.raises(BadInput, match="no robustlens results found"):
+        build_report(tmp_path)
+    (tmp_path / "provenance.json").write_text("{}")  # provenance alone is no result
+    with pytest.raises(BadInput, match="no robustlens results found"):
+        load_study(tmp_path)
+    with pytest.raises(BadInput, match="not a folder"):
+        build_report(tmp_path / "nope")
+    code, out, err = run_cli(["report", str(tmp_path)], capsys)
+    assert code == 2 and err.startswith("error: ") and "no robustlens results found" in err
+    assert not (tmp_path / "report.html").exists()
+
+
+def test_cli_report_rebuilds_and_prints_path(tmp_path, capsys):
+    out = write_synthetic_study(tmp_path / "s", parts={"srvr"})
+    code, stdout, _ = run_cli(["-q", "report", str(out)], capsys)
+    assert code == 0 and stdout.strip() == str(out / "report.html")
+    assert (out / "report.html").is_file()
+    code, stdout, _ = run_cli(["report", "--help"], capsys)
+    assert code == 0 and "Examples:" in stdout
+
+
+def test_fmt():
+    assert fmt(None) == "—" and fmt(float("nan")) == "—" and fmt(True) == "yes"
+    assert fmt(3) == "3" and fmt(0.12345) == "0.123" and fmt(1.5e-6) == "1.50e-06"
+    assert fmt(np.int64(7)) == "7" and fmt(np.float64(2.0)) == "2.000" and fmt("abc") == "abc"
