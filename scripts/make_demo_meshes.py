@@ -113,12 +113,6 @@ def chair() -> trimesh.Trimesh:
     return trimesh.util.concatenate(parts)
 
 
-def traffic_cone() -> trimesh.Trimesh:
-    base = box((1.0, 1.0, 0.06), (0.0, 0.0, 0.03))
-    return trimesh.util.concatenate([base, revolve([(0.0, 0.06), (0.38, 0.06), (0.05, 1.45),
-                                                    (0.0, 1.45)])])
-
-
 def barrel() -> trimesh.Trimesh:
     z = np.linspace(0.0, 1.3, 30)
     r = 0.45 + 0.08 * np.sin(np.pi * z / 1.3)
@@ -129,7 +123,7 @@ def barrel() -> trimesh.Trimesh:
 #: every candidate; scripts/recognition_table.py shows which the default model recognises
 OBJECTS = {"mug": mug, "bottle": bottle, "wine_bottle": wine_bottle, "vase": vase,
            "bowl": bowl, "bucket": bucket, "table": table, "chair": chair,
-           "traffic_cone": traffic_cone, "barrel": barrel}
+           "barrel": barrel}
 
 #: the candidates whose ImageNet class the default model ranks top-1 at some pose
 SHIPPED = ("mug", "vase", "bucket", "table", "chair")

@@ -28,7 +28,7 @@ from robustlens.semantic import SemanticMap, parse_grids  # noqa: E402
 
 INTENDED = {"mug": "coffee mug", "bottle": "water bottle", "wine_bottle": "wine bottle",
             "vase": "vase", "bowl": "mixing bowl", "bucket": "bucket", "table": "dining table",
-            "chair": "folding chair", "traffic_cone": "traffic light", "barrel": "barrel"}
+            "chair": "folding chair", "barrel": "barrel"}
 
 
 def main() -> None:

@@ -302,3 +302,16 @@ def test_srvr_table_ranks_and_groups() -> None:
     assert [r["rank"] for r in table] == [1, 2]
     assert table[0]["n_meshes"] == 3 and table[0]["evaluations"] == 60
     assert table[0]["srvr"] == pytest.approx(0.605)
+
+
+def test_regions_for_mesh_library(models: dict[str, str]) -> None:
+    from robustlens.models import load_model
+    from robustlens.regions.semantic import regions_for_mesh
+    from robustlens.render import load_mesh
+
+    clf = load_model(models["const"], input_size=32)
+    res = regions_for_mesh(clf, load_mesh("demo:mug"), 0, starts=[(130, 30), (310, 50)],
+                           method="naive")
+    assert len(res) == 2
+    assert all(r.volume_ratio == pytest.approx(1.0) and r.grew for r in res)
+    assert all(r.info["wall_s"] >= 0 and r.n_calls < r.n_evaluations for r in res)

@@ -11,6 +11,7 @@ import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import run_cli
 from PIL import Image
 
 from robustlens.errors import BadInput
@@ -27,8 +28,6 @@ from robustlens.report.figures import DPI, STYLE, normalize_regions
 from robustlens.report.html import fmt, load_study
 from robustlens.report.synthetic import MODELS, write_synthetic_study
 from robustlens.semantic.maps import load_map
-
-from conftest import run_cli
 
 
 @pytest.fixture(scope="module")
@@ -213,7 +212,8 @@ def test_empty_or_missing_folder_is_bad_input(tmp_path, capsys):
     with pytest.raises(BadInput, match="not a folder"):
         build_report(tmp_path / "nope")
     code, out, err = run_cli(["report", str(tmp_path)], capsys)
-    assert code == 2 and err.startswith("error: ") and "no robustlens results found" in err
+    last = err.strip().splitlines()[-1]
+    assert code == 2 and last.startswith("error: ") and "no robustlens results found" in last
     assert not (tmp_path / "report.html").exists()
 
 

@@ -51,10 +51,10 @@ def command(mesh_spec: str, up: str, class_: str | None, grids: tuple[str, ...],
             out_dir: str, **kwargs: Any) -> None:
     """Sweep the true-class score over 1..n scene parameters; write map.nc and map.png."""
     from ..render import MeshRenderer, load_mesh
-    from .common import resolve_class
     from ..render.scene import parse_assignments
     from ..semantic import SemanticMap, parse_grids, save_map
     from ..semantic.plot import plot_map
+    from .common import resolve_class
 
     axes = parse_grids(grids)
     fixed = parse_assignments(sets)

@@ -143,7 +143,7 @@ def command(mesh_spec: str, up: str, class_: str | None, method: str, params: tu
         raise BadInput(f"--out {out_dir}: exists and is not a folder")
     map_da = None
     if map_path is not None:
-        map_da = map_for_params(load_map(map_path), names)
+        map_da = map_for_params(load_map(map_path), names, domain)
     mesh = load_mesh(mesh_spec, up=up)
     clf = model_from_options(**pop_model_kwargs(kwargs))
     class_id = resolve_class(clf, class_, mesh_spec)

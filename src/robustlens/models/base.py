@@ -33,6 +33,8 @@ class Classifier:
             accessible layers, e.g. ONNX).
         differentiable: whether gradients flow to the input (False for ONNX).
         weights_sha256: hash of the weight file, when known (provenance).
+        channels_last: feed NHWC-strided tensors (set by :meth:`to` for eager CPU models:
+            ~1.5x faster convolutions with oneDNN, same numbers).
     """
 
     module: nn.Module
@@ -46,6 +48,7 @@ class Classifier:
     differentiable: bool = True
     weights_sha256: str | None = None
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    channels_last: bool = False
 
     # ------------------------------------------------------------------ basics
     @property
@@ -55,6 +58,10 @@ class Classifier:
     def to(self, device: str | torch.device) -> Classifier:
         self.device = torch.device(device)
         self.module.to(self.device)
+        eager = not isinstance(self.module, torch.jit.ScriptModule) and self.differentiable
+        self.channels_last = eager and self.device.type == "cpu"
+        if self.channels_last:
+            self.module.to(memory_format=torch.channels_last)
         return self
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
@@ -69,7 +76,8 @@ class Classifier:
                               align_corners=False, antialias=True)
         mean = torch.tensor(self.mean, device=x.device).view(1, 3, 1, 1)
         std = torch.tensor(self.std, device=x.device).view(1, 3, 1, 1)
-        return (x - mean) / std
+        x = (x - mean) / std
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         """``(B, 3, H, W)`` in [0, 1] -> logits ``(B, C)``; checks the output shape."""

@@ -390,10 +390,17 @@ def regions_for_mesh(
 
 
 # ------------------------------------------------------------------ maps / ground truth
-def map_for_params(map_obj: Any, names: Sequence[str], flag: str = "--map") -> Any:
+def map_for_params(
+    map_obj: Any,
+    names: Sequence[str],
+    domain: tuple[np.ndarray, np.ndarray] | None = None,
+    flag: str = "--map",
+) -> Any:
     """The ``score`` DataArray of a map (Dataset or DataArray) with dims ordered as ``names``.
 
-    BadInput when the map's dims are not exactly the searched parameters.
+    With ``domain``, non-periodic dims (see `scene_periodic`) are cropped to it, so
+    the ground truth lives on the searched domain.  BadInput when the map's dims are
+    not exactly the searched parameters or fewer than 2 grid values per dim remain.
     """
     da = map_obj["score"] if hasattr(map_obj, "data_vars") else map_obj
     dims = [str(d) for d in getattr(da, "dims", ())]
@@ -403,6 +410,18 @@ def map_for_params(map_obj: Any, names: Sequence[str], flag: str = "--map") -> A
             f"parameters (--param {', '.join(names)})"
         )
     da = da.transpose(*names)
+    if domain is not None:
+        per = scene_periodic(names, domain)
+        for i, n in enumerate(names):
+            if not per[i]:
+                c = np.asarray(da.coords[n].values, dtype=np.float64)
+                keep = (c >= domain[0][i] - 1e-9) & (c <= domain[1][i] + 1e-9)
+                if keep.sum() < 2:
+                    raise BadInput(
+                        f"{flag}: fewer than 2 grid values of {n} inside the domain "
+                        f"[{_fmt(domain[0][i])}, {_fmt(domain[1][i])}]"
+                    )
+                da = da.isel({n: np.flatnonzero(keep)})
     try:
         _grid(da)
     except BadInput as exc:

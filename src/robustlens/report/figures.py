@@ -362,7 +362,8 @@ def _draw_intervals(ax: Any, recs: Sequence[Mapping[str, Any]], k: int, color: s
             ax.plot([start[0]], [y], marker="o", color=color, mec="k", ms=4, ls="none")
     ax.set_ylim(-0.02, 1.12 + 0.06 * (k + 1))
     if map_ds is not None:
-        ax.set_xlim(xlim)
+        lo, hi = (float(dlo[0]), float(dhi[0])) if len(dlo) and dhi[0] > dlo[0] else xlim
+        ax.set_xlim(lo, hi)
 
 
 # ----------------------------------------------------------------------------- curves
@@ -471,7 +472,9 @@ def class_ranking_figure(scores: pd.DataFrame, path: str | os.PathLike[str], *,
         raise BadInput("class scores: missing column 'crs'")
     df = scores.copy()
     df["crs"] = pd.to_numeric(df["crs"], errors="coerce")
-    df = df.dropna(subset=["crs"]).sort_values("crs", ascending=True).head(max_classes)
+    df = df.dropna(subset=["crs"]).sort_values("crs", ascending=True)
+    n_all = len(df)
+    df = df.head(max_classes)
     if df.empty:
         raise BadInput("class scores: no rows to plot")
     names = (df["class_name"].astype(str) if "class_name" in df.columns
@@ -504,8 +507,10 @@ def class_ranking_figure(scores: pd.DataFrame, path: str | os.PathLike[str], *,
             ax2.axvline(1.0, color="k", lw=0.8, ls="--")
             ax2.set_xlabel("lift (CRS / box area; < 1 = context)")
             ax2.grid(True, axis="x")
-        fig.suptitle(title or "Class robustness, least robust first (95% CI)",
-                     fontsize=STYLE["axes.titlesize"])
+        title = title or "Class robustness, least robust first (95% CI)"
+        if n_all > len(df):
+            title += f" — the {len(df)} least robust of {n_all} classes"
+        fig.suptitle(title, fontsize=STYLE["axes.titlesize"])
         return save_figure(fig, path)
 
 

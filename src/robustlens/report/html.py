@@ -333,6 +333,8 @@ def study_seconds(prov: Mapping[str, Any]) -> float | None:
         return (b - a).total_seconds()
     t = prov.get("timings_s")
     if isinstance(t, Mapping):
+        if _num(t.get("total")) is not None:
+            return _num(t["total"])
         vals = [_num(v) for v in t.values()]
         vals = [v for v in vals if v is not None]
         return sum(vals) if vals else None
@@ -401,8 +403,13 @@ def _summary(st: Study) -> dict[str, Any]:
         t = st.provenance.get("timings_s")
         parts = []
         if isinstance(t, Mapping):
-            parts = [f"{k} {_duration(_num(v))}" for k, v in t.items() if _num(v) is not None]
-        out["time"] = _duration(secs) + (f" ({', '.join(parts)})" if parts else "")
+            steps = sorted(((str(k), _num(v)) for k, v in t.items()
+                            if k != "total" and _num(v) is not None), key=lambda kv: -kv[1])
+            parts = [f"{k} {_duration(v)}" for k, v in steps[:3]]
+            if len(steps) > 3:
+                parts = ["longest steps: " + parts[0]] + parts[1:] + \
+                    [f"{len(steps) - 3} more under Provenance"]
+        out["time"] = _duration(secs) + (f" ({'; '.join(parts)})" if parts else "")
     out["not_run"] = [title for key, title, _ in PARTS if not st.has(key)]
     return out
 
@@ -418,7 +425,21 @@ def _class_text(r: pd.Series) -> str:
 
 
 def _links(st: Study, paths: Iterable[Path]) -> list[dict[str, str]]:
-    return [{"href": st.rel(p), "text": p.name} for p in paths if p.exists()]
+    """Relative links to the files that exist; clashing names get their folder too."""
+    ps = [p for p in paths if p.exists()]
+    rels = [p.relative_to(st.root).parts for p in ps]
+    out = []
+    for p, r in zip(ps, rels, strict=True):
+        same = [x for x in rels if x is not r and x[-1] == r[-1]]
+        tail = [r[-1]]
+        for i in range(2, len(r) + 1):  # add the folders that tell same-named files apart
+            if not same:
+                break
+            if any(x[-i:-i + 1] != r[-i:-i + 1] for x in same):
+                tail.insert(0, r[-i])
+            same = [x for x in same if x[-i:] == r[-i:]]
+        out.append({"href": st.rel(p), "text": "/".join(tail)})
+    return out
 
 
 def _colors(st: Study) -> dict[str, str]:
@@ -451,7 +472,8 @@ def _map_sections(st: Study, figdir: Path) -> tuple[list[dict[str, Any]], Table 
             st.problems.append(f"{st.rel(it.path)}: figure failed ({_first(exc)})")
             png = it.path.parent / "map.png"
             img = data_uri(png) if png.is_file() else ""
-        files = [it.path, it.path.parent / "map.png"] + [r.path for r in regs]
+        files = [it.path, it.path.parent / "map.png"] + [r.path for r in regs] + \
+            [r.path.parent / "regions.png" for r in regs]
         out.append({"title": f"{it.name} — {ds.attrs.get('mesh', it.key[1])}", "img": img,
                     "alt": f"semantic map {title}",
                     "caption": (f"True-class probability of “{ds.attrs.get('class_name', '')}”"
@@ -597,7 +619,8 @@ def _srvr_section(st: Study, figdir: Path) -> dict[str, Any] | None:
                   "from each start point (bootstrap CI); “share not grown” = runs whose "
                   "start was not robust.")
     return {"img": img, "table": table,
-            "links": _links(st, [st.root / "srvr" / "srvr.csv"])}
+            "links": _links(st, [st.root / "srvr" / n for n in ("srvr.csv", "srvr_runs.csv",
+                                                                 "srvr.png")])}
 
 
 def _class_sections(st: Study, figdir: Path) -> list[dict[str, Any]]:

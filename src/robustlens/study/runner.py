@@ -41,6 +41,11 @@ def slug(text: str) -> str:
     return s[-80:] or "x"
 
 
+def cam_slug(cam: str) -> str:
+    """Folder name of a CAM method: ``gradcam++`` -> ``gradcampp`` (distinct from gradcam)."""
+    return slug(cam.replace("+", "p"))
+
+
 def _key(*parts: Any) -> str:
     return hashlib.sha256(json.dumps([__version__, *parts], sort_keys=True,
                                      default=str).encode()).hexdigest()[:16]
@@ -104,11 +109,12 @@ class Study:
                 check_values(k, np.array([v]), "semantic.curve.at")
         self.objects_ = []
         for mc in cfg.mesh_configs():
+            mesh = load_mesh(mc.mesh, up=mc.up)
             cls = mc.class_ if mc.class_ is not None else demo_class(mc.mesh)
             if cls is None:
                 raise BadInput(f"config semantic.meshes: {mc.mesh} needs a class "
                                f"(write {{mesh: {mc.mesh}, class: NAME}})")
-            self.objects_.append(_Object(mc.mesh, mc.up, cls, load_mesh(mc.mesh, up=mc.up)))
+            self.objects_.append(_Object(mc.mesh, mc.up, cls, mesh))
         self.models_: list[Classifier] = []
         for mc in cfg.model_configs():
             ov = ModelOverrides(input_size=mc.input_size, mean=mc.mean, std=mc.std,
@@ -253,7 +259,7 @@ class Study:
                 self._step(f"regions {clf.spec} {o.spec} {method}", folder, key, run)
                 data = json.loads((folder / "regions.json").read_text())
                 runs += [_run_row(clf.spec, o.spec, cid, clf.labels[cid], rec, data)
-                         for rec in data["records"]]
+                         for rec in data["regions"]]
         return runs
 
     def _representation(self, clf: Classifier) -> None:
@@ -283,7 +289,7 @@ class Study:
                 path, dname = Path(d), slug(Path(d).stem if Path(d).is_file() else Path(d).name)
             dataset = load_dataset(path, clf.labels)
             for cam in rc.cams:
-                folder = self.out / "representation" / slug(clf.spec) / dname / slug(cam)
+                folder = self.out / "representation" / slug(clf.spec) / dname / cam_slug(cam)
                 key = _key("score", clf.spec, clf.weights_sha256, str(path), cam,
                            rc.correct_only, self.config.seed, len(dataset))
 
@@ -307,7 +313,7 @@ class Study:
                 import pandas as pd
 
                 cs = pd.read_csv(self.out / "representation" / slug(clf.spec) / dname /
-                                 slug(rc.cams[0]) / "class_scores.csv")
+                                 cam_slug(rc.cams[0]) / "class_scores.csv")
                 flagged = [int(c) for c in cs.sort_values("crs")["class_id"][:rc.attack_classes]]
                 folder = self.out / "attacks" / slug(clf.spec) / dname
                 key = _key("attacks", clf.spec, clf.weights_sha256, str(path), flagged,

@@ -1,0 +1,133 @@
+"""The HTML report in a real browser: headless Chromium driven by Playwright.
+
+Needs Debian's Chromium at /usr/bin/chromium (``scripts/install_chromium.sh``).  Locally the
+test is skipped without it; when the ``CI`` environment variable is set it fails instead, so
+CI cannot pass without running it.  Set ``ROBUSTLENS_SCREENSHOT=path.png`` to keep a
+full-page screenshot (one is always written to the test's tmp_path).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from robustlens.report import build_report
+from robustlens.report.synthetic import write_synthetic_study
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-sync",
+                 "--disable-quic"]
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI is set, so the browser test must run)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        _unavailable("install Chromium: apt-get install -y chromium "
+                     "(or scripts/install_chromium.sh)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("install Playwright's Python package: pip install playwright")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def _column(page, table: str, col: int) -> list[str]:
+    return page.eval_on_selector_all(
+        f"{table} tbody tr",
+        f"rows => rows.map(r => r.cells[{col}].getAttribute('data-sort') ?? "
+        f"r.cells[{col}].textContent.trim())")
+
+
+def _text_column(page, table: str, col: int) -> list[str]:
+    return page.eval_on_selector_all(
+        f"{table} tbody tr", f"rows => rows.map(r => r.cells[{col}].textContent.trim())")
+
+
+def test_report_in_chromium(browser, tmp_path):
+    out = write_synthetic_study(tmp_path / "study")
+    report = build_report(out)
+    url = report.resolve().as_uri()
+
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    console_errors: list[str] = []
+    failed: list[str] = []
+    requests: list[str] = []
+    page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: console_errors.append(f"uncaught: {e}"))
+    page.on("requestfailed", lambda r: failed.append(f"{r.url[:120]}: {r.failure}"))
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(url, wait_until="load")
+
+    # every picture is embedded and decoded
+    imgs = page.eval_on_selector_all(
+        "img", "els => els.map(i => ({src: i.src.slice(0, 30), ok: i.complete, "
+               "w: i.naturalWidth, h: i.naturalHeight}))")
+    assert len(imgs) >= 8
+    bad = [i for i in imgs if not (i["ok"] and i["w"] > 0 and i["h"] > 0)]
+    assert not bad, f"images that did not load: {bad}"
+    assert all(i["src"].startswith("data:image/") for i in imgs)
+
+    # the summary names the most robust model
+    assert page.inner_text("#summary .best-model").strip() == "builtin:robust_net"
+
+    # numeric-aware sorting: timings 61.5, 120.25, 3.0 (as text "120.25" < "3.0" < "61.5")
+    t = "#prov-timings"
+    header = page.locator(f"{t} thead th", has_text="seconds")
+    before = _text_column(page, t, 0)
+    assert before == ["maps", "regions", "srvr"]
+    header.click()
+    assert header.get_attribute("aria-sort") == "ascending"
+    assert [float(v) for v in _column(page, t, 1)] == [3.0, 61.5, 120.25]
+    assert _text_column(page, t, 0) == ["srvr", "maps", "regions"]
+    header.click()
+    assert header.get_attribute("aria-sort") == "descending"
+    assert [float(v) for v in _column(page, t, 1)] == [120.25, 61.5, 3.0]
+    assert _text_column(page, t, 0) == ["regions", "maps", "srvr"]
+
+    # the SRVR table (most robust first) re-sorts both ways on its CI column, and by name
+    s = "#srvr-table"
+    initial = [float(v) for v in _column(page, s, 3)]
+    assert initial == sorted(initial, reverse=True)
+    ci = page.locator(f"{s} thead th", has_text="SRVR")
+    ci.click()
+    asc = [float(v) for v in _column(page, s, 3)]
+    assert asc == sorted(initial) and asc != initial
+    ci.click()
+    assert [float(v) for v in _column(page, s, 3)] == initial
+    page.locator(f"{s} thead th", has_text="model").click()
+    models = _text_column(page, s, 0)
+    assert models == sorted(models) and models[0] == "builtin:fragile_net"
+    assert ci.get_attribute("aria-sort") is None  # only the active column is marked
+
+    # keyboard: Enter on a focused header sorts too
+    page.locator(f"{s} thead th", has_text="model").press("Enter")
+    assert _text_column(page, s, 0)[0] == "builtin:robust_net"
+
+    shot = tmp_path / "report.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+    if os.environ.get("ROBUSTLENS_SCREENSHOT"):
+        dest = Path(os.environ["ROBUSTLENS_SCREENSHOT"])
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shot, dest)
+    page.close()
+
+    assert not console_errors, console_errors
+    assert not failed, failed
+    assert all(u == url or u.startswith("data:") for u in requests), \
+        f"unexpected requests: {[u for u in requests if u != url][:5]}"
