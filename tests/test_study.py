@@ -105,3 +105,14 @@ def test_tiny_study_end_to_end_and_reuse(tmp_path, capsys):
     study = Study(load_config(cfg), out=out, log=lambda m: None)
     study.run()
     assert len(study.skipped_) == 9 and set(study.timings_) == {"total"}
+    # searching the dense maps instead of the renderer recomputes only the region steps
+    cfg2 = json.loads(json.dumps(TINY))
+    cfg2["regions"]["score"] = "map"
+    study = Study(load_config(write_cfg(tmp_path / "s2.yaml", cfg2)), out=out, log=lambda m: None)
+    study.run()
+    assert sorted(k for k in study.timings_ if k != "total") == [
+        "regions builtin:efficientnet_lite0 demo:bucket oir_b",
+        "regions builtin:efficientnet_lite0 demo:mug oir_b"]
+    reg = json.loads((out / "regions" / "builtin_efficientnet_lite0" / "demo_mug" / "oir_b" /
+                      "regions.json").read_text())
+    assert reg["score_source"] == "map" and 0.0 <= reg["regions"][0]["iou"] <= 1.0

@@ -70,6 +70,11 @@ def command(**kwargs: Any) -> None:
                            f"0..{clf.num_classes - 1} or a label)") from None
     ds = load_dataset(data, clf.labels, split=kwargs["split"],
                       skip_unknown=kwargs["skip_unknown_labels"])
+    present = set(ds.class_ids())
+    for c in classes:
+        if c not in present:
+            raise BadInput(f"--classes {c} ({clf.labels[c]!r}): no images of this class in --data "
+                           f"(empty class)")
     out = Path(kwargs["out"])
     total = sum(1 for it in ds if it.class_id in set(classes))
     if kwargs["max_images"]:

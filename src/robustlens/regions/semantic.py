@@ -489,6 +489,12 @@ def save_regions(
 
     out = Path(out_dir)
     records = []
+    stale = out / "traces"
+    if stale.is_dir():  # traces of an earlier run with more start points
+        for f in stale.glob("start_*.json"):
+            idx = f.stem[len("start_"):]
+            if idx.isdigit() and int(idx) >= len(results):
+                f.unlink()
     for k, res in enumerate(results):
         name = f"traces/start_{k}.json"
         d = res.to_dict(trace=True)

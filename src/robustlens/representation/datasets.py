@@ -512,7 +512,7 @@ def prepare_batch(items: Sequence[BoxItem], classifier: Classifier
     """
     s = classifier.input_size
     imgs, masks, boxes = [], [], []
-    for it in items:
+    for it in (as_item(x, i) for i, x in enumerate(items)):
         img = read_image(it)
         h, w = img.shape[-2:]
         checked = np.stack([_check_box(b, w, h, f"{it.ref}", tol=EDGE_TOLERANCE)

@@ -66,6 +66,9 @@ class RegionsConfig(_Strict):
     variant: Literal["ours", "paper"] = "ours"
     threshold: float = Field(0.5, gt=0.0, lt=1.0)
     max_evals: int | None = Field(None, ge=1)
+    score: Literal["render", "map"] = Field(
+        "render", description="search on the live renderer + model, or on the model's dense "
+                              "semantic map (multilinear interpolation: fast, grid-limited)")
 
 
 class RepresentationConfig(_Strict):

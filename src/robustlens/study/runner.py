@@ -204,11 +204,13 @@ class Study:
                                 axes1[0].values.tolist(), fixed), run_curve)
 
     def _regions(self, clf: Classifier, renderer: MeshRenderer) -> list[dict[str, Any]]:
+        from ..regions.ground_truth import map_score_fn
         from ..regions.semantic import (
             ground_truth,
             map_for_params,
             max_evals_hyper,
             regions_for_mesh,
+            regions_for_score,
             save_regions,
             scene_periodic,
         )
@@ -238,17 +240,27 @@ class Study:
                              **max_evals_hyper(rc.variant, method, len(names), rc.max_evals)}
                     bar, adv = self._bar(f"regions {method} {o.spec}", len(self.starts_))
                     try:
-                        res = regions_for_mesh(
-                            clf, o.mesh, cid, self.starts_, self.domain_, names, method,
-                            rc.variant, fixed=self.config.semantic.fixed, renderer=renderer,
-                            batch_size=self.config.semantic.batch_size,
-                            on_result=lambda k, r: adv(1), **hyper)
+                        if rc.score == "map":
+                            if map_da is None:
+                                raise BadInput("config regions.score: 'map' needs a semantic "
+                                               "map over regions.params (semantic.grid)")
+                            res = regions_for_score(
+                                map_score_fn(map_da, periodic), self.starts_, self.domain_,
+                                method, rc.variant, periodic=periodic,
+                                on_result=lambda k, r: adv(1), **hyper)
+                        else:
+                            res = regions_for_mesh(
+                                clf, o.mesh, cid, self.starts_, self.domain_, names, method,
+                                rc.variant, fixed=self.config.semantic.fixed,
+                                renderer=renderer, batch_size=self.config.semantic.batch_size,
+                                on_result=lambda k, r: adv(1), **hyper)
                     finally:
                         if bar:
                             bar.stop()
                     gts = [ground_truth(r, map_da, rc.threshold, periodic) for r in res] \
                         if map_da is not None else None
                     header = {"model": clf.spec, "mesh": o.spec, "class_id": cid,
+                              "score_source": rc.score,
                               "class_name": clf.labels[cid], "method": method,
                               "variant": rc.variant, "params": names,
                               "domain": {"lower": self.domain_[0].tolist(),
