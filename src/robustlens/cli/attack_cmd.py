@@ -9,7 +9,8 @@ from typing import Any
 import click
 
 from ..errors import BadInput
-from .common import info, model_from_options, model_options, pop_model_kwargs, progress
+from .common import info, model_from_options, model_options, pop_model_kwargs
+from .score_cmd import progress_bar
 
 EPILOG = """\b
 Examples:
@@ -80,7 +81,7 @@ def command(**kwargs: Any) -> None:
     if kwargs["max_images"]:
         total = sum(min(sum(1 for it in ds if it.class_id == c), kwargs["max_images"])
                     for c in classes)
-    with progress() as bar:
+    with progress_bar() as bar:
         task = bar.add_task("attacking", total=total)
         df = run_attacks(clf, ds, classes, cam=kwargs["cam"], q=kwargs["q"], pad=kwargs["pad"],
                          batch_size=kwargs["batch_size"], max_images=kwargs["max_images"],
@@ -89,6 +90,6 @@ def command(**kwargs: Any) -> None:
                          progress=lambda n: bar.advance(task, n))
     path = write_attacks(df, out)
     for r in df.itertuples():
-        info(f"  {r.class_id:>4} {r.class_name[:24]:24s} {r.attack:12s} {r.variant:9s} "
-             f"n={r.n:<4d} rate {r.rate:.2f}")
+        info(f"  {r.class_id:>4} {r.class_name[:16]:16s} {r.attack:12s} {r.variant:8s} "
+             f"n={r.n:<5d} rate {r.rate:.2f}")
     info(f"wrote {path} and {out / 'examples'}/")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import click
+from rich.progress import Progress
 
 from ..errors import BadInput
 from .common import info, model_from_options, model_options, pop_model_kwargs, progress
@@ -22,6 +25,18 @@ pixel-edge coordinates, label = class id or name); Pascal VOC root; COCO instanc
 ImageNet validation layout (images + Pascal XMLs with wnids).
 Writes DIR/class_scores.csv, DIR/image_scores.csv, DIR/class_ranking.png, DIR/cam_overlays.png.
 A killed run resumes where it stopped when rerun with the same --out, model and --cam."""
+
+
+@contextlib.contextmanager
+def progress_bar() -> Iterator[Progress]:
+    """:func:`progress`, but the bar vanishes when the command fails (the error stays the one
+    line on stderr)."""
+    with progress() as bar:
+        try:
+            yield bar
+        except BaseException:
+            bar.live.transient = True
+            raise
 
 
 @click.command("score", epilog=EPILOG)
@@ -69,7 +84,7 @@ def command(**kwargs: Any) -> None:
     out = Path(kwargs["out"])
     info(f"{len(ds)} images of {len(ds.class_ids())} classes ({ds.kind}); model {clf.spec}, "
          f"CAM {est.cam} at {est.target_layer or clf.target_layer}, device {clf.device}")
-    with progress() as bar:
+    with progress_bar() as bar:
         task = bar.add_task(f"scoring ({est.cam})", total=len(ds))
 
         def on_total(total: int, done: int) -> None:
@@ -86,8 +101,8 @@ def command(**kwargs: Any) -> None:
     worst = cs["class_id"].head(max(kwargs["overlay_classes"], 0)).tolist()
     plot_cam_overlays(clf, ds, est.image_scores_, worst, out / "cam_overlays.png", cam=est.cam,
                       target_layer=mk["target_layer"])
-    info("least robust classes (CRS [95% CI], lift, top-1):")
+    info("least robust classes:   CRS [95% CI]      lift  top-1")
     for r in cs.head(5).itertuples():
-        info(f"  {r.class_id:>4} {r.class_name[:30]:30s} {r.crs:.3f} [{r.crs_low:.3f}, "
-             f"{r.crs_high:.3f}]  lift {r.lift:.2f}  top-1 {r.top1:.2f}")
-    info(f"wrote {out / 'class_scores.csv'}, image_scores.csv, class_ranking.png, cam_overlays.png")
+        info(f"  {r.class_id:>4} {r.class_name[:16]:16s} {r.crs:.3f} [{r.crs_low:.3f},"
+             f"{r.crs_high:.3f}] {r.lift:5.2f}  {r.top1:.2f}")
+    info(f"wrote {out}/ class_scores.csv image_scores.csv class_ranking.png cam_overlays.png")

@@ -153,6 +153,29 @@ def _load_torchvision(name: str, ov: ModelOverrides) -> Classifier:
                       weights_sha256=file_sha256(path))
 
 
+@contextlib.contextmanager
+def _hf_offline() -> Any:
+    """Force huggingface_hub offline (it reads HF_HUB_OFFLINE once, at import time)."""
+    prev = os.environ.get("HF_HUB_OFFLINE")
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    try:
+        import huggingface_hub.constants as hf_constants
+    except ImportError:  # pragma: no cover - timm depends on it
+        hf_constants = None
+    old = getattr(hf_constants, "HF_HUB_OFFLINE", None)
+    if hf_constants is not None:
+        hf_constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        if hf_constants is not None:
+            hf_constants.HF_HUB_OFFLINE = old
+        if prev is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = prev
+
+
 def _load_timm(name: str, ov: ModelOverrides) -> Classifier:
     import timm
 
@@ -163,15 +186,8 @@ def _load_timm(name: str, ov: ModelOverrides) -> Classifier:
             module = timm.create_model(name, pretrained=True,
                                        pretrained_cfg_overlay={"file": ov.weights})
         else:
-            prev = os.environ.get("HF_HUB_OFFLINE")
-            os.environ["HF_HUB_OFFLINE"] = "1"  # never download at run time
-            try:
+            with _hf_offline():  # never download at run time
                 module = timm.create_model(name, pretrained=True)
-            finally:
-                if prev is None:
-                    os.environ.pop("HF_HUB_OFFLINE", None)
-                else:
-                    os.environ["HF_HUB_OFFLINE"] = prev
     except BadInput:
         raise
     except Exception as exc:  # timm/hf raise many kinds when the cache is empty

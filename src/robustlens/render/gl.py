@@ -149,6 +149,12 @@ class MeshRenderer:
             self._setup()
         elif threading.get_ident() != self._thread:
             raise RuntimeError("MeshRenderer used from a second thread; create one per thread")
+        # several renderers may live in one thread: make this one's context current
+        with self._ctx:
+            return self._render(mesh, params, fixed)
+
+    def _render(self, mesh: trimesh.Trimesh, params: Mapping[str, np.ndarray | float],
+                fixed: Mapping[str, float] | None) -> torch.Tensor:
         p = scene_batch(params, fixed=fixed)
         b = len(p["azimuth"])
         self._upload(mesh)

@@ -44,8 +44,9 @@ def plot_class_ranking(class_scores: pd.DataFrame, path: str | os.PathLike[str],
             error_kw={"elinewidth": 1})
     ax.scatter(df["box_fraction"].to_numpy(float), y, marker="|", s=160, color="black",
                zorder=3, label="chance (box area fraction)")
-    for yi, (c, lift) in enumerate(zip(crs, df["lift"].to_numpy(float), strict=True)):
-        ax.text(min(c + 0.02, 0.98), yi, f"lift {lift:.2f}", va="center", fontsize=7)
+    for yi, (hi, lift) in enumerate(zip(np.nan_to_num(df["crs_high"].to_numpy(float)),
+                                        df["lift"].to_numpy(float), strict=True)):
+        ax.text(min(hi + 0.015, 0.9), yi, f"lift {lift:.2f}", va="center", fontsize=7)
     ax.set_yticks(y, [f"{int(i)} {str(nm)[:28]}" for i, nm in
                       zip(df["class_id"], df["class_name"], strict=True)], fontsize=8)
     ax.set_xlim(0, 1)

@@ -216,6 +216,9 @@ class ClassRobustness:
         if classes is not None:
             present = {it.class_id for it in items}
             for c in classes:
+                if not 0 <= c < n_cls:
+                    raise BadInput(f"class {c}: out of range for model {classifier.spec!r} "
+                                   f"(0..{n_cls - 1})")
                 if c not in present:
                     raise BadInput(f"class {c} ({classifier.labels[c]!r}): no images of this class "
                                    f"in the dataset (empty class)")
