@@ -17,8 +17,12 @@ from .common import VERBOSITY
 
 EPILOG = """\b
 Examples:
-  robustlens map --mesh demo:mug --class "coffee mug" --grid azimuth=0:360:3 --grid elevation=-10:90:3 --out out/mug
-  robustlens models
+  robustlens run                                   # the embedded default study + report
+  robustlens map --mesh demo:mug --grid azimuth=0:360:3 --grid elevation=-10:90:3 --out out/mug
+  robustlens regions --mesh demo:mug --map out/mug/map.nc --method oir_b --out out/mug_regions
+  robustlens srvr --model default --model efficientnet_lite2 --mesh demo:mug --out out/srvr
+  robustlens score --data boxes.csv --cam gradcam++ --out out/scores
+  robustlens models    robustlens params
 
 Exit codes: 0 ok, 2 bad input, 1 internal error."""
 
