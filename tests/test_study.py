@@ -116,3 +116,11 @@ def test_tiny_study_end_to_end_and_reuse(tmp_path, capsys):
     reg = json.loads((out / "regions" / "builtin_efficientnet_lite0" / "demo_mug" / "oir_b" /
                       "regions.json").read_text())
     assert reg["score_source"] == "map" and 0.0 <= reg["regions"][0]["iou"] <= 1.0
+
+
+@pytest.mark.parametrize("name", ["quick.yaml", "paper.yaml"])
+def test_shipped_example_configs_validate(name):
+    from pathlib import Path
+
+    cfg = load_config(Path(__file__).resolve().parent.parent / "configs" / name)
+    assert cfg.regions.methods == ["naive", "oir_b", "oir_w"]
