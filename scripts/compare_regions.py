@@ -232,8 +232,9 @@ def findings(rows: list[dict[str, Any]]) -> list[str]:
         f"({mean_ev('ours'):.0f}), ours-fine {mean_iou('ours-fine'):.2f} "
         f"({mean_ev('ours-fine'):.0f}).",
         "- The paper rules ignore the threshold: they grow a box from non-robust starts too "
-        f"(not grown from {flagged('paper')} of the {n_nonrob} non-robust starts x 3 "
-        f"methods, ours {flagged('ours')}), and their OIR_B / OIR_W boxes are several times "
+        f"(no region in {flagged('paper')} of the {3 * n_nonrob} runs (3 methods) from the "
+        f"{n_nonrob} non-robust starts; ours {flagged('ours')}), and their OIR_B / OIR_W "
+        "boxes are several times "
         "larger than the ground truth (SRVR found / GT column).",
         f"- Ours overshoots the ground truth by > 1.5x in volume in {len(over)} of "
         f"{sum(r['variant'] == 'ours' and r['gt_robust'] for r in rows)} robust-start runs. "
@@ -264,6 +265,11 @@ def per_run_table(rows: list[dict[str, Any]]) -> list[str]:
             f"{r['evaluations']} | {r['calls']} | {r['wall_s']:.1f} |"
         )
     return lines
+
+
+def start_idx(r: dict[str, Any]) -> int:
+    x0 = tuple(float(v) for v in r["start"].split(";"))
+    return [tuple(map(float, p)) for p in PAPER_STARTS].index(x0)
 
 
 def box_str(r: dict[str, Any]) -> str:
@@ -419,15 +425,16 @@ def main() -> None:
                 r for r in lite0_map if r["mesh"] == f"demo:{args.real_mesh}"
                 and (r["variant"], r["method"]) in {(q["variant"], q["method"])
                                                     for q in real_rows}],
-                key=lambda r: (r["variant"], METHODS.index(r["method"]), r["start"],
+                key=lambda r: (r["variant"], METHODS.index(r["method"]), start_idx(r),
                                r["source"] != "real"))),
             "",
         ]
     md += [
         "## 3. Every map run (EfficientNet-Lite0)",
         "",
-        *per_run_table(sorted(lite0_map, key=lambda r: (r["mesh"], r["start"], r["variant"],
-                                                        r["method"]))),
+        *per_run_table(sorted(lite0_map, key=lambda r: (MESHES.index(r["mesh"][5:]),
+                                                        start_idx(r), r["variant"],
+                                                        METHODS.index(r["method"])))),
         "",
         f"Total script time {time.time() - t0:.0f} s (maps and real runs cached under "
         "`results/`).",
