@@ -88,13 +88,19 @@ def main() -> None:
     print(f"Domain azimuth [0, 360] (periodic for ours) x elevation [-10, 90]; one pose "
           f"rendered + classified alone: {1000 * one_pose_s:.0f} ms.  Paper variant: "
           f"{args.paper_iters} iterations measured, extrapolated x{PAPER_ITERS / args.paper_iters:g}"
-          f" to {PAPER_ITERS} (marked *).\n")
+          f" to {PAPER_ITERS} (marked *); its region is the one after the capped run (from "
+          "a 1e-5 box the printed rules grow the box geometrically, by roughly "
+          "1 + lr * f per iteration, so a region typically appears only after a few hundred "
+          "iterations; see benchmarks/results/regions_real.md for full 800-iteration runs on "
+          "the dense maps).\n")
     print("| variant | method | region (az x el) | volume ratio | evaluations | model calls | "
           "evaluations / call (batching gain) | wall s | stop |")
     print("|---|---|---|---|---|---|---|---|---|")
     for variant, method, r, wall in rows:
         box = (f"[{r.lower[0]:.1f}, {r.upper[0]:.1f}] x [{r.lower[1]:.1f}, {r.upper[1]:.1f}]"
                if r.grew else "not grown")
+        if variant == "paper":
+            box += f" (after {len(r.trace)} it.)"
         ev, calls, w, mark = r.n_evaluations, r.n_calls, wall, ""
         if variant == "paper" and len(r.trace) == args.paper_iters:
             k = PAPER_ITERS / args.paper_iters

@@ -233,7 +233,8 @@ def findings(rows: list[dict[str, Any]]) -> list[str]:
         f"({mean_ev('ours-fine'):.0f}).",
         "- The paper rules ignore the threshold: they grow a box from non-robust starts too "
         f"(no region in {flagged('paper')} of the {3 * n_nonrob} runs (3 methods) from the "
-        f"{n_nonrob} non-robust starts; ours {flagged('ours')}), and their OIR_B / OIR_W "
+        f"{n_nonrob} non-robust starts; ours {flagged('ours')} of {3 * n_nonrob}), and their "
+        "OIR_B / OIR_W "
         "boxes are several times "
         "larger than the ground truth (SRVR found / GT column).",
         f"- Ours overshoots the ground truth by > 1.5x in volume in {len(over)} of "
