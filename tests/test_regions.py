@@ -624,3 +624,23 @@ def test_plot_regions_writes_png_atomically(tmp_path):
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["one.svg", "regions.png"]
     with pytest.raises(BadInput, match="names"):
         plot_regions(tmp_path / "x.png", res, names=["only one"])
+
+
+# ------------------------------------------------------------- narrow dips inside a step
+def _plateau_with_dip(x: np.ndarray) -> np.ndarray:
+    """Plateau on [-50, 50] with a narrow dip on [20, 28]: the robust box from 0 is [-50, 20]."""
+    v = x[:, 0]
+    plateau = _sig((50 - np.abs(v)) / 0.5)
+    dip = _sig((v - 20) / 0.3) * _sig((28 - v) / 0.3)
+    return plateau * (1 - 0.9 * dip)
+
+
+def test_long_steps_do_not_jump_over_a_narrow_dip():
+    dom = ((-100.0,), (100.0,))
+    for method in ("naive", "oir_b", "oir_w"):
+        r = find_region(_plateau_with_dip, [0.0], dom, method=method)
+        assert r.upper[0] == pytest.approx(20.0, abs=1.0), method
+        assert r.lower[0] == pytest.approx(-50.0, abs=1.0), method
+    # the same search testing only the new face position steps over the dip
+    blind = find_region(_plateau_with_dip, [0.0], dom, method="naive", slab_spacing=0.0)
+    assert blind.upper[0] > 28.0

@@ -87,6 +87,9 @@ OURS_DEFAULTS: dict[str, Any] = {
     "max_iter": 400,  # steps (= score_fn calls) at most
     "max_evals": None,  # evaluation budget (None: unlimited)
     "face_points": None,  # interior samples per face; None: naive 0, oir_b/oir_w 1
+    "slab_spacing": 1.0 / 32.0,  # test planes inside a long step at most this far apart
+    # (fraction of the domain width), so a narrow dip of the score is not jumped over;
+    # 0 tests the new face position only
     "fd_step": 1e-3,  # finite-difference step (oir_w without grad_fn), fraction of width
     "trades": None,  # volume trade trials; None: oir_w 4 (n - 1), else 0
     "trade_frac": 0.25,  # first shrink fraction of a trade
@@ -160,6 +163,7 @@ class _Search:
         self.hi = x0.copy()
         self.tol = float(hyper["xtol"]) * self.width
         step = float(hyper["init_step"]) * self.width
+        self.slab = float(hyper["slab_spacing"]) * self.width
         self.faces = [
             _Face(dim=i, sign=s, tol=float(self.tol[i]), step=float(step[i]))
             for i in range(n)
@@ -302,13 +306,19 @@ class _Search:
         n_corners = 2**self.n
         props = self.proposals()
         blocks = [corners(self.lo, self.hi, self.mask)]
-        spans: list[tuple[int, float, slice]] = []
+        spans: list[tuple[int, float, slice, int]] = []
         start = n_corners
         for fi, c in props.items():
             f = self.faces[fi]
-            x = self.face_samples(f, self.pos(f) + f.sign * c)
+            # the swept slab is tested on planes at most `slab` apart (all in this one call):
+            # a step that doubled past a narrow dip of the score must not jump over it
+            sp = float(self.slab[f.dim])
+            planes = 1 if sp <= 0 else min(16, max(1, math.ceil(c / sp - 1e-9)))
+            p0 = self.pos(f)
+            x = np.concatenate([self.face_samples(f, p0 + f.sign * c * k / planes)
+                                for k in range(1, planes + 1)])
             blocks.append(x)
-            spans.append((fi, c, slice(start, start + len(x))))
+            spans.append((fi, c, slice(start, start + len(x)), planes))
             start += len(x)
         vals, _ = self.ev.evaluate(np.concatenate(blocks, axis=0))
         self.steps += 1
@@ -318,11 +328,12 @@ class _Search:
         if not props:
             return "done"
         new_moved: dict[int, tuple[_Face, float]] = {}
-        for fi, c, sl in spans:
+        for fi, c, sl, planes in spans:
             f = self.faces[fi]
             p_old = self.pos(f)
             q = p_old + f.sign * c
-            if vals[sl].min() >= t:
+            plane_ok = vals[sl].reshape(planes, -1).min(axis=1) >= t
+            if plane_ok.all():
                 new_moved[fi] = (copy.copy(f), p_old)
                 if not f.bracketed:
                     f.step = self.grow * c
@@ -332,6 +343,10 @@ class _Search:
                         self.set_pos(f, float(self.dlo[f.dim] if f.sign < 0 else self.dhi[f.dim]))
                     f.done = True
             else:
+                # Bracket at the full step, as without slab planes: on a score that falls
+                # monotonically past the edge every plane passes exactly when the last one
+                # does, so smooth plateaus are searched exactly as before; a dip inside the
+                # slab still fails the step and bisection closes in on the face.
                 f.bracketed, f.fail_pos = True, q
         for i in np.flatnonzero(self.periodic).tolist():
             if self.hi[i] - self.lo[i] >= self.width[i] * (1 - 1e-12):
