@@ -400,9 +400,12 @@ def _summary(st: Study) -> dict[str, Any]:
         out["context_note"] = "Class robustness (representation) was not run."
     secs = study_seconds(st.provenance)
     if secs is not None:
-        t = st.provenance.get("timings_s")
+        t = dict(st.provenance.get("timings_s") or {})
+        reused = st.provenance.get("reused_steps_s")
+        reused = reused if isinstance(reused, Mapping) else {}
+        t.update(reused)  # steps reused from earlier runs count with the time they took then
         parts = []
-        if isinstance(t, Mapping):
+        if t:
             steps = sorted(((str(k), _num(v)) for k, v in t.items()
                             if k != "total" and _num(v) is not None), key=lambda kv: -kv[1])
             parts = [f"{k} {_duration(v)}" for k, v in steps[:3]]
@@ -410,6 +413,10 @@ def _summary(st: Study) -> dict[str, Any]:
                 parts = ["longest steps: " + parts[0]] + parts[1:] + \
                     [f"{len(steps) - 3} more under Provenance"]
         out["time"] = _duration(secs) + (f" ({'; '.join(parts)})" if parts else "")
+        done = [_num(v) for v in reused.values() if _num(v) is not None]
+        if done:
+            out["time"] += (f"; {len(done)} steps were reused from earlier runs, where they "
+                            f"took {_duration(sum(done))}")
     out["not_run"] = [title for key, title, _ in PARTS if not st.has(key)]
     return out
 

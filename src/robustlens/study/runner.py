@@ -78,6 +78,7 @@ class Study:
     progress: Callable[[], Any] | None = None
     timings_: dict[str, float] = field(default_factory=dict)
     skipped_: list[str] = field(default_factory=list)
+    reused_timings_: dict[str, float] = field(default_factory=dict)
 
     # ------------------------------------------------------------ preparation
     def _prepare(self) -> None:
@@ -139,8 +140,10 @@ class Study:
         done = folder / ".done.json"
         if not self.force and done.is_file():
             try:
-                if json.loads(done.read_text()).get("key") == key:
+                prev = json.loads(done.read_text())
+                if prev.get("key") == key:
                     self.skipped_.append(name)
+                    self.reused_timings_[name] = round(float(prev.get("seconds", 0.0)), 2)
                     self.log(f"[dim]reuse[/dim] {name}")
                     return
             except (OSError, json.JSONDecodeError):
@@ -409,7 +412,9 @@ class Study:
             "machine": {"host": socket.gethostname(), "platform": platform.platform(),
                         "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                         "gpu": gpu, "device": self.config.device},
-            "timings_s": self.timings_, "reused_steps": self.skipped_,
+            "timings_s": self.timings_,
+            # steps reused from an earlier run, with the seconds they took then
+            "reused_steps_s": self.reused_timings_,
             "started": started, "finished": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         write_text_atomic(self.out / "provenance.json", json.dumps(prov, indent=2, default=str))
