@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import BadInput
+from ..errors import BadInput, first_line
 from .base import Classifier
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
@@ -181,18 +181,21 @@ def _load_timm(name: str, ov: ModelOverrides) -> Classifier:
 
     if not timm.list_models(name) and not timm.is_model(name):
         raise BadInput(f"--model timm:{name}: unknown timm model (see timm.list_models())")
-    try:
-        if ov.weights:
+    if ov.weights:
+        _existing_file(ov.weights, "weights", flag="--weights")
+        try:
             module = timm.create_model(name, pretrained=True,
                                        pretrained_cfg_overlay={"file": ov.weights})
-        else:
+        except Exception as exc:
+            raise BadInput(f"--weights {ov.weights}: cannot load into timm:{name} "
+                           f"({first_line(exc)})") from None
+    else:
+        try:
             with _hf_offline():  # never download at run time
                 module = timm.create_model(name, pretrained=True)
-    except BadInput:
-        raise
-    except Exception as exc:  # timm/hf raise many kinds when the cache is empty
-        raise BadInput(f"--model timm:{name}: pretrained weights not in the local cache and no "
-                       f"--weights FILE given ({type(exc).__name__})") from None
+        except Exception as exc:  # timm/hf raise many kinds when the cache is empty
+            raise BadInput(f"--model timm:{name}: pretrained weights not in the local cache and "
+                           f"no --weights FILE given ({type(exc).__name__})") from None
     cfg = timm.data.resolve_data_config({}, model=module)
     size = int(cfg["input_size"][-1])
     crop_pct = float(cfg.get("crop_pct", 0.875))
@@ -209,7 +212,7 @@ def _load_torchscript(path: str, ov: ModelOverrides) -> Classifier:
     try:
         module = torch.jit.load(str(p), map_location="cpu")
     except Exception as exc:
-        raise BadInput(f"--model torchscript:{path}: not a TorchScript file ({_first_line(exc)})") from None
+        raise BadInput(f"--model torchscript:{path}: not a TorchScript file ({first_line(exc)})") from None
     return Classifier(module=module.eval(), spec=f"torchscript:{path}", weights_sha256=file_sha256(p))
 
 
@@ -238,7 +241,7 @@ def _load_onnx(path: str, ov: ModelOverrides) -> Classifier:
     try:
         module = OnnxModule(str(p))
     except Exception as exc:
-        raise BadInput(f"--model onnx:{path}: onnxruntime cannot load it ({_first_line(exc)})") from None
+        raise BadInput(f"--model onnx:{path}: onnxruntime cannot load it ({first_line(exc)})") from None
     size = module.input_shape[-1] if isinstance(module.input_shape[-1], int) else 224
     return Classifier(module=module, spec=f"onnx:{path}", input_size=size,
                       resize_size=int(round(size * 256 / 224)), differentiable=False,
@@ -256,7 +259,7 @@ def _load_python(rest: str, ov: ModelOverrides) -> Classifier:
     try:
         spec.loader.exec_module(mod)
     except Exception as exc:
-        raise BadInput(f"--model python:{rest}: importing {file} failed ({_first_line(exc)})") from None
+        raise BadInput(f"--model python:{rest}: importing {file} failed ({first_line(exc)})") from None
     fn = getattr(mod, func, None)
     if not callable(fn):
         raise BadInput(f"--model python:{rest}: {file} has no callable {func!r}")
@@ -365,7 +368,7 @@ def _probe(clf: Classifier) -> None:
         raise
     except Exception as exc:
         raise BadInput(f"model {clf.spec!r}: forward pass on a (2, 3, {clf.input_size}, "
-                       f"{clf.input_size}) batch failed ({_first_line(exc)}); check --input-size") from None
+                       f"{clf.input_size}) batch failed ({first_line(exc)}); check --input-size") from None
     finally:
         for h in hooks:
             h.remove()
@@ -409,7 +412,7 @@ def _load_state_dict(module: nn.Module, path: str, spec: str) -> None:
             sd = sd["state_dict"]
         module.load_state_dict(sd)
     except Exception as exc:
-        raise BadInput(f"--weights {path}: cannot load into {spec} ({_first_line(exc)})") from None
+        raise BadInput(f"--weights {path}: cannot load into {spec} ({first_line(exc)})") from None
 
 
 def _existing_file(path: str, kind: str, flag: str = "--model") -> Path:
@@ -419,7 +422,3 @@ def _existing_file(path: str, kind: str, flag: str = "--model") -> Path:
                        else f"{flag} {path}: file not found")
     return p
 
-
-def _first_line(exc: BaseException) -> str:
-    s = str(exc).strip().splitlines()
-    return (s[0] if s else type(exc).__name__)[:200]
