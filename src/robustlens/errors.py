@@ -15,3 +15,9 @@ class BadInput(ValueError):
 def bad(msg: str) -> BadInput:
     """Shorthand: ``raise bad("--grid azimuth: stop must be > start")``."""
     return BadInput(msg)
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message (or its type name), for one-line errors."""
+    lines = str(exc).strip().splitlines()
+    return (lines[0] if lines else type(exc).__name__)[:limit]

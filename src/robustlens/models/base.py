@@ -149,10 +149,7 @@ class Classifier:
         """For a photo of ``width x height``: (scale, x_offset, y_offset) such that a pixel
         coordinate ``u`` maps to ``u * scale - offset`` in the ``S x S`` network input, exactly
         like ``Resize(resize_size)`` (shorter side) followed by ``CenterCrop(input_size)``."""
-        scale = self.resize_size / min(width, height)
-        new_w, new_h = width * scale, height * scale
-        # torchvision rounds the resized size and the crop offset; follow it.
-        new_w_i, new_h_i = (int(round(new_w)), int(round(new_h)))
+        # torchvision truncates the long side of the resize and rounds the crop offset
         if width <= height:
             new_w_i = self.resize_size
             new_h_i = int(self.resize_size * height / width)

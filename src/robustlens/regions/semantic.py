@@ -52,6 +52,7 @@ __all__ = [
     "regions_for_mesh",
     "regions_for_score",
     "run_record",
+    "saved_run_record",
     "save_regions",
     "save_srvr",
     "scene_domain",
@@ -543,17 +544,32 @@ def run_record(
     model: str, mesh: str, class_id: int, class_name: str, result: RegionResult
 ) -> dict[str, Any]:
     """One row of ``srvr_runs.csv`` (points as ``a;b`` strings)."""
+    rec = {"start": result.x0, "lower": result.lower, "upper": result.upper,
+           "volume_ratio": result.volume_ratio, "grew": result.grew,
+           "converged": result.converged, "stop_reason": result.stop_reason,
+           "evaluations": result.n_evaluations, "calls": result.n_calls,
+           "wall_s": result.info.get("wall_s", 0.0)}
+    return saved_run_record(model, mesh, class_id, class_name, rec, result.method,
+                            result.variant)
+
+
+def saved_run_record(
+    model: str, mesh: str, class_id: int, class_name: str, rec: Mapping[str, Any],
+    method: str, variant: str,
+) -> dict[str, Any]:
+    """One row of ``srvr_runs.csv`` from a ``regions.json`` record (or the same fields), so
+    region runs reused from disk count in SRVR exactly like freshly computed ones."""
     def pt(v: Any) -> str:
         return ";".join(f"{float(x):.6g}" for x in np.asarray(v))
 
     return {
         "model": model, "mesh": mesh, "class_id": int(class_id), "class_name": class_name,
-        "method": result.method, "variant": result.variant, "start": pt(result.x0),
-        "lower": pt(result.lower), "upper": pt(result.upper),
-        "volume_ratio": float(result.volume_ratio), "grew": bool(result.grew),
-        "converged": bool(result.converged), "stop_reason": result.stop_reason,
-        "evaluations": int(result.n_evaluations), "calls": int(result.n_calls),
-        "wall_s": float(result.info.get("wall_s", 0.0)),
+        "method": method, "variant": variant, "start": pt(rec["start"]),
+        "lower": pt(rec["lower"]), "upper": pt(rec["upper"]),
+        "volume_ratio": float(rec["volume_ratio"]), "grew": bool(rec["grew"]),
+        "converged": bool(rec["converged"]), "stop_reason": rec.get("stop_reason", ""),
+        "evaluations": int(rec["evaluations"]), "calls": int(rec["calls"]),
+        "wall_s": float(rec.get("wall_s", 0.0)),
     }
 
 

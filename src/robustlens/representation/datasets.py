@@ -47,7 +47,7 @@ import torch
 import torchvision.transforms.v2.functional as TF
 from PIL import Image
 
-from ..errors import BadInput
+from ..errors import BadInput, first_line
 from ..models.base import Classifier
 from ..models.registry import DATA_DIR
 
@@ -259,7 +259,7 @@ def _image_size(path: Path, where: str) -> tuple[int, int]:
         with Image.open(path) as im:
             return im.size
     except Exception as exc:
-        raise BadInput(f"{where}: cannot read image {path} ({_first_line(exc)})") from None
+        raise BadInput(f"{where}: cannot read image {path} ({first_line(exc)})") from None
 
 
 def _check_box(box: np.ndarray, w: float, h: float, where: str, tol: float = 0.0) -> np.ndarray:
@@ -281,7 +281,7 @@ def _load_csv(path: Path, labels: _Labels, skip_unknown: bool) -> BoxDataset:
     try:
         f = open(path, newline="", encoding="utf-8-sig")
     except OSError as exc:
-        raise BadInput(f"--data {path}: cannot read ({_first_line(exc)})") from None
+        raise BadInput(f"--data {path}: cannot read ({first_line(exc)})") from None
     rows: list[tuple[Any, int, np.ndarray, str, str]] = []
     sizes: dict[Path, tuple[int, int]] = {}
     with f:
@@ -318,7 +318,7 @@ def _parse_xml(path: Path) -> tuple[str | None, tuple[int, int] | None, list[tup
     try:
         root = ET.parse(path).getroot()
     except (ET.ParseError, OSError) as exc:
-        raise BadInput(f"{path}: not a readable Pascal-style XML ({_first_line(exc)})") from None
+        raise BadInput(f"{path}: not a readable Pascal-style XML ({first_line(exc)})") from None
     fname = root.findtext("filename")
     size = None
     if root.find("size") is not None:
@@ -412,7 +412,7 @@ def _load_coco(path: Path, labels: _Labels, skip_unknown: bool) -> BoxDataset:
         cats = {int(c["id"]): str(c["name"]) for c in data["categories"]}
         anns = data["annotations"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise BadInput(f"{path}: not a COCO instances file ({_first_line(exc)})") from None
+        raise BadInput(f"{path}: not a COCO instances file ({first_line(exc)})") from None
     if not images:
         raise BadInput(f"--data {path}: empty dataset, no images in the COCO file")
     first = next(iter(images.values()))[0]
@@ -488,7 +488,7 @@ def read_image(item: BoxItem) -> torch.Tensor:
         with Image.open(img) as im:
             arr = np.asarray(im.convert("RGB"))
     except Exception as exc:
-        raise BadInput(f"{item.ref}: cannot read image {img} ({_first_line(exc)})") from None
+        raise BadInput(f"{item.ref}: cannot read image {img} ({first_line(exc)})") from None
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).float() / 255.0
 
 
@@ -525,7 +525,3 @@ def prepare_batch(items: Sequence[BoxItem], classifier: Classifier
         masks.append(boxes_mask(b, s))
     return torch.stack(imgs), np.stack(masks), boxes
 
-
-def _first_line(exc: BaseException) -> str:
-    s = str(exc).strip().splitlines()
-    return (s[0] if s else type(exc).__name__)[:200]

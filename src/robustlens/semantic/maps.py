@@ -21,7 +21,7 @@ from ..errors import BadInput
 from ..io import atomic_path
 from ..models import Classifier
 from ..render import MeshRenderer
-from ..render.scene import PARAMETERS, check_values
+from ..render.scene import PARAMETERS
 from .grid import GridAxis
 from .score import RenderScore
 
@@ -144,13 +144,3 @@ def load_map(path: str | Path) -> xr.Dataset:
         raise BadInput(f"--map {path}: has no 'score' variable")
     return ds
 
-
-def check_point(names: Sequence[str], values: Sequence[float], flag: str) -> np.ndarray:
-    """Validate a point given on the command line against the parameters' ranges."""
-    v = np.asarray(values, dtype=np.float64)
-    if v.shape != (len(names),):
-        raise BadInput(f"{flag} {','.join(f'{x:g}' for x in v)}: expected {len(names)} values "
-                       f"({', '.join(names)})")
-    for n, x in zip(names, v, strict=True):
-        check_values(n, np.array([x]), flag)
-    return v

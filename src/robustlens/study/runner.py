@@ -215,6 +215,7 @@ class Study:
             regions_for_mesh,
             regions_for_score,
             save_regions,
+            saved_run_record,
             scene_periodic,
         )
         from ..semantic import load_map
@@ -273,7 +274,8 @@ class Study:
 
                 self._step(f"regions {clf.spec} {o.spec} {method}", folder, key, run)
                 data = json.loads((folder / "regions.json").read_text())
-                runs += [_run_row(clf.spec, o.spec, cid, clf.labels[cid], rec, data)
+                runs += [saved_run_record(clf.spec, o.spec, cid, clf.labels[cid], rec,
+                                          data["method"], data["variant"])
                          for rec in data["regions"]]
         return runs
 
@@ -419,18 +421,3 @@ class Study:
         }
         write_text_atomic(self.out / "provenance.json", json.dumps(prov, indent=2, default=str))
 
-
-def _run_row(model: str, mesh: str, class_id: int, class_name: str, rec: dict[str, Any],
-             data: dict[str, Any]) -> dict[str, Any]:
-    """One ``srvr_runs.csv`` row (as ``regions.semantic.run_record``) from a saved record, so
-    reused region steps count in SRVR exactly like freshly computed ones."""
-    def pt(v: Any) -> str:
-        return ";".join(f"{float(x):.6g}" for x in np.asarray(v))
-
-    return {"model": model, "mesh": mesh, "class_id": int(class_id), "class_name": class_name,
-            "method": data["method"], "variant": data["variant"], "start": pt(rec["start"]),
-            "lower": pt(rec["lower"]), "upper": pt(rec["upper"]),
-            "volume_ratio": float(rec["volume_ratio"]), "grew": bool(rec["grew"]),
-            "converged": bool(rec["converged"]), "stop_reason": rec.get("stop_reason", ""),
-            "evaluations": int(rec["evaluations"]), "calls": int(rec["calls"]),
-            "wall_s": float(rec.get("wall_s", 0.0))}
