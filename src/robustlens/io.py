@@ -77,7 +77,7 @@ def check_out_dir(path: str | os.PathLike[str], flag: str = "--out") -> Path:
     if p.exists():
         if not p.is_dir():
             raise BadInput(f"{flag} {path}: exists and is not a folder")
-        if not os.access(p, os.W_OK | os.X_OK):
+        if not _can_write(p):
             raise BadInput(f"{flag} {path}: folder is not writable")
         return p
     parent = p.absolute().parent
@@ -85,9 +85,22 @@ def check_out_dir(path: str | os.PathLike[str], flag: str = "--out") -> Path:
         parent = parent.parent
     if not parent.is_dir():
         raise BadInput(f"{flag} {path}: cannot create it ({parent} is not a folder)")
-    if not os.access(parent, os.W_OK | os.X_OK):
+    if not _can_write(parent):
         raise BadInput(f"{flag} {path}: cannot create it ({parent} is not writable)")
     return p
+
+
+def _can_write(folder: Path) -> bool:
+    """Try it (permission bits lie for root and on read-only mounts): create and delete a
+    temporary file."""
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return False
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError:
+        return False
+    return True
 
 
 def remove_stale_temps(folder: str | os.PathLike[str]) -> int:

@@ -24,7 +24,7 @@ from ..models.base import as_list
 F = TypeVar("F", bound=Callable[..., Any])
 # markup off: paths and names such as dir/br[/x].obj or "[bold red]" are printed verbatim,
 # never interpreted (styles are applied with Text objects where wanted)
-console = Console(stderr=True, markup=False, highlight=False, emoji=False)
+console = Console(stderr=True, markup=False, highlight=False, emoji=False, soft_wrap=True)
 
 #: set by the top-level --quiet / --verbose flags
 VERBOSITY = {"level": 1}

@@ -119,9 +119,10 @@ def check_pose_count(n: int, limit: int | None, flag: str = "--grid",
     estimated time at :data:`POSES_PER_SECOND` and how to confirm."""
     limit = MAX_POSES if limit is None else limit
     if n > HARD_MAX_POSES:
-        raise BadInput(f"{flag}: {n:,} poses; at most {HARD_MAX_POSES:,} even when confirmed "
-                       f"(the map alone would need {n * 8 / 2**30:,.0f} GiB): use a coarser "
-                       f"grid or --samples")
+        raise BadInput(f"{flag}: {n:,} poses would take about "
+                       f"{duration_text(n / POSES_PER_SECOND)} at ~{POSES_PER_SECOND:g} poses/s "
+                       f"and {n * 8 / 2**30:,.0f} GiB; at most {HARD_MAX_POSES:,} even when "
+                       f"confirmed: use a coarser grid or --samples")
     if n > limit:
         eta = duration_text(n / POSES_PER_SECOND)
         raise BadInput(f"{flag}: {n:,} poses would take about {eta} at ~{POSES_PER_SECOND:g} "
