@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 
 from ..errors import BadInput
-
 from .common import info
 
 EPILOG = """\b
