@@ -265,3 +265,24 @@ def test_second_run_into_a_locked_folder_is_refused(env, capsys):
         code, _, err = run_cli(["-q", *base(env)], capsys)
         assert code == 2 and "another robustlens run" in err
     assert not (env.out / "map.nc").exists()
+
+
+def test_torchscript_load_adds_no_warning_lines(env, capsys, monkeypatch):
+    """torch.jit.load warns that it is deprecated on every load: not the user's business."""
+    import warnings
+
+    import torch
+
+    from robustlens.models.registry import load_model
+
+    spec_mod = __import__("importlib.util").util
+    spec = spec_mod.spec_from_file_location("tiny_ts", TINY)
+    mod = spec_mod.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.script(mod.build()).save(str(env.tmp / "t.pt"))
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        load_model(f"torchscript:{env.tmp / 't.pt'}", input_size=32)
+    assert not [w for w in seen if "jit" in str(w.message)], [str(w.message) for w in seen]
