@@ -16,9 +16,10 @@ from ..render.scene import check_values, get_parameter
 MAX_AXIS_VALUES = 10_000_000
 #: maps with more poses than this are refused unless confirmed (--yes / semantic.max_poses)
 MAX_POSES = 1_000_000
-#: poses per second of a map with the default model on a 2-core CPU (README, Benchmarks);
+#: poses per second of a map with the default model on a shared 2-core CPU (measured: 240
+#: poses of EfficientNet-Lite0 in 28 s, about 8.5/s, with other jobs running; README);
 #: used only to tell the user how long a very large map would take
-POSES_PER_SECOND = 25.0
+POSES_PER_SECOND = 10.0
 #: never more than this, confirmed or not (score + top-1 arrays of 8 bytes per pose)
 HARD_MAX_POSES = 500_000_000
 

@@ -51,7 +51,7 @@ class CurveConfig(_Strict):
 
     param: str = "azimuth"
     grid: str = Field("0:360:3", description="START:STOP:STEP or V1,V2,...")
-    at: dict[str, float] = Field(default_factory=lambda: {"elevation": 10.0},
+    at: dict[str, float] = Field(default_factory=dict,
                                  description="fixed values of other parameters")
 
 
@@ -62,12 +62,13 @@ class SemanticConfig(_Strict):
                                                           "elevation": "-10:90:3"})
     fixed: dict[str, float] = Field(default_factory=dict)
     curve: CurveConfig | None = Field(
-        default_factory=CurveConfig,
+        default_factory=lambda: CurveConfig(at={"elevation": 10.0}),
         description="1-D sweep per model and mesh: param, grid START:STOP:STEP, fixed values")
     batch_size: int = Field(32, ge=1)
     max_poses: int = Field(
         1_000_000, ge=1, description="refuse a map with more poses than this (a 10^6-pose map "
-                                     "takes about 11 h on a 2-core CPU); raise it to confirm")
+                                     "takes more than a day on a 2-core CPU); raise it to "
+                                     "confirm")
 
 
 class RegionsConfig(_Strict):
