@@ -227,10 +227,13 @@ def test_brackets_and_markup_in_paths_just_work(env, capsys, monkeypatch):
     shutil.copy(demo_meshes()["mug"], mesh)
     out = env.tmp / "o[bold red]"
     base, _ = COMMANDS["map"]
+    labels = env.tmp / "labels.txt"
+    labels.write_text("[bold red]\nb\nc\n")
     args = _replace(_replace(base(env), "--mesh", str(mesh)), "--out", str(out))
-    code, _, err = run_cli(args, capsys)
+    code, _, err = run_cli([*args, "--labels", str(labels)], capsys)
     assert code == 0, err
-    assert "br[/x].glb" in err and "o[bold red]" in err  # printed verbatim, not as markup
+    # printed verbatim, not as markup
+    assert "br[/x].glb" in err and "o[bold red]" in err and "'[bold red]'" in err
     assert (out / "map.nc").is_file() and (out / "map.png").is_file()
     assert not (out / ".robustlens.lock").exists()
 
@@ -286,3 +289,23 @@ def test_torchscript_load_adds_no_warning_lines(env, capsys, monkeypatch):
         warnings.simplefilter("always")
         load_model(f"torchscript:{env.tmp / 't.pt'}", input_size=32)
     assert not [w for w in seen if "jit" in str(w.message)], [str(w.message) for w in seen]
+
+
+@pytest.mark.parametrize("cmd", sorted(RENDERING))
+def test_latin1_file_names_just_work(env, capsys, monkeypatch, cmd):
+    """A file name that is not UTF-8 (latin-1 'café') arrives as surrogate escapes: it must
+    load, and be written into NetCDF/CSV/JSON/plots as a printable name."""
+    import os
+
+    monkeypatch.setenv("ROBUSTLENS_CACHE_DIR", str(env.tmp / "cache"))
+    from robustlens.render.mesh import demo_meshes
+
+    mesh = Path(os.fsdecode(bytes(env.tmp) + b"/caf\xe9.glb"))
+    shutil.copy(demo_meshes()["mug"], mesh)
+    out = Path(os.fsdecode(bytes(env.tmp) + b"/out\xe9"))
+    base, results = COMMANDS[cmd]
+    code, _, err = run_cli(["-q", *_replace(_replace(base(env), "--mesh", str(mesh)),
+                                            "--out", str(out))], capsys)
+    assert code == 0, err
+    for r in results:
+        assert (out / r).is_file()

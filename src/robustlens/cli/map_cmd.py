@@ -52,6 +52,7 @@ def command(mesh_spec: str, up: str, class_: str | None, grids: tuple[str, ...],
             samples: int | None, seed: int, batch_size: int, image_size: int | None,
             confirm: bool, out_dir: str, **kwargs: Any) -> None:
     """Sweep the true-class score over 1..n scene parameters; write map.nc and map.png."""
+    from ..errors import printable
     from ..io import check_out_dir, locked_out_dir
     from ..render import MeshRenderer, load_mesh
     from ..render.scene import parse_assignments
@@ -71,6 +72,7 @@ def command(mesh_spec: str, up: str, class_: str | None, grids: tuple[str, ...],
     mesh = load_mesh(mesh_spec, up=up)
     clf = model_from_options(**pop_model_kwargs(kwargs))
     class_id = resolve_class(clf, class_, mesh_spec)
+    mesh_spec = printable(mesh_spec)  # from here on a name in files and titles
     renderer = MeshRenderer(image_size=image_size or clf.input_size)
     info(f"map: {clf.labels[class_id]!r} (class {class_id}) on {mesh_spec}, model {clf.spec}, "
          f"{n} poses over {', '.join(a.name for a in axes)}")

@@ -122,6 +122,7 @@ def command(mesh_spec: str, up: str, class_: str | None, method: str, params: tu
             max_evals: int | None, sets: tuple[str, ...], batch_size: int,
             image_size: int | None, map_path: str | None, out_dir: str, **kwargs: Any) -> None:
     """Grow robust regions (boxes where the class score stays high) around start points."""
+    from ..errors import printable
     from ..io import check_out_dir
     from ..regions.semantic import (
         SceneScore,
@@ -145,6 +146,7 @@ def command(mesh_spec: str, up: str, class_: str | None, method: str, params: tu
     mesh = load_mesh(mesh_spec, up=up)
     clf = model_from_options(**pop_model_kwargs(kwargs))
     class_id = resolve_class(clf, class_, mesh_spec)
+    mesh_spec = printable(mesh_spec)  # from here on a name in files and titles
     renderer = MeshRenderer(image_size=image_size or clf.input_size)
     if map_da is not None:
         m_cls = map_da.attrs.get("class_id")

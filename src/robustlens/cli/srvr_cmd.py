@@ -46,7 +46,7 @@ def command(meshes: tuple[str, ...], up: str, classes: tuple[str, ...], methods:
     """Rank models by SRVR over meshes x start points, per region method."""
     import gc
 
-    from ..errors import BadInput
+    from ..errors import BadInput, printable
     from ..io import check_out_dir
     from ..regions.semantic import (
         SceneScore,
@@ -82,6 +82,7 @@ def command(meshes: tuple[str, ...], up: str, classes: tuple[str, ...], methods:
         clf = model_from_options(spec, **model_kwargs)
         ids = [resolve_class(clf, c, m) for c, m in zip(cls_for, meshes, strict=True)]
         models.append((clf, ids))
+    meshes = tuple(printable(m) for m in meshes)  # from here on names in files and titles
 
     n_runs = len(models) * len(meths) * len(meshes) * len(pts)
     info(f"srvr: {len(models)} model(s) x {len(meths)} method(s) x {len(meshes)} mesh(es) x "

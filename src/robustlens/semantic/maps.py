@@ -17,7 +17,7 @@ import trimesh
 import xarray as xr
 
 from .. import __version__
-from ..errors import BadInput
+from ..errors import BadInput, printable
 from ..io import atomic_path, atomic_paths
 from ..models import Classifier
 from ..render import MeshRenderer
@@ -149,6 +149,8 @@ class SemanticMap:
             scene=json.dumps(scene), robustlens_version=__version__, seed=int(self.seed),
             python=platform.python_version(),
         )
+        # a latin-1 file name arrives as surrogate escapes, which HDF5 cannot store
+        ds.attrs.update({k: printable(v) for k, v in ds.attrs.items() if isinstance(v, str)})
         return ds
 
 

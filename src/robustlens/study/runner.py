@@ -29,7 +29,7 @@ import numpy as np
 import yaml
 
 from .. import __version__
-from ..errors import BadInput
+from ..errors import BadInput, printable
 from ..io import write_text_atomic
 from ..models import Classifier, ModelOverrides, load_model
 from ..render import MeshRenderer, demo_class, load_mesh
@@ -152,7 +152,9 @@ class Study:
             if cls is None:
                 raise BadInput(f"config semantic.meshes: {mc.mesh} needs a class "
                                f"(write {{mesh: {mc.mesh}, class: NAME}})")
-            self.objects_.append(_Object(mc.mesh, mc.up, cls, mesh, mesh_fingerprint(mc.mesh)))
+            # the spec is only a name from here on (files, titles): no undecodable bytes
+            self.objects_.append(_Object(printable(mc.mesh), mc.up, cls, mesh,
+                                         mesh_fingerprint(mc.mesh)))
         self.models_: list[Classifier] = []
         for mc in cfg.model_configs():
             ov = ModelOverrides(input_size=mc.input_size, mean=mc.mean, std=mc.std,
