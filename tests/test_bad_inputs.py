@@ -139,6 +139,10 @@ INPUTS: dict[str, tuple[set[str], Callable[[Env, list[str]], list[str]], str]] =
                           "--threshold"),
     "threshold-0": ({"regions", "srvr"}, lambda e, a: a + ["--threshold", "0"],
                     "--threshold"),
+    "mesh-missing-latin1-name": (RENDERING, lambda e, a: _replace(
+        a, "--mesh", __import__("os").fsdecode(bytes(e.tmp) + b"/caf\xe9.obj")), "caf\\xe9.obj"),
+    "mesh-missing-brackets": (RENDERING, lambda e, a: _replace(a, "--mesh", "dir/br[/x].obj"),
+                              "dir/br[/x].obj"),
     "batch-size-0": ({"map"}, lambda e, a: a + ["--batch-size", "0"], "--batch-size"),
     # study configs
     "cfg-empty": ({"run"}, lambda e, a: ["run", str(_write_cfg(e, "# nothing\n")), "--out",

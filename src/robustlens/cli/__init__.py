@@ -12,7 +12,7 @@ import traceback
 
 import click
 
-from ..errors import BadInput
+from ..errors import BadInput, printable
 from .common import VERBOSITY
 
 EPILOG = """\b
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"error: {exc.format_message()}{ctx_cmd}", file=sys.stderr)
         sys.exit(exc.exit_code)
     except BadInput as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {printable(str(exc))}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

@@ -18,13 +18,22 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from ..errors import printable
 from ..models import Classifier, ModelOverrides, load_model
 from ..models.base import as_list
 
 F = TypeVar("F", bound=Callable[..., Any])
 # markup off: paths and names such as dir/br[/x].obj or "[bold red]" are printed verbatim,
 # never interpreted (styles are applied with Text objects where wanted)
-console = Console(stderr=True, markup=False, highlight=False, emoji=False, soft_wrap=True)
+class _Console(Console):
+    """Prints file names that are not UTF-8 (surrogate escapes) as ``\\xe9``, so any stderr
+    encoding can take them."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        super().print(*(printable(o) if isinstance(o, str) else o for o in objects), **kwargs)
+
+
+console = _Console(stderr=True, markup=False, highlight=False, emoji=False, soft_wrap=True)
 
 #: set by the top-level --quiet / --verbose flags
 VERBOSITY = {"level": 1}
@@ -98,7 +107,7 @@ def info(msg: str) -> None:
 
 def debug(msg: str) -> None:
     if VERBOSITY["level"] >= 2:
-        console.print(Text(msg, style="dim"))
+        console.print(Text(printable(msg), style="dim"))
 
 
 def hold_out_dir(path: str, flag: str = "--out") -> Path:
