@@ -143,6 +143,9 @@ INPUTS: dict[str, tuple[set[str], Callable[[Env, list[str]], list[str]], str]] =
         a, "--mesh", __import__("os").fsdecode(bytes(e.tmp) + b"/caf\xe9.obj")), "caf\\xe9.obj"),
     "mesh-missing-brackets": (RENDERING, lambda e, a: _replace(a, "--mesh", "dir/br[/x].obj"),
                               "dir/br[/x].obj"),
+    # one line, no overflow warnings (the reason itself is render/mesh.py's to give)
+    "mesh-1e308-coordinates": (RENDERING, lambda e, a: _replace(a, "--mesh", _big_mesh(e)),
+                               "mesh"),
     "batch-size-0": ({"map"}, lambda e, a: a + ["--batch-size", "0"], "--batch-size"),
     # study configs
     "cfg-empty": ({"run"}, lambda e, a: ["run", str(_write_cfg(e, "# nothing\n")), "--out",
@@ -174,6 +177,12 @@ INPUTS: dict[str, tuple[set[str], Callable[[Env, list[str]], list[str]], str]] =
 
 _ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
     f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8))
+
+
+def _big_mesh(env: Env) -> str:
+    p = env.tmp / "big.obj"
+    p.write_text("v 0 0 0\nv 1e308 0 0\nv 0 1e308 0\nv -1e308 -1e308 1e308\nf 1 2 3\nf 1 3 4\n")
+    return str(p)
 
 
 def _break_csv(env: Env) -> bool:

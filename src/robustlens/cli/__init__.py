@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import sys
 import traceback
+import warnings
 
 import click
 
@@ -35,6 +36,10 @@ Exit codes: 0 ok, 2 bad input, 1 internal error."""
 def cli(quiet: bool, verbose: bool) -> None:
     """robustlens: where and why your image classifier is not robust."""
     VERBOSITY["level"] = 0 if quiet else (2 if verbose else 1)
+    if not verbose:
+        # library warnings (numpy overflow on absurd input, torch deprecations) are not the
+        # user's business and would break the one-line error contract; -v shows them
+        warnings.simplefilter("ignore")
 
 
 # subcommand modules; each defines a click command object named ``command`` (or ``commands``)
