@@ -322,3 +322,21 @@ def test_latin1_file_names_just_work(env, capsys, monkeypatch, cmd):
     assert code == 0, err
     for r in results:
         assert (out / r).is_file()
+
+
+def test_real_process_stderr_is_one_line(env):
+    """In a real process (pytest captures warnings in-process): numpy overflow warnings of a
+    mesh with 1e308 coordinates must not add lines around the one error line."""
+    import os
+    import subprocess
+    import sys
+
+    src = str(Path(__file__).resolve().parent.parent / "src")
+    proc = subprocess.run(
+        [sys.executable, "-c", "from robustlens.cli import main; main()", "map", "--mesh",
+         _big_mesh(env), "--class", "0", "--grid", "azimuth=0:360:180", "--model",
+         f"python:{TINY}:build", "--out", str(env.out)],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": src, "ROBUSTLENS_CACHE_DIR": str(env.tmp / "c")})
+    assert proc.returncode == 2, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
