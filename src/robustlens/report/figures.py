@@ -101,13 +101,15 @@ def save_figure(fig: Figure, path: str | os.PathLike[str]) -> Path:
     return out
 
 
-def method_label(method: str, variant: str | None = None) -> str:
-    """``"ours"`` / ``"paper/naive"``: a method name with its variant when it adds anything."""
+def method_label(method: str, variant: str | None = None, starts: str | None = None) -> str:
+    """``"ours"`` / ``"paper/naive"``: a method name with its variant when it adds anything,
+    and `` · auto starts`` for runs from automatic start points."""
     method = str(method)
+    suffix = " · auto starts" if str(starts) == "auto" else ""
     if variant is None or (isinstance(variant, float) and math.isnan(variant)):
-        return method
+        return method + suffix
     variant = str(variant)
-    return method if variant in ("", method) else f"{method}/{variant}"
+    return (method if variant in ("", method) else f"{method}/{variant}") + suffix
 
 
 def method_colors(labels: Sequence[str]) -> dict[str, str]:
@@ -244,7 +246,7 @@ def map_regions_figure(
 
     docs = [normalize_regions(d) for d in regions]
     dirs = list(base_dirs) if base_dirs is not None else [None] * len(docs)
-    labels = [method_label(d.get("method", f"method {k}"), d.get("variant"))
+    labels = [method_label(d.get("method", f"method {k}"), d.get("variant"), d.get("starts"))
               for k, d in enumerate(docs)]
     colors = dict(colors) if colors is not None else method_colors(labels)
     with style():
@@ -451,7 +453,9 @@ def _srvr_frame(table: pd.DataFrame) -> pd.DataFrame:
         df[c] = pd.to_numeric(df[c], errors="coerce") if c in df.columns else df["srvr"]
         df[c] = df[c].fillna(df["srvr"])
     df["model"] = df["model"].astype(str)
-    df["label"] = [method_label(m, v) for m, v in zip(df["method"], df["variant"], strict=True)]
+    starts = df["starts"] if "starts" in df.columns else [None] * len(df)
+    df["label"] = [method_label(m, v, s)
+                   for m, v, s in zip(df["method"], df["variant"], starts, strict=True)]
     return df.dropna(subset=["srvr"])
 
 
