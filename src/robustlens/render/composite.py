@@ -83,7 +83,7 @@ def photo_background(rng: np.random.Generator, size: int) -> np.ndarray:
     if rng.random() < 0.5:
         img = img[:, ::-1]
     if np.ptp(img.reshape(-1, 3).mean(0)) < 1e-3 and np.allclose(img[..., 0], img[..., 1]):
-        img = img * (0.55 + 0.45 * rng.random(3))[None, None]  # a grey texture: tint it
+        img = img * (0.7 + 0.3 * rng.random(3))[None, None]  # a grey texture: tint it
     return np.clip(img, 0.0, 1.0)
 
 
@@ -119,7 +119,7 @@ def make_rendered_dataset(out_dir: str | os.PathLike[str], meshes: Sequence[str]
     (out / "images").mkdir(parents=True, exist_ok=True)
     rows = []
     ups = list(ups) if ups is not None else [None] * len(meshes)
-    for mesh_spec, cls, up in zip(meshes, classes, ups, strict=True):
+    for j, (mesh_spec, cls, up) in enumerate(zip(meshes, classes, ups, strict=True)):
         mesh = load_mesh(mesh_spec) if up is None else load_mesh(mesh_spec, up=up)
         n = n_per_object
         pose = {"azimuth": rng.uniform(0, 360, n), "elevation": rng.uniform(*elevation_range, n),
@@ -143,7 +143,7 @@ def make_rendered_dataset(out_dir: str | os.PathLike[str], meshes: Sequence[str]
             img = obj + (1 - a[..., None]) * bg  # black render = premultiplied colour
             ys, xs = np.nonzero(a > 0.5)
             stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(str(mesh_spec).split(':')[-1]).stem)
-            name = f"{stem}_{i:03d}.png"
+            name = f"{j:02d}_{stem}_{i:03d}.png"  # two meshes may share a file name
             Image.fromarray((np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)).save(
                 out / "images" / name)
             rows.append([f"images/{name}", cls, int(xs.min()), int(ys.min()), int(xs.max()) + 1,
