@@ -1,4 +1,4 @@
-"""Report figures in one consistent matplotlib style (Agg, no pyplot state).
+"""Report figures in one consistent matplotlib style (Figure API: no pyplot state, no backend switch).
 
 Every function draws on a fresh :class:`matplotlib.figure.Figure` inside :func:`style`,
 labels its axes with units and writes the file atomically (format from the suffix, PNG by
@@ -25,16 +25,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import matplotlib
+import numpy as np
+import pandas as pd
+import xarray as xr
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
-matplotlib.use("Agg")
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import xarray as xr  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
-
-from ..errors import BadInput  # noqa: E402
-from ..io import atomic_path  # noqa: E402
+from ..errors import BadInput
+from ..io import atomic_path
 
 if TYPE_CHECKING:  # heavy imports only for annotations
     import trimesh
