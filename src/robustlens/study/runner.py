@@ -32,6 +32,7 @@ from .. import __version__
 from ..errors import BadInput, printable
 from ..io import write_text_atomic
 from ..models import Classifier, ModelOverrides, load_model
+from ..regions.starts import AUTO_STARTS_RULE
 from ..render import MeshRenderer, demo_class, load_mesh
 from .config import StudyConfig
 
@@ -61,6 +62,7 @@ class _Object:
     class_name: str | int
     mesh: Any
     digest: str = ""  # contents of the mesh file and the files it references
+    source: str = ""  # the spec as given (spec itself is a printable name)
 
 
 def mesh_fingerprint(spec: str) -> str:
@@ -107,6 +109,7 @@ class Study:
     progress: Callable[[], Any] | None = None
     timings_: dict[str, float] = field(default_factory=dict)
     skipped_: list[str] = field(default_factory=list)
+    auto_starts_: dict[str, list[list[float]]] = field(default_factory=dict)
     reused_timings_: dict[str, float] = field(default_factory=dict)
 
     # ------------------------------------------------------------ preparation
@@ -154,7 +157,7 @@ class Study:
                                f"(write {{mesh: {mc.mesh}, class: NAME}})")
             # the spec is only a name from here on (files, titles): no undecodable bytes
             self.objects_.append(_Object(printable(mc.mesh), mc.up, cls, mesh,
-                                         mesh_fingerprint(mc.mesh)))
+                                         mesh_fingerprint(mc.mesh), mc.mesh))
         self.models_: list[Classifier] = []
         for mc in cfg.model_configs():
             ov = ModelOverrides(input_size=mc.input_size, mean=mc.mean, std=mc.std,
@@ -168,8 +171,17 @@ class Study:
 
             dom = {k: tuple(v) for k, v in cfg.regions.domain.items()}
             self.domain_ = scene_domain(cfg.regions.params, dom, "regions.domain")
-            self.starts_ = check_starts(cfg.regions.starts, cfg.regions.params, self.domain_,
-                                        "regions.starts")
+            fixed = cfg.regions.fixed_starts()
+            self.starts_ = check_starts(fixed, cfg.regions.params, self.domain_,
+                                        "regions.starts") if fixed else np.zeros((0, len(
+                                            cfg.regions.params)))
+            if cfg.regions.n_auto_starts():
+                for spec, axes in [("semantic.grid", self.grid_)] + [
+                        (f"models[{k}].grid", v) for k, v in self.model_grids_.items()]:
+                    if sorted(a.name for a in axes) != sorted(cfg.regions.params):
+                        raise BadInput(f"config regions.auto_starts: needs a map over "
+                                       f"regions.params ({', '.join(cfg.regions.params)}), but "
+                                       f"{spec} sweeps {', '.join(a.name for a in axes)}")
         # datasets are read and every row checked now, against each model's labels, not an
         # hour into the study
         self.datasets_: dict[tuple[str, str], Any] = {}
@@ -265,17 +277,8 @@ class Study:
                            [cfolder / "map.nc", cfolder / "map.png"])
 
     def _regions(self, clf: Classifier, renderer: MeshRenderer) -> list[dict[str, Any]]:
-        from ..regions.ground_truth import map_score_fn
-        from ..regions.semantic import (
-            ground_truth,
-            map_for_params,
-            max_evals_hyper,
-            regions_for_mesh,
-            regions_for_score,
-            save_regions,
-            saved_run_record,
-            scene_periodic,
-        )
+        from ..regions.semantic import map_for_params, scene_periodic
+        from ..regions.starts import auto_starts
         from ..semantic import load_map
 
         rc = self.config.regions
@@ -285,61 +288,102 @@ class Study:
         for o in self.objects_:
             cid = self.class_ids_[(clf.spec, o.spec)]
             map_path = self.out / "maps" / slug(clf.spec) / slug(o.spec) / "map.nc"
-            map_da = None
+            map_da = top1_da = None
             if map_path.is_file():
                 try:
-                    map_da = map_for_params(load_map(map_path), names)
+                    ds = load_map(map_path)
+                    map_da = map_for_params(ds, names)
+                    if "top1" in ds:
+                        top1_da = map_for_params(ds["top1"], names)
                 except BadInput:
-                    map_da = None
-            for method in rc.methods:
-                folder = self.out / "regions" / slug(clf.spec) / slug(o.spec) / method
-                # searching or scoring against the map: its key says which map it was
-                map_key = self.map_keys_.get((clf.spec, o.spec)) if map_da is not None else None
-                key = _key("regions", model_fingerprint(clf), o.spec, o.digest, o.up, cid,
-                           rc.model_dump(), self.config.semantic.fixed, map_key,
-                           self.config.semantic.batch_size if rc.score == "render" else None)
-
-                def run(o: _Object = o, cid: int = cid, folder: Path = folder,
-                        method: str = method, map_da: Any = map_da) -> None:
-                    hyper = {"threshold": rc.threshold,
-                             **max_evals_hyper(rc.variant, method, len(names), rc.max_evals)}
-                    bar, adv = self._bar(f"regions {method} {o.spec}", len(self.starts_))
-                    try:
-                        if rc.score == "map":
-                            if map_da is None:
-                                raise BadInput("config regions.score: 'map' needs a semantic "
-                                               "map over regions.params (semantic.grid)")
-                            res = regions_for_score(
-                                map_score_fn(map_da, periodic), self.starts_, self.domain_,
-                                method, rc.variant, periodic=periodic,
-                                on_result=lambda k, r: adv(1), **hyper)
-                        else:
-                            res = regions_for_mesh(
-                                clf, o.mesh, cid, self.starts_, self.domain_, names, method,
-                                rc.variant, fixed=self.config.semantic.fixed,
-                                renderer=renderer, batch_size=self.config.semantic.batch_size,
-                                on_result=lambda k, r: adv(1), **hyper)
-                    finally:
-                        if bar:
-                            bar.stop()
-                    gts = [ground_truth(r, map_da, rc.threshold, periodic) for r in res] \
-                        if map_da is not None else None
-                    header = {"model": clf.spec, "mesh": o.spec, "class_id": cid,
-                              "score_source": rc.score,
-                              "class_name": clf.labels[cid], "method": method,
-                              "variant": rc.variant, "params": names,
-                              "domain": {"lower": self.domain_[0].tolist(),
-                                         "upper": self.domain_[1].tolist()},
-                              "threshold": rc.threshold}
-                    save_regions(folder, header, res, names, map_da, gts)
-
-                self._step(f"regions {clf.spec} {o.spec} {method}", folder, key, run,
-                           [folder / "regions.json"])
-                data = json.loads((folder / "regions.json").read_text())
-                runs += [saved_run_record(clf.spec, o.spec, cid, clf.labels[cid], rec,
-                                          data["method"], data["variant"])
-                         for rec in data["regions"]]
+                    map_da = top1_da = None
+            start_sets: list[tuple[str, np.ndarray]] = []
+            if len(self.starts_):
+                start_sets.append(("fixed", self.starts_))
+            if rc.n_auto_starts():
+                if top1_da is None:
+                    raise BadInput(f"config regions.auto_starts: no map with top-1 classes "
+                                   f"for {clf.spec} on {o.spec}")
+                auto = auto_starts(map_da.values, top1_da.values,
+                                   [map_da.coords[n].values for n in names], cid,
+                                   rc.n_auto_starts(), periodic,
+                                   list(self.domain_[1] - self.domain_[0]))
+                self.auto_starts_[f"{clf.spec} {o.spec}"] = auto.tolist()
+                if len(auto):
+                    start_sets.append(("auto", auto))
+                else:
+                    self.log(f"no auto starts for {clf.spec} on {o.spec}: "
+                             f"top-1 is never {clf.labels[cid]!r} on its map")
+            for starts_kind, starts in start_sets:
+                for method in rc.methods:
+                    runs += self._region_step(clf, renderer, o, cid, method, starts_kind,
+                                              starts, map_da, periodic)
         return runs
+
+    def _region_step(self, clf: Classifier, renderer: MeshRenderer, o: _Object, cid: int,
+                     method: str, starts_kind: str, starts: np.ndarray, map_da: Any,
+                     periodic: np.ndarray) -> list[dict[str, Any]]:
+        """One regions step: every start of one start set, one method, one object."""
+        from ..regions.ground_truth import map_score_fn
+        from ..regions.semantic import (
+            ground_truth,
+            max_evals_hyper,
+            regions_for_mesh,
+            regions_for_score,
+            save_regions,
+            saved_run_record,
+        )
+
+        rc = self.config.regions
+        names = list(rc.params)
+        sub = method if starts_kind == "fixed" else f"{method}_auto"
+        folder = self.out / "regions" / slug(clf.spec) / slug(o.spec) / sub
+        # searching or scoring against the map: its key says which map it was
+        map_key = self.map_keys_.get((clf.spec, o.spec)) if map_da is not None else None
+        key = _key("regions", model_fingerprint(clf), o.spec, o.digest, o.up, cid,
+                   rc.model_dump(), self.config.semantic.fixed, map_key,
+                   self.config.semantic.batch_size if rc.score == "render" else None,
+                   starts_kind, starts.tolist())
+
+        def run() -> None:
+            hyper = {"threshold": rc.threshold,
+                     **max_evals_hyper(rc.variant, method, len(names), rc.max_evals)}
+            bar, adv = self._bar(f"regions {method} {o.spec}", len(starts))
+            try:
+                if rc.score == "map":
+                    if map_da is None:
+                        raise BadInput("config regions.score: 'map' needs a semantic "
+                                       "map over regions.params (semantic.grid)")
+                    res = regions_for_score(
+                        map_score_fn(map_da, periodic), starts, self.domain_,
+                        method, rc.variant, periodic=periodic,
+                        on_result=lambda k, r: adv(1), **hyper)
+                else:
+                    res = regions_for_mesh(
+                        clf, o.mesh, cid, starts, self.domain_, names, method,
+                        rc.variant, fixed=self.config.semantic.fixed,
+                        renderer=renderer, batch_size=self.config.semantic.batch_size,
+                        on_result=lambda k, r: adv(1), **hyper)
+            finally:
+                if bar:
+                    bar.stop()
+            gts = [ground_truth(r, map_da, rc.threshold, periodic) for r in res] \
+                if map_da is not None else None
+            header = {"model": clf.spec, "mesh": o.spec, "class_id": cid,
+                      "score_source": rc.score,
+                      "class_name": clf.labels[cid], "method": method,
+                      "variant": rc.variant, "params": names, "starts": starts_kind,
+                      "domain": {"lower": self.domain_[0].tolist(),
+                                 "upper": self.domain_[1].tolist()},
+                      "threshold": rc.threshold}
+            save_regions(folder, header, res, names, map_da, gts)
+
+        self._step(f"regions {clf.spec} {o.spec} {sub}", folder, key, run,
+                   [folder / "regions.json"])
+        data = json.loads((folder / "regions.json").read_text())
+        return [{**saved_run_record(clf.spec, o.spec, cid, clf.labels[cid], rec,
+                                    data["method"], data["variant"]), "starts": starts_kind}
+                for rec in data["regions"]]
 
     def _representation(self, clf: Classifier) -> None:
         from ..fingerprint import items_digest
@@ -355,15 +399,17 @@ class Study:
             return
         for d in rc.datasets:
             if d == "demo":
-                demo_objs = [o for o in self.objects_ if str(o.spec).startswith("demo:")]
+                # the study's own objects, rendered onto backgrounds, boxes from the render
                 data_dir = self.out / "data" / "demo"
-                meshes = [o.spec for o in demo_objs]
-                classes = [str(o.class_name) for o in demo_objs]
-                dkey = _key("demo-data", meshes, [o.digest for o in demo_objs], classes,
-                            rc.demo_images_per_object, self.config.seed)
+                meshes = [o.spec for o in self.objects_]
+                classes = [str(o.class_name) for o in self.objects_]
+                ups = [o.up for o in self.objects_]
+                dkey = _key("demo-data", meshes, [o.digest for o in self.objects_], classes, ups,
+                            rc.demo_images_per_object, rc.demo_background, self.config.seed)
                 self._step("demo dataset", data_dir, dkey, functools.partial(
-                    make_rendered_dataset, data_dir, meshes, classes,
-                    rc.demo_images_per_object, seed=self.config.seed), [data_dir / "boxes.csv"])
+                    make_rendered_dataset, data_dir, [o.source for o in self.objects_], classes,
+                    rc.demo_images_per_object, seed=self.config.seed,
+                    background=rc.demo_background, ups=ups), [data_dir / "boxes.csv"])
                 path, dname = data_dir / "boxes.csv", "demo"
                 dataset = load_dataset(path, clf.labels)
             else:
@@ -381,16 +427,18 @@ class Study:
                                           correct_only=rc.correct_only, seed=self.config.seed)
                     bar, adv = self._bar(f"CAM {cam} {dname}", len(dataset))
                     try:
-                        # partial rows are kept until the plots are written (a kill never
-                        # means scoring again)
+                        # saves the CSVs; partial rows are kept until the plots are written
+                        # (a kill while plotting never means scoring again)
                         est.run(clf, dataset, folder, progress=adv, keep_partial=True)
                     finally:
                         if bar:
                             bar.stop()
                     plot_class_ranking(est.class_scores_, folder / "class_ranking.png")
-                    plot_cam_overlays(clf, dataset, est.image_scores_, est.class_scores_,
+                    # least robust classes first (the overlays take class ids, not the table)
+                    class_ids = [int(c) for c in
+                                 est.class_scores_.sort_values("crs")["class_id"]]
+                    plot_cam_overlays(clf, dataset, est.image_scores_, class_ids,
                                       folder / "cam_overlays.png", cam=cam)
-                    est.save(folder)
                     remove_partials(folder)
 
                 self._step(f"scores {clf.spec} {dname} {cam}", folder, key, run,
@@ -493,6 +541,12 @@ class Study:
             "machine": {"host": socket.gethostname(), "platform": platform.platform(),
                         "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                         "gpu": gpu, "device": self.config.device},
+            "regions_starts": {
+                "fixed": self.config.regions.fixed_starts(),
+                "auto_starts": self.config.regions.n_auto_starts(),
+                "auto_rule": AUTO_STARTS_RULE,
+                "auto": self.auto_starts_,
+            },
             "timings_s": self.timings_,
             # steps reused from an earlier run, with the seconds they took then
             "reused_steps_s": self.reused_timings_,
