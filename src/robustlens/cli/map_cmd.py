@@ -7,7 +7,16 @@ from typing import Any
 
 import click
 
-from .common import console, info, model_from_options, model_options, pop_model_kwargs, progress
+from .common import (
+    console,
+    info,
+    model_from_options,
+    model_options,
+    pop_model_kwargs,
+    progress,
+    runtime_option,
+    use_runtime,
+)
 
 EPILOG = """\b
 Examples:
@@ -46,6 +55,7 @@ def mesh_options(fn: Any) -> Any:
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Output folder: map.nc and map.png.")
 @model_options
+@runtime_option
 def command(mesh_spec: str, up: str, class_: str | None, grids: tuple[str, ...], sets: tuple[str, ...],
             samples: int | None, seed: int, batch_size: int, image_size: int | None,
             out_dir: str, **kwargs: Any) -> None:
@@ -64,6 +74,7 @@ def command(mesh_spec: str, up: str, class_: str | None, grids: tuple[str, ...],
     mesh = load_mesh(mesh_spec, up=up)
     clf = model_from_options(**pop_model_kwargs(kwargs))
     class_id = resolve_class(clf, class_, mesh_spec)
+    use_runtime(clf, kwargs.pop("runtime"))
     renderer = MeshRenderer(image_size=image_size or clf.input_size)
     n = len(smap.points())
     info(f"map: {clf.labels[class_id]!r} (class {class_id}) on {mesh_spec}, model {clf.spec}, "
