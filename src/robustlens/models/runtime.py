@@ -54,15 +54,15 @@ def cache_dir() -> Path:
 
 
 def ort_threads() -> int:
-    """ONNX Runtime intra-op threads: ``$ROBUSTLENS_ORT_THREADS`` or every core.
+    """ONNX Runtime intra-op threads: ``$ROBUSTLENS_ORT_THREADS``, else all cores but one.
 
-    Measured on the 2-core machine (benchmarks/bench_runtime.py): in the map pipeline, where
-    the render thread shares the cores, 2 threads without spinning beat 1 thread; see the
-    README's Runtimes section."""
+    The core left over runs the render thread (rendering overlaps inference). Measured on the
+    2-core machine (benchmarks/bench_runtime.py, README "Runtimes"): in the map pipeline one
+    ORT thread gave 75 poses/s, two gave 53 (and 41 with spinning on)."""
     env = os.environ.get("ROBUSTLENS_ORT_THREADS")
     if env and env.isdigit() and int(env) > 0:
         return int(env)
-    return max(1, os.cpu_count() or 1)
+    return max(1, (os.cpu_count() or 1) - 1)
 
 
 def ort_session(path: str | os.PathLike[str], device: torch.device | str = "cpu") -> Any:
