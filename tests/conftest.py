@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pytest
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# ONNX exports (--runtime auto) go to a throw-away cache, never the user's ~/.cache
+os.environ["ROBUSTLENS_CACHE"] = tempfile.mkdtemp(prefix="robustlens-test-cache-")
 
 
 @pytest.fixture(scope="session")

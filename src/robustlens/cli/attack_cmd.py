@@ -9,7 +9,14 @@ from typing import Any
 import click
 
 from ..errors import BadInput
-from .common import info, model_from_options, model_options, pop_model_kwargs
+from .common import (
+    info,
+    model_from_options,
+    model_options,
+    pop_model_kwargs,
+    runtime_option,
+    use_runtime,
+)
 from .score_cmd import progress_bar
 
 EPILOG = """\b
@@ -29,6 +36,7 @@ the flagged class; 'baseline' = before pasting). Writes DIR/attacks.csv and DIR/
 @click.option("--classes", required=True,
               help="Flagged classes: comma-separated ids or names, e.g. 430,basketball.")
 @model_options
+@runtime_option
 @click.option("--cam", default="gradcam++", show_default=True,
               type=click.Choice(["gradcam++", "gradcam", "scorecam", "smooth"]),
               help="CAM method that picks the context.")
@@ -53,6 +61,7 @@ def command(**kwargs: Any) -> None:
     from .common import hold_out_dir
 
     mk = pop_model_kwargs(kwargs)
+    runtime = kwargs.pop("runtime")
     data = kwargs["data"]
     if not Path(data).expanduser().exists():
         raise BadInput(f"--data {data}: no such file or directory")
@@ -79,6 +88,7 @@ def command(**kwargs: Any) -> None:
         if c not in present:
             raise BadInput(f"--classes {c} ({clf.labels[c]!r}): no images of this class in --data "
                            f"(empty class)")
+    use_runtime(clf, runtime)
     out = hold_out_dir(kwargs["out"])
     total = sum(1 for it in ds if it.class_id in set(classes))
     if kwargs["max_images"]:

@@ -61,10 +61,28 @@ def model_options(fn: F) -> F:
     return fn
 
 
+def runtime_option(fn: F) -> F:
+    """Add ``--runtime auto|torch|onnxruntime`` (the engine of forward-only passes)."""
+    return click.option(
+        "--runtime", type=click.Choice(["auto", "torch", "onnxruntime"]), default="auto",
+        show_default=True,
+        help="Engine for forward-only passes (maps, regions, predictions): auto = ONNX Runtime "
+             "when the model exports and matches PyTorch, else PyTorch. CAMs use PyTorch.")(fn)
+
+
+def use_runtime(clf: Classifier, runtime: str) -> Classifier:
+    """Run ``clf``'s forward-only passes on ``runtime`` (call it once the command's inputs
+    are validated: it may export the model and prints one line saying what it chose)."""
+    from ..models.runtime import prepare_runtime
+
+    return prepare_runtime(clf, runtime, log=info)
+
+
 def model_from_options(model_spec: str, weights: str | None, input_size: int | None,
                        mean: str | None, std: str | None, labels_file: str | None,
                        target_layer: str | None, device: str) -> Classifier:
     """Build a :class:`Classifier` from the values of :func:`model_options`."""
+
     ov = ModelOverrides(
         input_size=input_size,
         mean=as_list(mean, 3, "--mean") if mean else None,  # type: ignore[arg-type]

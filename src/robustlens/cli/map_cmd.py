@@ -6,7 +6,15 @@ from typing import Any
 
 import click
 
-from .common import console, info, model_from_options, model_options, pop_model_kwargs
+from .common import (
+    console,
+    info,
+    model_from_options,
+    model_options,
+    pop_model_kwargs,
+    runtime_option,
+    use_runtime,
+)
 
 EPILOG = """\b
 Examples:
@@ -48,6 +56,7 @@ def mesh_options(fn: Any) -> Any:
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Output folder: map.nc and map.png.")
 @model_options
+@runtime_option
 def command(mesh_spec: str, up: str, class_: str | None, grids: tuple[str, ...], sets: tuple[str, ...],
             samples: int | None, seed: int, batch_size: int, image_size: int | None,
             confirm: bool, out_dir: str, **kwargs: Any) -> None:
@@ -74,6 +83,7 @@ def command(mesh_spec: str, up: str, class_: str | None, grids: tuple[str, ...],
     clf = model_from_options(**pop_model_kwargs(kwargs))
     class_id = resolve_class(clf, class_, mesh_spec)
     mesh_spec = printable(mesh_spec)  # from here on a name in files and titles
+    use_runtime(clf, kwargs.pop("runtime"))
     renderer = MeshRenderer(image_size=image_size or clf.input_size)
     info(f"map: {clf.labels[class_id]!r} (class {class_id}) on {mesh_spec}, model {clf.spec}, "
          f"{n} poses over {', '.join(a.name for a in axes)}")

@@ -6,7 +6,16 @@ from typing import Any
 
 import click
 
-from .common import console, info, model_from_options, model_options, pop_model_kwargs, progress
+from .common import (
+    console,
+    info,
+    model_from_options,
+    model_options,
+    pop_model_kwargs,
+    progress,
+    runtime_option,
+    use_runtime,
+)
 from .map_cmd import mesh_options
 
 EPILOG = """\b
@@ -117,6 +126,7 @@ def parse_search(params: tuple[str, ...], domains: tuple[str, ...], starts: tupl
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Output folder: regions.json, traces/, regions.png.")
 @model_options
+@runtime_option
 def command(mesh_spec: str, up: str, class_: str | None, method: str, params: tuple[str, ...],
             domains: tuple[str, ...], starts: tuple[str, ...], variant: str, threshold: float,
             max_evals: int | None, sets: tuple[str, ...], batch_size: int,
@@ -146,6 +156,7 @@ def command(mesh_spec: str, up: str, class_: str | None, method: str, params: tu
     mesh = load_mesh(mesh_spec, up=up)
     clf = model_from_options(**pop_model_kwargs(kwargs))
     class_id = resolve_class(clf, class_, mesh_spec)
+    use_runtime(clf, kwargs.pop("runtime"))
     mesh_spec = printable(mesh_spec)  # from here on a name in files and titles
     renderer = MeshRenderer(image_size=image_size or clf.input_size)
     if map_da is not None:

@@ -20,11 +20,15 @@ Re-running the same config reuses finished steps. See configs/ for annotated exa
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
               help="Output folder (default: the config's `out`).")
 @click.option("--force", is_flag=True, help="Recompute steps that are already finished.")
-def command(config: str | None, out_dir: str | None, force: bool) -> None:
+@click.option("--runtime", type=click.Choice(["auto", "torch", "onnxruntime"]), default=None,
+              help="Engine for forward-only passes (default: the config's `runtime`, auto).")
+def command(config: str | None, out_dir: str | None, force: bool, runtime: str | None) -> None:
     """Run a whole study (maps, regions, SRVR, class robustness, attacks, report)."""
     from ..study import Study, load_config
 
     cfg = load_config(config)
+    if runtime is not None:
+        cfg.runtime = runtime  # type: ignore[assignment]
     study = Study(cfg, out=out_dir, force=force, log=info, progress=progress)
     result = study.run()
     total = study.timings_.get("total", 0.0)

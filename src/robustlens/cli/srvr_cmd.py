@@ -6,7 +6,15 @@ from typing import Any
 
 import click
 
-from .common import console, info, model_options, pop_model_kwargs, progress
+from .common import (
+    console,
+    info,
+    model_options,
+    pop_model_kwargs,
+    progress,
+    runtime_option,
+    use_runtime,
+)
 from .regions_cmd import parse_search, region_options
 
 EPILOG = """\b
@@ -38,6 +46,7 @@ DIR/srvr.png (bar chart with CI error bars)."""
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Output folder: srvr.csv, srvr_runs.csv, srvr.png.")
 @model_options
+@runtime_option
 def command(meshes: tuple[str, ...], up: str, classes: tuple[str, ...], methods: tuple[str, ...],
             params: tuple[str, ...], domains: tuple[str, ...], starts: tuple[str, ...],
             variant: str, threshold: float, max_evals: int | None, sets: tuple[str, ...],
@@ -59,6 +68,7 @@ def command(meshes: tuple[str, ...], up: str, classes: tuple[str, ...], methods:
     from .common import hold_out_dir, model_from_options, resolve_class
 
     model_kwargs = pop_model_kwargs(kwargs)
+    runtime = kwargs.pop("runtime")
     specs: list[str] = list(model_kwargs.pop("model_spec") or ("default",))
     meths = list(methods) or ["oir_b"]
     s = parse_search(params, domains, starts, sets, variant, meths, threshold, max_evals,
@@ -82,6 +92,8 @@ def command(meshes: tuple[str, ...], up: str, classes: tuple[str, ...], methods:
         clf = model_from_options(spec, **model_kwargs)
         ids = [resolve_class(clf, c, m) for c, m in zip(cls_for, meshes, strict=True)]
         models.append((clf, ids))
+    for clf, _ in models:
+        use_runtime(clf, runtime)
     meshes = tuple(printable(m) for m in meshes)  # from here on names in files and titles
 
     n_runs = len(models) * len(meths) * len(meshes) * len(pts)

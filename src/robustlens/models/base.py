@@ -35,6 +35,10 @@ class Classifier:
         weights_sha256: hash of the weight file, when known (provenance).
         channels_last: feed NHWC-strided tensors (set by :meth:`to` for eager CPU models:
             ~1.5x faster convolutions with oneDNN, same numbers).
+        forward_only: optional engine for forward-only passes (normalised images -> logits),
+            used by :meth:`probs`; set by :func:`robustlens.models.runtime.prepare_runtime`
+            (ONNX Runtime). Gradients (CAMs, :meth:`logits`) always use ``module``.
+        runtime: the engine :meth:`probs` runs on (``"torch"`` or ``"onnxruntime"``).
     """
 
     module: nn.Module
@@ -49,6 +53,8 @@ class Classifier:
     weights_sha256: str | None = None
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     channels_last: bool = False
+    forward_only: nn.Module | None = None
+    runtime: str = "torch"
 
     # ------------------------------------------------------------------ basics
     @property
@@ -79,9 +85,14 @@ class Classifier:
         x = (x - mean) / std
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
-    def logits(self, images: torch.Tensor) -> torch.Tensor:
-        """``(B, 3, H, W)`` in [0, 1] -> logits ``(B, C)``; checks the output shape."""
-        out = self.module(self.normalize(images))
+    def logits(self, images: torch.Tensor, forward_only: bool = False) -> torch.Tensor:
+        """``(B, 3, H, W)`` in [0, 1] -> logits ``(B, C)``; checks the output shape.
+
+        ``forward_only=True`` runs the :attr:`forward_only` engine when one is set (no
+        gradients); otherwise the PyTorch ``module``."""
+        engine = self.forward_only if forward_only and self.forward_only is not None \
+            else self.module
+        out = engine(self.normalize(images))
         if isinstance(out, (tuple, list)):
             out = out[0]
         if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != images.shape[0]:
@@ -100,7 +111,7 @@ class Classifier:
     @torch.no_grad()
     def probs(self, images: torch.Tensor) -> torch.Tensor:
         """``(B, 3, H, W)`` in [0, 1] -> softmax probabilities ``(B, C)`` (no grad)."""
-        return self.logits(images).float().softmax(dim=1)
+        return self.logits(images, forward_only=True).float().softmax(dim=1)
 
     # ----------------------------------------------------------- class lookup
     def class_index(self, cls: int | str) -> int:
@@ -109,7 +120,8 @@ class Classifier:
             idx = int(cls)
             n = self.num_classes
             if not 0 <= idx < n:
-                raise BadInput(f"--class {cls}: class id out of range, expected 0..{n - 1}")
+                raise BadInput(f"--class {cls}: class id out of range for model {self.spec!r} "
+                               f"({n} classes), expected 0..{n - 1}")
             return idx
         name = cls.strip().lower()
         exact = [i for i, lab in enumerate(self.labels) if lab.lower() == name]

@@ -33,6 +33,7 @@ from torch import nn
 
 from ..errors import BadInput, first_line
 from .base import Classifier
+from .runtime import OrtForward, check_onnx_input
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 DEFAULT_SPEC = "builtin:efficientnet_lite0"
@@ -228,36 +229,19 @@ def _load_torchscript(path: str, ov: ModelOverrides) -> Classifier:
     return Classifier(module=module.eval(), spec=f"torchscript:{path}", weights_sha256=file_sha256(p))
 
 
-class OnnxModule(nn.Module):
-    """Runs an ONNX classifier with onnxruntime behind the ``nn.Module`` interface (no grad)."""
-
-    def __init__(self, path: str) -> None:
-        super().__init__()
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        self.session = ort.InferenceSession(path, sess_options=opts,
-                                            providers=ort.get_available_providers())
-        inp = self.session.get_inputs()[0]
-        self.input_name = inp.name
-        self.input_shape = inp.shape
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.session.run(None, {self.input_name: x.detach().cpu().numpy().astype("float32")})[0]
-        return torch.from_numpy(out).to(x.device)
-
-
 def _load_onnx(path: str, ov: ModelOverrides) -> Classifier:
     p = _existing_file(path, "onnx")
     try:
-        module = OnnxModule(str(p))
+        module = OrtForward(str(p), _resolve_device(ov.device))
+    except BadInput:
+        raise
     except Exception as exc:
         raise BadInput(f"--model onnx:{path}: onnxruntime cannot load it ({first_line(exc)})") from None
+    check_onnx_input(module.input_shape, module.input_name, f"--model onnx:{path}")
     size = module.input_shape[-1] if isinstance(module.input_shape[-1], int) else 224
     return Classifier(module=module, spec=f"onnx:{path}", input_size=size,
                       resize_size=int(round(size * 256 / 224)), differentiable=False,
-                      weights_sha256=file_sha256(p))
+                      weights_sha256=file_sha256(p), runtime="onnxruntime")
 
 
 def _load_python(rest: str, ov: ModelOverrides) -> Classifier:

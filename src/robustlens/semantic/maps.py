@@ -141,7 +141,7 @@ class SemanticMap:
         scene.update(self.fixed)
         ds.attrs.update(
             title=f"semantic map: {clf.labels[class_id]} on {mesh_name or 'mesh'}",
-            model=clf.spec, model_weights_sha256=clf.weights_sha256 or "",
+            model=clf.spec, model_weights_sha256=clf.weights_sha256 or "", runtime=clf.runtime,
             mesh=mesh_name, class_id=int(class_id), class_name=clf.labels[class_id],
             parameters=json.dumps(names), kind="sample" if self.samples else "grid",
             renderer=json.dumps({"name": "moderngl", "image_size": renderer.image_size,

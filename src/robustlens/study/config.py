@@ -125,6 +125,10 @@ class StudyConfig(_Strict):
     out: str = "results/study"
     seed: int = 0
     device: str = "cpu"
+    runtime: Literal["auto", "torch", "onnxruntime"] = Field(
+        "auto", description="engine of forward-only passes (maps, curves, regions, attack "
+                            "predictions): auto = ONNX Runtime when the model exports and "
+                            "matches PyTorch, else PyTorch; CAMs always use PyTorch")
     models: list[str | ModelConfig] = Field(default_factory=lambda: ["default"])
     semantic: SemanticConfig = Field(default_factory=SemanticConfig)
     regions: RegionsConfig = Field(default_factory=RegionsConfig)

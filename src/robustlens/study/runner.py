@@ -32,6 +32,7 @@ from .. import __version__
 from ..errors import BadInput, printable
 from ..io import write_text_atomic
 from ..models import Classifier, ModelOverrides, load_model
+from ..models.runtime import prepare_runtime
 from ..regions.starts import AUTO_STARTS_RULE
 from ..render import MeshRenderer, demo_class, load_mesh
 from .config import StudyConfig
@@ -199,6 +200,8 @@ class Study:
                     except BadInput as exc:
                         raise BadInput(f"config representation.datasets ({m.spec}): "
                                        f"{exc}") from None
+        for m in self.models_:  # last: inputs are valid; this may export a model to ONNX
+            prepare_runtime(m, cfg.runtime, log=self.log)
 
     # ------------------------------------------------------------ step helper
     def _step(self, name: str, folder: Path, key: str, fn: Callable[[], None],
@@ -537,7 +540,8 @@ class Study:
                          "moderngl": moderngl.__version__,
                          "python": platform.python_version()},
             "models": {m.spec: {"weights_sha256": m.weights_sha256, "input_size": m.input_size,
-                                "target_layer": m.target_layer} for m in self.models_},
+                                "target_layer": m.target_layer, "runtime": m.runtime}
+                       for m in self.models_},
             "machine": {"host": socket.gethostname(), "platform": platform.platform(),
                         "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                         "gpu": gpu, "device": self.config.device},
