@@ -77,7 +77,7 @@ class RegionsConfig(_Strict):
     domain: dict[str, tuple[float, float]] = Field(
         default_factory=lambda: {"azimuth": (0.0, 360.0), "elevation": (-10.0, 90.0)})
     starts: list[list[float]] | Literal["auto"] = Field(
-        default_factory=lambda: [[130, 30], [50, 20], [200, 15], [310, 50]],
+        default_factory=lambda: [[130.0, 30.0], [50.0, 20.0], [200.0, 15.0], [310.0, 50.0]],
         description="fixed start points (default: the paper's four), or 'auto' for "
                     "auto_starts only")
     auto_starts: int = Field(
