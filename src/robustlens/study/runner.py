@@ -69,6 +69,9 @@ class Study:
         force: recompute finished steps.
         log: where progress lines go.
         progress: factory of a rich Progress (or None for silent runs).
+        ray: a Ray address (``local``, ``auto``, ``HOST:PORT``, ``ray://HOST:10001``) to run
+            map chunks and region searches as Ray tasks; overrides the config's
+            ``ray.address``. None (and no ``ray.address``): everything in this process.
     """
 
     config: StudyConfig
@@ -76,9 +79,11 @@ class Study:
     force: bool = False
     log: Log = print
     progress: Callable[[], Any] | None = None
+    ray: str | None = None
     timings_: dict[str, float] = field(default_factory=dict)
     skipped_: list[str] = field(default_factory=list)
     reused_timings_: dict[str, float] = field(default_factory=dict)
+    nodes_: dict[str, list[str]] = field(default_factory=dict)
 
     # ------------------------------------------------------------ preparation
     def _prepare(self) -> None:
@@ -117,11 +122,13 @@ class Study:
                                f"(write {{mesh: {mc.mesh}, class: NAME}})")
             self.objects_.append(_Object(mc.mesh, mc.up, cls, mesh))
         self.models_: list[Classifier] = []
+        overrides: list[ModelOverrides] = []
         for mc in cfg.model_configs():
             ov = ModelOverrides(input_size=mc.input_size, mean=mc.mean, std=mc.std,
                                 labels_file=mc.labels, target_layer=mc.target_layer,
                                 weights=mc.weights, device=cfg.device)
             self.models_.append(load_model(mc.spec, ov))
+            overrides.append(ov)
         self.class_ids_ = {(m.spec, o.spec): m.class_index(o.class_name)
                            for m in self.models_ for o in self.objects_}
         if cfg.regions.enabled:
@@ -134,6 +141,11 @@ class Study:
         for d in cfg.representation.datasets if cfg.representation.enabled else []:
             if d != "demo" and not Path(d).exists():
                 raise BadInput(f"config representation.datasets: {d} not found")
+        from .executor import make_executor
+
+        # last: connects to Ray (if asked) and checks every node, still before any output
+        self.executor_ = make_executor(self.ray, cfg.ray, cfg.device,
+                                       list(zip(self.models_, overrides, strict=True)))
 
     # ------------------------------------------------------------ step helper
     def _step(self, name: str, folder: Path, key: str, fn: Callable[[], None]) -> None:
@@ -144,16 +156,20 @@ class Study:
                 if prev.get("key") == key:
                     self.skipped_.append(name)
                     self.reused_timings_[name] = round(float(prev.get("seconds", 0.0)), 2)
+                    self.nodes_[name] = list(prev.get("nodes", []))
                     self.log(f"[dim]reuse[/dim] {name}")
                     return
             except (OSError, json.JSONDecodeError):
                 pass
         t = time.perf_counter()
         folder.mkdir(parents=True, exist_ok=True)
+        self.executor_.begin_step()
         fn()
         dt = time.perf_counter() - t
         self.timings_[name] = round(dt, 2)
-        write_text_atomic(done, json.dumps({"key": key, "seconds": dt}))
+        self.nodes_[name] = self.executor_.end_step()
+        write_text_atomic(done, json.dumps({"key": key, "seconds": dt,
+                                            "nodes": self.nodes_[name]}))
         self.log(f"done {name} ({dt:.1f} s)")
 
     def _bar(self, description: str, total: int) -> tuple[Any, Callable[[int], None]]:
@@ -167,6 +183,7 @@ class Study:
     # ------------------------------------------------------------------ steps
     def _maps(self, clf: Classifier, renderer: MeshRenderer) -> None:
         from ..semantic import SemanticMap, save_map
+        from ..semantic.chunks import clear_chunks, run_chunked_map
         from ..semantic.plot import plot_map
 
         cfg = self.config.semantic
@@ -182,12 +199,15 @@ class Study:
                                    seed=self.config.seed)
                 bar, adv = self._bar(f"map {slug(clf.spec)} {o.spec}", len(smap.points()))
                 try:
-                    ds = smap.run(clf, o.mesh, cid, renderer, progress=adv, mesh_name=o.spec)
+                    ds = run_chunked_map(smap, clf, o.mesh, cid, folder, self.executor_,
+                                         renderer, chunk_size=cfg.chunk_size,
+                                         mesh_name=o.spec, log=self.log, progress=adv)
                 finally:
                     if bar:
                         bar.stop()
                 save_map(ds, folder / "map.nc")
                 plot_map(ds, folder / "map.png")
+                clear_chunks(folder)
 
             self._step(f"map {clf.spec} {o.spec}", folder, key, run)
             if self.curve_:
@@ -197,10 +217,14 @@ class Study:
 
                 def run_curve(o: _Object = o, cid: int = cid, cfolder: Path = cfolder,
                               fixed: dict[str, float] = fixed, axes1: list[Any] = axes1) -> None:
-                    ds = SemanticMap(axes1, fixed=fixed, batch_size=cfg.batch_size).run(
-                        clf, o.mesh, cid, renderer, mesh_name=o.spec)
+                    ds = run_chunked_map(
+                        SemanticMap(axes1, fixed=fixed, batch_size=cfg.batch_size), clf,
+                        o.mesh, cid, cfolder, self.executor_, renderer,
+                        chunk_size=cfg.chunk_size, mesh_name=o.spec, label="curve",
+                        log=self.log)
                     save_map(ds, cfolder / "map.nc")
                     plot_map(ds, cfolder / "map.png")
+                    clear_chunks(cfolder)
 
                 self._step(f"curve {clf.spec} {o.spec}", cfolder,
                            _key("curve", clf.spec, clf.weights_sha256, o.spec, o.up, cid,
@@ -212,7 +236,6 @@ class Study:
             ground_truth,
             map_for_params,
             max_evals_hyper,
-            regions_for_mesh,
             regions_for_score,
             save_regions,
             saved_run_record,
@@ -253,7 +276,7 @@ class Study:
                                 method, rc.variant, periodic=periodic,
                                 on_result=lambda k, r: adv(1), **hyper)
                         else:
-                            res = regions_for_mesh(
+                            res = self.executor_.regions_for_mesh(
                                 clf, o.mesh, cid, self.starts_, self.domain_, names, method,
                                 rc.variant, fixed=self.config.semantic.fixed,
                                 renderer=renderer, batch_size=self.config.semantic.batch_size,
@@ -363,6 +386,13 @@ class Study:
         """Run every step; returns the report (or the output folder when report is off)."""
         started = datetime.now(UTC).isoformat(timespec="seconds")
         t0 = time.perf_counter()
+        try:
+            return self._run(started, t0)
+        finally:
+            if getattr(self, "executor_", None) is not None:
+                self.executor_.close()
+
+    def _run(self, started: str, t0: float) -> Path:
         self._prepare()
         assert self.out is not None
         self.out.mkdir(parents=True, exist_ok=True)
@@ -417,6 +447,9 @@ class Study:
             "timings_s": self.timings_,
             # steps reused from an earlier run, with the seconds they took then
             "reused_steps_s": self.reused_timings_,
+            # where the work ran: local, or a Ray cluster; per step the node ids that ran it
+            "executor": self.executor_.describe(),
+            "steps": {name: {"nodes": nodes} for name, nodes in self.nodes_.items()},
             "started": started, "finished": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         write_text_atomic(self.out / "provenance.json", json.dumps(prov, indent=2, default=str))
