@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 import yaml
@@ -207,7 +208,10 @@ def cluster():
 @pytest.mark.slow
 def test_study_on_two_nodes_survives_losing_one(tmp_path, cluster):
     c, worker = cluster
-    path = write_cfg(tmp_path / "c.yaml", TINY)                     # 24 poses, 12 chunk tasks
+    # 24 poses = 12 chunk tasks, 1 region task, 1 CAM shard of 2 rendered demo images
+    cfg = dict(TINY, representation={"demo_images_per_object": 2, "batch_size": 1,
+                                     "attack_classes": 0})
+    path = write_cfg(tmp_path / "c.yaml", cfg)
     out = tmp_path / "ray"
     removed = threading.Event()
 
@@ -227,7 +231,8 @@ def test_study_on_two_nodes_survives_losing_one(tmp_path, cluster):
     prov = json.loads((out / "provenance.json").read_text())
     assert prov["executor"] == {**prov["executor"], "kind": "ray", "address": c.address}
     assert set(prov["steps"]) == {"map builtin:efficientnet_lite0 demo:mug",
-                                  "regions builtin:efficientnet_lite0 demo:mug oir_b"}
+                                  "regions builtin:efficientnet_lite0 demo:mug oir_b",
+                                  "demo dataset", "scores builtin:efficientnet_lite0 demo gradcam++"}
     for step in prov["steps"].values():
         assert step["nodes"] and all(isinstance(n, str) and len(n) == 56 for n in step["nodes"])
     assert chunk_files(out / MAP) == []
@@ -239,6 +244,10 @@ def test_study_on_two_nodes_survives_losing_one(tmp_path, cluster):
     a, b = (json.loads((d / "regions" / MAP.relative_to("maps") / "oir_b" /
                         "regions.json").read_text())["regions"][0] for d in (out, ref))
     np.testing.assert_allclose(a["lower"] + a["upper"], b["lower"] + b["upper"], atol=1e-6)
+    cams = [pd.read_csv(d / "representation" / "builtin_efficientnet_lite0" / "demo" /
+                        "gradcampp" / "image_scores.csv") for d in (out, ref)]
+    assert list(cams[0]["image"]) == list(cams[1]["image"]) and len(cams[0]) == 2
+    np.testing.assert_allclose(cams[0]["rs"], cams[1]["rs"], atol=1e-4)
     lprov = json.loads((ref / "provenance.json").read_text())
     assert lprov["executor"] == {"kind": "local"}
     assert all(s["nodes"][0].startswith("local:") for s in lprov["steps"].values())

@@ -1,7 +1,8 @@
 """Where a study's units of work run: in this process, or as Ray tasks on a cluster.
 
-Units of work: map chunks (`robustlens.semantic.chunks`) and region searches, one task per
-(model, mesh, method, start point). Both executors give the same numbers; the driver keeps
+Units of work: map chunks (`robustlens.semantic.chunks`), region searches (one task per
+(model, mesh, method, start point)) and class-robustness CAM scoring (shards of batches,
+images shipped as bytes). Both executors give the same numbers; the driver keeps
 writing every result file, so a step's folder is complete or absent whoever computed it.
 
 Ray specifics (nothing here is a scheduler of our own: placement, retries after a lost node
@@ -97,8 +98,18 @@ class Executor:
                                 fixed=fixed, renderer=renderer, batch_size=batch_size,
                                 on_result=on_result, **hyper)
 
+    def class_robustness(self, **kwargs: Any) -> Any:
+        """A `ClassRobustness` estimator whose batches run here."""
+        from ..representation.scores import ClassRobustness
+
+        self._nodes.add(self.driver_node())
+        return ClassRobustness(**kwargs)
+
 
 LocalExecutor = Executor
+
+#: batches of CAM scoring per Ray task (a shard)
+CAM_SHARD_BATCHES = 4
 
 
 # ====================================================================== worker side
@@ -219,6 +230,33 @@ def region_task(model: ModelRef, mesh_hash: str, mesh_box: list[Any], k: int,
                            fixed=fixed, renderer=_worker_renderer(clf.input_size),
                            batch_size=batch_size, **hyper)[0]
     return k, res, _node_id()
+
+
+def cam_shard_task(model: ModelRef, params: dict[str, Any], items: list[Any]
+                   ) -> tuple[list[dict[str, Any]], str]:
+    """Ray task: class-robustness rows of a shard of items (images shipped as bytes)."""
+    from ..representation.scores import ClassRobustness
+
+    clf = _worker_model(model)
+    est = ClassRobustness(**params)
+    rows: list[dict[str, Any]] = []
+    for i in range(0, len(items), est.batch_size):
+        rows += est._score_batch(clf, items[i:i + est.batch_size])
+    return rows, _node_id()
+
+
+def _with_image_bytes(item: Any) -> Any:
+    """The item with a file image replaced by its contents (workers never open driver paths)."""
+    import io
+
+    img = item.image
+    if isinstance(img, str | os.PathLike):
+        try:
+            data = Path(img).read_bytes()
+        except OSError as exc:
+            raise BadInput(f"{item.ref}: cannot read image {img} ({first_line(exc)})") from None
+        return item._replace(image=io.BytesIO(data))
+    return item
 
 
 def _make_probe() -> Callable[[list[str]], tuple[str, str | None, str | None]]:
@@ -481,6 +519,39 @@ class RayExecutor(Executor):
 
         self._gather(refs, done)
         return [results[k] for k in range(len(refs))]
+
+    def class_robustness(self, **kwargs: Any) -> Any:
+        """A `ClassRobustness` estimator whose batches run as Ray tasks (shards of
+        `CAM_SHARD_BATCHES` batches); rows still reach the driver's partial file, so a
+        killed run resumes."""
+        from ..representation.scores import ClassRobustness
+
+        ex = self
+
+        class RayClassRobustness(ClassRobustness):
+            def _score_items(self, classifier: Classifier, todo: list[Any],
+                             on_rows: Callable[[list[dict[str, Any]]], None]) -> None:
+                ex._cam_shards(self, classifier, todo, on_rows)
+
+        return RayClassRobustness(**kwargs)
+
+    def _cam_shards(self, est: Any, clf: Classifier, todo: list[Any],
+                    on_rows: Callable[[list[dict[str, Any]]], None]) -> None:
+        params = {"cam": est.cam, "batch_size": est.batch_size,
+                  "target_layer": est.target_layer, "scorecam_batch": est.scorecam_batch}
+        model = self._model(clf)
+        task = self._remote(cam_shard_task)
+        step = est.batch_size * CAM_SHARD_BATCHES
+        refs = [task.remote(model, params, [_with_image_bytes(it) for it in todo[i:i + step]])
+                for i in range(0, len(todo), step)]
+
+        def done(out: tuple[list[dict[str, Any]], str]) -> None:
+            rows, node = out
+            self._nodes.add(node)
+            on_rows(rows)
+
+        self._gather(refs, done)
+
 
 
 def make_executor(address: str | None, ray_config: Any, device: str,

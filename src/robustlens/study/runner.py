@@ -307,8 +307,6 @@ class Study:
         from ..representation.attacks import run_attacks, write_attacks
         from ..representation.datasets import load_dataset
         from ..representation.plots import plot_cam_overlays, plot_class_ranking
-        from ..representation.scores import ClassRobustness
-
         rc = self.config.representation
         if not clf.differentiable or clf.target_layer is None:
             self.log(f"skip representation for {clf.spec}: no gradients / CAM layer")
@@ -335,8 +333,9 @@ class Study:
 
                 def run(cam: str = cam, folder: Path = folder, dataset: Any = dataset,
                         dname: str = dname) -> None:
-                    est = ClassRobustness(cam=cam, batch_size=rc.batch_size,
-                                          correct_only=rc.correct_only, seed=self.config.seed)
+                    est = self.executor_.class_robustness(
+                        cam=cam, batch_size=rc.batch_size, correct_only=rc.correct_only,
+                        seed=self.config.seed)
                     bar, adv = self._bar(f"CAM {cam} {dname}", len(dataset))
                     try:
                         est.run(clf, dataset, folder, progress=adv)
