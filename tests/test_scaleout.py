@@ -257,6 +257,8 @@ def test_study_on_two_nodes_survives_losing_one(tmp_path, cluster):
 
     with pytest.raises(BadInput, match=r"^ray node [0-9a-f]{56}: cannot find /no/such/model.pt$"):
         RayExecutor(c.address).start(["/no/such/model.pt"])
+    with pytest.raises(BadInput, match=r"no node of --ray .* has num_cpus=1 and num_gpus=1 "):
+        RayExecutor(c.address, num_gpus=1).start()
     fake = tmp_path / "fake" / "robustlens"
     fake.mkdir(parents=True)
     (fake / "__init__.py").write_text("raise ImportError('not installed on this node')\n")

@@ -326,7 +326,8 @@ class RayExecutor(Executor):
         self._models: dict[int, ModelRef] = {}
         self._meshes: dict[str, list[Any]] = {}
         self._started = False
-        self.worker_files_: dict[str, str] = {}
+        self.worker_files_: dict[str, str] = {}  # node id -> robustlens/__init__.py there
+        self.connect_s_ = 0.0  # seconds to connect and check the nodes
 
     def describe(self) -> dict[str, Any]:
         return {"kind": "ray", "address": self.address, "resolved": getattr(self, "gcs_", None),
@@ -401,7 +402,18 @@ class RayExecutor(Executor):
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         probe = ray.remote(_make_probe())
-        nodes = [n["NodeID"] for n in ray.nodes() if n.get("Alive")]
+        alive = [n for n in ray.nodes() if n.get("Alive")]
+        nodes = [n["NodeID"] for n in alive]
+        # a task no node can hold would wait forever (Ray only warns): say so now
+        if not any(n.get("Resources", {}).get("CPU", 0) >= self.num_cpus and
+                   n.get("Resources", {}).get("GPU", 0) >= self.num_gpus for n in alive):
+            self.close()
+            raise BadInput(f"config ray: no node of --ray {self.address} has "
+                           f"num_cpus={self.num_cpus:g} and num_gpus={self.num_gpus:g} free for "
+                           f"one task (nodes: " + ", ".join(
+                               f"{n.get('Resources', {}).get('CPU', 0):g} CPU/"
+                               f"{n.get('Resources', {}).get('GPU', 0):g} GPU" for n in alive)
+                           + ")")
         refs = [probe.options(num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(
             n, soft=False)).remote(paths) for n in nodes]
         try:
