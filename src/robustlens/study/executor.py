@@ -299,7 +299,7 @@ def _host_port(address: str) -> tuple[str, int] | None:
 
 
 class RayExecutor(Executor):
-    """Map chunks and region searches as Ray tasks on the cluster at ``address``.
+    """Map chunks, region searches and CAM shards as Ray tasks on the cluster at ``address``.
 
     Args:
         address: ``local`` (start Ray on this machine), ``auto`` (the running cluster this
