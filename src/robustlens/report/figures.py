@@ -1,4 +1,4 @@
-"""Report figures in one consistent matplotlib style (Agg, no pyplot state).
+"""Report figures in one consistent matplotlib style (Figure API: no pyplot state, no backend switch).
 
 Every function draws on a fresh :class:`matplotlib.figure.Figure` inside :func:`style`,
 labels its axes with units and writes the file atomically (format from the suffix, PNG by
@@ -25,16 +25,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import matplotlib
+import numpy as np
+import pandas as pd
+import xarray as xr
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
-matplotlib.use("Agg")
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import xarray as xr  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
-
-from ..errors import BadInput  # noqa: E402
-from ..io import atomic_path  # noqa: E402
+from ..errors import BadInput
+from ..io import atomic_path
 
 if TYPE_CHECKING:  # heavy imports only for annotations
     import trimesh
@@ -101,13 +99,15 @@ def save_figure(fig: Figure, path: str | os.PathLike[str]) -> Path:
     return out
 
 
-def method_label(method: str, variant: str | None = None) -> str:
-    """``"ours"`` / ``"paper/naive"``: a method name with its variant when it adds anything."""
+def method_label(method: str, variant: str | None = None, starts: str | None = None) -> str:
+    """``"ours"`` / ``"paper/naive"``: a method name with its variant when it adds anything,
+    and `` · auto starts`` for runs from automatic start points."""
     method = str(method)
+    suffix = " · auto starts" if str(starts) == "auto" else ""
     if variant is None or (isinstance(variant, float) and math.isnan(variant)):
-        return method
+        return method + suffix
     variant = str(variant)
-    return method if variant in ("", method) else f"{method}/{variant}"
+    return (method if variant in ("", method) else f"{method}/{variant}") + suffix
 
 
 def method_colors(labels: Sequence[str]) -> dict[str, str]:
@@ -244,7 +244,7 @@ def map_regions_figure(
 
     docs = [normalize_regions(d) for d in regions]
     dirs = list(base_dirs) if base_dirs is not None else [None] * len(docs)
-    labels = [method_label(d.get("method", f"method {k}"), d.get("variant"))
+    labels = [method_label(d.get("method", f"method {k}"), d.get("variant"), d.get("starts"))
               for k, d in enumerate(docs)]
     colors = dict(colors) if colors is not None else method_colors(labels)
     with style():
@@ -451,7 +451,9 @@ def _srvr_frame(table: pd.DataFrame) -> pd.DataFrame:
         df[c] = pd.to_numeric(df[c], errors="coerce") if c in df.columns else df["srvr"]
         df[c] = df[c].fillna(df["srvr"])
     df["model"] = df["model"].astype(str)
-    df["label"] = [method_label(m, v) for m, v in zip(df["method"], df["variant"], strict=True)]
+    starts = df["starts"] if "starts" in df.columns else [None] * len(df)
+    df["label"] = [method_label(m, v, s)
+                   for m, v, s in zip(df["method"], df["variant"], starts, strict=True)]
     return df.dropna(subset=["srvr"])
 
 

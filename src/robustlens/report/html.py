@@ -451,7 +451,8 @@ def _links(st: Study, paths: Iterable[Path]) -> list[dict[str, str]]:
 
 def _colors(st: Study) -> dict[str, str]:
     """One colour per method label across every figure of the study."""
-    labels = [F.method_label(it.data.get("method", it.key[2]), it.data.get("variant"))
+    labels = [F.method_label(it.data.get("method", it.key[2]), it.data.get("variant"),
+                             it.data.get("starts"))
               for it in st.regions]
     if st.srvr is not None:
         labels += list(F._srvr_frame(st.srvr)["label"])
@@ -583,7 +584,8 @@ def _region_tables(st: Study, figdir: Path) -> list[dict[str, Any]]:
                          cls="warn" if rec.get("grew") is False else ""),
                     _ncell(rec.get("wall_s"), 2),
                 ])
-            label = F.method_label(doc.get("method", it.key[2]), doc.get("variant"))
+            label = F.method_label(doc.get("method", it.key[2]), doc.get("variant"),
+                                   doc.get("starts"))
             thr = doc.get("threshold")
             cap = (f"threshold {fmt(thr)}; " if thr is not None else "") + \
                 "box = final region per parameter; volume ratio = its share of the domain."
@@ -653,12 +655,15 @@ def _class_sections(st: Study, figdir: Path) -> list[dict[str, Any]]:
                      else ""),
                 _ncell(r.get("n_images")), _ncell(r.get("top1")), _ncell(r.get("top5")),
                 _ci_cell(r.get("crs"), r.get("crs_low"), r.get("crs_high")),
+                _ncell(r.get("crs_correct")),
                 _ncell(r.get("lift"), 2, cls="warn" if lift is not None and lift < 1 else ""),
             ])
-        table = Table(["class id", "class", "images", "top-1", "top-5", "CRS [95% CI]", "lift"],
-                      rows, "CRS = share of the class-activation mass inside the object box; "
-                      "lift = CRS relative to the box's share of the image (< 1, in red: the "
-                      "model looks at context more than at the object).")
+        table = Table(["class id", "class", "images", "top-1", "top-5", "CRS [95% CI]",
+                       "CRS, correct only", "lift"],
+                      rows, "CRS = share of the class-activation mass inside the object box "
+                      "(over all images; “correct only”: over the images whose top-1 is the "
+                      "true class); lift = CRS relative to the box's share of the image (< 1, "
+                      "in red: the model looks at context more than at the object).")
         cams = it.path / "cam_overlays.png"
         files = [it.path / n for n in ("class_scores.csv", "image_scores.csv",
                                        "class_ranking.png", "cam_overlays.png")]

@@ -42,7 +42,7 @@ from .datasets import BoxItem, as_items, prepare_batch
 IMAGE_COLUMNS = ["image", "class_id", "class_name", "rs", "box_fraction", "lift", "density_diff",
                  "pred", "pred_name", "correct", "top5", "p_true", "n_boxes"]
 CLASS_COLUMNS = ["rank", "class_id", "class_name", "n_images", "n_scored", "top1", "top5", "crs",
-                 "crs_low", "crs_high", "lift", "box_fraction", "density_diff"]
+                 "crs_low", "crs_high", "crs_correct", "lift", "box_fraction", "density_diff"]
 
 
 # ------------------------------------------------------------------------- per image
@@ -123,6 +123,9 @@ def class_scores(images: pd.DataFrame, labels: Sequence[str], *, n_boot: int = 1
             "top1": float(g["correct"].astype(bool).mean()),
             "top5": float(g["top5"].astype(bool).mean()),
             "crs": float(rs.mean()) if len(rs) else float("nan"), "crs_low": lo, "crs_high": hi,
+            # CRS over the images the model gets right, reported beside CRS either way
+            "crs_correct": float(g.loc[g["correct"].astype(bool), "rs"].mean())
+            if g["correct"].astype(bool).any() else float("nan"),
             "lift": float(np.nanmean(lift)) if np.isfinite(lift).any() else float("nan"),
             "box_fraction": float(scored["box_fraction"].mean()) if len(scored) else float("nan"),
             "density_diff": float(np.nanmean(scored["density_diff"].to_numpy(np.float64)))

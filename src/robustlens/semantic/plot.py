@@ -1,17 +1,16 @@
-"""Pictures of semantic maps (matplotlib, Agg)."""
+"""Pictures of semantic maps (matplotlib's Figure API: no pyplot state, and importing
+robustlens never switches the user's backend)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import xarray as xr
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import xarray as xr  # noqa: E402
-
-from ..io import atomic_path  # noqa: E402
+from ..io import atomic_path
 
 
 def _label(ds: xr.Dataset, name: str) -> str:
@@ -19,16 +18,15 @@ def _label(ds: xr.Dataset, name: str) -> str:
     return f"{name} ({unit})" if unit else name
 
 
-def plot_map(ds: xr.Dataset, path: str | Path | None = None, ax: plt.Axes | None = None,
-             title: str | None = None) -> plt.Figure:
+def plot_map(ds: xr.Dataset, path: str | Path | None = None, ax: Axes | None = None,
+             title: str | None = None) -> Figure:
     """Curve (1-D), heatmap (2-D), mean-projected heatmap (n-D) or scatter (sampled map)."""
     score = ds["score"]
-    own = ax is None
-    if own:
-        fig, ax = plt.subplots(figsize=(7.5, 3.6) if score.ndim != 1 else (7, 3.2),
-                               constrained_layout=True)
+    if ax is None:
+        fig = Figure(figsize=(7.5, 3.6) if score.ndim != 1 else (7, 3.2), layout="constrained")
+        ax = fig.add_subplot(1, 1, 1)
     else:
-        fig = ax.figure
+        fig = ax.get_figure()
     title = title or f"{ds.attrs.get('class_name', '')} | {ds.attrs.get('mesh', '')} | " \
                      f"{ds.attrs.get('model', '')}"
     if "sample" in score.dims:
@@ -62,8 +60,6 @@ def plot_map(ds: xr.Dataset, path: str | Path | None = None, ax: plt.Axes | None
     if path is not None:
         with atomic_path(path) as tmp:
             fig.savefig(tmp, dpi=110, format=Path(path).suffix.lstrip(".") or "png")
-        if own:
-            plt.close(fig)
     return fig
 
 

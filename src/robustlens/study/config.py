@@ -61,8 +61,15 @@ class RegionsConfig(_Strict):
     params: list[str] = Field(default_factory=lambda: ["azimuth", "elevation"])
     domain: dict[str, tuple[float, float]] = Field(
         default_factory=lambda: {"azimuth": (0.0, 360.0), "elevation": (-10.0, 90.0)})
-    starts: list[list[float]] = Field(
-        default_factory=lambda: [[130, 30], [50, 20], [200, 15], [310, 50]])
+    starts: list[list[float]] | Literal["auto"] = Field(
+        default_factory=lambda: [[130, 30], [50, 20], [200, 15], [310, 50]],
+        description="fixed start points (default: the paper's four), or 'auto' for "
+                    "auto_starts only")
+    auto_starts: int = Field(
+        0, ge=0, le=64,
+        description="also run from k start poses per object where the model's top-1 is "
+                    "correct on its map, spread by farthest-point sampling (0 = off; "
+                    "starts: auto with 0 means 4)")
     methods: list[Literal["naive", "oir_b", "oir_w"]] = Field(
         default_factory=lambda: ["naive", "oir_b", "oir_w"])
     variant: Literal["ours", "paper"] = "ours"
@@ -72,13 +79,23 @@ class RegionsConfig(_Strict):
         "render", description="search on the live renderer + model, or on the model's dense "
                               "semantic map (multilinear interpolation: fast, grid-limited)")
 
+    def n_auto_starts(self) -> int:
+        """How many automatic start points per object (see ``auto_starts``)."""
+        return self.auto_starts or (4 if self.starts == "auto" else 0)
+
+    def fixed_starts(self) -> list[list[float]]:
+        return [] if self.starts == "auto" else self.starts
+
 
 class RepresentationConfig(_Strict):
     enabled: bool = True
     datasets: list[str] = Field(default_factory=lambda: ["demo"],
-                                description="'demo' (demo meshes rendered onto backgrounds) "
+                                description="'demo' (the study's meshes rendered onto backgrounds) "
                                             "or paths to box-annotated datasets")
     demo_images_per_object: int = Field(8, ge=1)
+    demo_background: Literal["photo", "procedural"] = Field(
+        "photo", description="backgrounds of the demo set: object-free crops of real photos "
+                             "(scikit-image's sample data) or procedural colour fields")
     cams: list[Literal["gradcam++", "gradcam", "scorecam", "smooth"]] = Field(
         default_factory=lambda: ["gradcam++"])
     correct_only: bool = False

@@ -24,11 +24,13 @@ from typing import Any
 
 import numpy as np
 import yaml
+from rich.markup import escape
 
 from .. import __version__
 from ..errors import BadInput
 from ..io import write_text_atomic
 from ..models import Classifier, ModelOverrides, load_model
+from ..regions.starts import AUTO_STARTS_RULE
 from ..render import MeshRenderer, demo_class, load_mesh
 from .config import StudyConfig
 
@@ -82,6 +84,7 @@ class Study:
     ray: str | None = None
     timings_: dict[str, float] = field(default_factory=dict)
     skipped_: list[str] = field(default_factory=list)
+    auto_starts_: dict[str, list[list[float]]] = field(default_factory=dict)
     reused_timings_: dict[str, float] = field(default_factory=dict)
     nodes_: dict[str, list[str]] = field(default_factory=dict)
 
@@ -136,8 +139,17 @@ class Study:
 
             dom = {k: tuple(v) for k, v in cfg.regions.domain.items()}
             self.domain_ = scene_domain(cfg.regions.params, dom, "regions.domain")
-            self.starts_ = check_starts(cfg.regions.starts, cfg.regions.params, self.domain_,
-                                        "regions.starts")
+            fixed = cfg.regions.fixed_starts()
+            self.starts_ = check_starts(fixed, cfg.regions.params, self.domain_,
+                                        "regions.starts") if fixed else np.zeros((0, len(
+                                            cfg.regions.params)))
+            if cfg.regions.n_auto_starts():
+                for spec, axes in [("semantic.grid", self.grid_)] + [
+                        (f"models[{k}].grid", v) for k, v in self.model_grids_.items()]:
+                    if sorted(a.name for a in axes) != sorted(cfg.regions.params):
+                        raise BadInput(f"config regions.auto_starts: needs a map over "
+                                       f"regions.params ({', '.join(cfg.regions.params)}), but "
+                                       f"{spec} sweeps {', '.join(a.name for a in axes)}")
         for d in cfg.representation.datasets if cfg.representation.enabled else []:
             if d != "demo" and not Path(d).exists():
                 raise BadInput(f"config representation.datasets: {d} not found")
@@ -231,16 +243,8 @@ class Study:
                                 axes1[0].values.tolist(), fixed), run_curve)
 
     def _regions(self, clf: Classifier, renderer: MeshRenderer) -> list[dict[str, Any]]:
-        from ..regions.ground_truth import map_score_fn
-        from ..regions.semantic import (
-            ground_truth,
-            map_for_params,
-            max_evals_hyper,
-            regions_for_score,
-            save_regions,
-            saved_run_record,
-            scene_periodic,
-        )
+        from ..regions.semantic import map_for_params, scene_periodic
+        from ..regions.starts import auto_starts
         from ..semantic import load_map
 
         rc = self.config.regions
@@ -250,78 +254,121 @@ class Study:
         for o in self.objects_:
             cid = self.class_ids_[(clf.spec, o.spec)]
             map_path = self.out / "maps" / slug(clf.spec) / slug(o.spec) / "map.nc"
-            map_da = None
+            map_da = top1_da = None
             if map_path.is_file():
                 try:
-                    map_da = map_for_params(load_map(map_path), names)
+                    ds = load_map(map_path)
+                    map_da = map_for_params(ds, names)
+                    if "top1" in ds:
+                        top1_da = map_for_params(ds["top1"], names)
                 except BadInput:
-                    map_da = None
-            for method in rc.methods:
-                folder = self.out / "regions" / slug(clf.spec) / slug(o.spec) / method
-                key = _key("regions", clf.spec, clf.weights_sha256, o.spec, o.up, cid,
-                           rc.model_dump(), self.config.semantic.fixed, map_da is not None)
-
-                def run(o: _Object = o, cid: int = cid, folder: Path = folder,
-                        method: str = method, map_da: Any = map_da) -> None:
-                    hyper = {"threshold": rc.threshold,
-                             **max_evals_hyper(rc.variant, method, len(names), rc.max_evals)}
-                    bar, adv = self._bar(f"regions {method} {o.spec}", len(self.starts_))
-                    try:
-                        if rc.score == "map":
-                            if map_da is None:
-                                raise BadInput("config regions.score: 'map' needs a semantic "
-                                               "map over regions.params (semantic.grid)")
-                            res = regions_for_score(
-                                map_score_fn(map_da, periodic), self.starts_, self.domain_,
-                                method, rc.variant, periodic=periodic,
-                                on_result=lambda k, r: adv(1), **hyper)
-                        else:
-                            res = self.executor_.regions_for_mesh(
-                                clf, o.mesh, cid, self.starts_, self.domain_, names, method,
-                                rc.variant, fixed=self.config.semantic.fixed,
-                                renderer=renderer, batch_size=self.config.semantic.batch_size,
-                                on_result=lambda k, r: adv(1), **hyper)
-                    finally:
-                        if bar:
-                            bar.stop()
-                    gts = [ground_truth(r, map_da, rc.threshold, periodic) for r in res] \
-                        if map_da is not None else None
-                    header = {"model": clf.spec, "mesh": o.spec, "class_id": cid,
-                              "score_source": rc.score,
-                              "class_name": clf.labels[cid], "method": method,
-                              "variant": rc.variant, "params": names,
-                              "domain": {"lower": self.domain_[0].tolist(),
-                                         "upper": self.domain_[1].tolist()},
-                              "threshold": rc.threshold}
-                    save_regions(folder, header, res, names, map_da, gts)
-
-                self._step(f"regions {clf.spec} {o.spec} {method}", folder, key, run)
-                data = json.loads((folder / "regions.json").read_text())
-                runs += [saved_run_record(clf.spec, o.spec, cid, clf.labels[cid], rec,
-                                          data["method"], data["variant"])
-                         for rec in data["regions"]]
+                    map_da = top1_da = None
+            start_sets: list[tuple[str, np.ndarray]] = []
+            if len(self.starts_):
+                start_sets.append(("fixed", self.starts_))
+            if rc.n_auto_starts():
+                if top1_da is None:
+                    raise BadInput(f"config regions.auto_starts: no map with top-1 classes "
+                                   f"for {clf.spec} on {o.spec}")
+                auto = auto_starts(map_da.values, top1_da.values,
+                                   [map_da.coords[n].values for n in names], cid,
+                                   rc.n_auto_starts(), periodic,
+                                   list(self.domain_[1] - self.domain_[0]))
+                self.auto_starts_[f"{clf.spec} {o.spec}"] = auto.tolist()
+                if len(auto):
+                    start_sets.append(("auto", auto))
+                else:
+                    self.log(f"no auto starts for {escape(clf.spec)} on {escape(o.spec)}: "
+                             f"top-1 is never {clf.labels[cid]!r} on its map")
+            for starts_kind, starts in start_sets:
+                for method in rc.methods:
+                    runs += self._region_step(clf, renderer, o, cid, method, starts_kind,
+                                              starts, map_da, periodic)
         return runs
+
+    def _region_step(self, clf: Classifier, renderer: MeshRenderer, o: _Object, cid: int,
+                     method: str, starts_kind: str, starts: np.ndarray, map_da: Any,
+                     periodic: np.ndarray) -> list[dict[str, Any]]:
+        """One regions step: every start of one start set, one method, one object."""
+        from ..regions.ground_truth import map_score_fn
+        from ..regions.semantic import (
+            ground_truth,
+            max_evals_hyper,
+            regions_for_score,
+            save_regions,
+            saved_run_record,
+        )
+
+        rc = self.config.regions
+        names = list(rc.params)
+        sub = method if starts_kind == "fixed" else f"{method}_auto"
+        folder = self.out / "regions" / slug(clf.spec) / slug(o.spec) / sub
+        key = _key("regions", clf.spec, clf.weights_sha256, o.spec, o.up, cid,
+                   rc.model_dump(), self.config.semantic.fixed, map_da is not None,
+                   starts_kind, starts.tolist())
+
+        def run() -> None:
+            hyper = {"threshold": rc.threshold,
+                     **max_evals_hyper(rc.variant, method, len(names), rc.max_evals)}
+            bar, adv = self._bar(f"regions {method} {o.spec}", len(starts))
+            try:
+                if rc.score == "map":
+                    if map_da is None:
+                        raise BadInput("config regions.score: 'map' needs a semantic "
+                                       "map over regions.params (semantic.grid)")
+                    res = regions_for_score(
+                        map_score_fn(map_da, periodic), starts, self.domain_,
+                        method, rc.variant, periodic=periodic,
+                        on_result=lambda k, r: adv(1), **hyper)
+                else:
+                    res = self.executor_.regions_for_mesh(
+                        clf, o.mesh, cid, starts, self.domain_, names, method,
+                        rc.variant, fixed=self.config.semantic.fixed,
+                        renderer=renderer, batch_size=self.config.semantic.batch_size,
+                        on_result=lambda k, r: adv(1), **hyper)
+            finally:
+                if bar:
+                    bar.stop()
+            gts = [ground_truth(r, map_da, rc.threshold, periodic) for r in res] \
+                if map_da is not None else None
+            header = {"model": clf.spec, "mesh": o.spec, "class_id": cid,
+                      "score_source": rc.score,
+                      "class_name": clf.labels[cid], "method": method,
+                      "variant": rc.variant, "params": names, "starts": starts_kind,
+                      "domain": {"lower": self.domain_[0].tolist(),
+                                 "upper": self.domain_[1].tolist()},
+                      "threshold": rc.threshold}
+            save_regions(folder, header, res, names, map_da, gts)
+
+        self._step(f"regions {clf.spec} {o.spec} {sub}", folder, key, run)
+        data = json.loads((folder / "regions.json").read_text())
+        return [{**saved_run_record(clf.spec, o.spec, cid, clf.labels[cid], rec,
+                                    data["method"], data["variant"]), "starts": starts_kind}
+                for rec in data["regions"]]
 
     def _representation(self, clf: Classifier) -> None:
         from ..render.composite import make_rendered_dataset
         from ..representation.attacks import run_attacks, write_attacks
         from ..representation.datasets import load_dataset
         from ..representation.plots import plot_cam_overlays, plot_class_ranking
+
         rc = self.config.representation
         if not clf.differentiable or clf.target_layer is None:
             self.log(f"skip representation for {clf.spec}: no gradients / CAM layer")
             return
         for d in rc.datasets:
             if d == "demo":
-                demo_objs = [o for o in self.objects_ if str(o.spec).startswith("demo:")]
+                # the study's own objects, rendered onto backgrounds, boxes from the render
                 data_dir = self.out / "data" / "demo"
-                meshes = [o.spec for o in demo_objs]
-                classes = [str(o.class_name) for o in demo_objs]
-                dkey = _key("demo-data", meshes, classes, rc.demo_images_per_object,
-                            self.config.seed)
+                meshes = [o.spec for o in self.objects_]
+                classes = [str(o.class_name) for o in self.objects_]
+                ups = [o.up for o in self.objects_]
+                dkey = _key("demo-data", meshes, classes, ups, rc.demo_images_per_object,
+                            rc.demo_background, self.config.seed)
                 self._step("demo dataset", data_dir, dkey, functools.partial(
                     make_rendered_dataset, data_dir, meshes, classes,
-                    rc.demo_images_per_object, seed=self.config.seed))
+                    rc.demo_images_per_object, seed=self.config.seed,
+                    background=rc.demo_background, ups=ups))
                 path, dname = data_dir / "boxes.csv", "demo"
             else:
                 path, dname = Path(d), slug(Path(d).stem if Path(d).is_file() else Path(d).name)
@@ -338,14 +385,16 @@ class Study:
                         seed=self.config.seed)
                     bar, adv = self._bar(f"CAM {cam} {dname}", len(dataset))
                     try:
-                        est.run(clf, dataset, folder, progress=adv)
+                        est.run(clf, dataset, folder, progress=adv)  # also saves the CSVs
                     finally:
                         if bar:
                             bar.stop()
                     plot_class_ranking(est.class_scores_, folder / "class_ranking.png")
-                    plot_cam_overlays(clf, dataset, est.image_scores_, est.class_scores_,
+                    # least robust classes first (the overlays take class ids, not the table)
+                    class_ids = [int(c) for c in
+                                 est.class_scores_.sort_values("crs")["class_id"]]
+                    plot_cam_overlays(clf, dataset, est.image_scores_, class_ids,
                                       folder / "cam_overlays.png", cam=cam)
-                    est.save(folder)
 
                 self._step(f"scores {clf.spec} {dname} {cam}", folder, key, run)
             if rc.attacks and rc.attack_classes > 0:
@@ -443,6 +492,12 @@ class Study:
             "machine": {"host": socket.gethostname(), "platform": platform.platform(),
                         "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                         "gpu": gpu, "device": self.config.device},
+            "regions_starts": {
+                "fixed": self.config.regions.fixed_starts(),
+                "auto_starts": self.config.regions.n_auto_starts(),
+                "auto_rule": AUTO_STARTS_RULE,
+                "auto": self.auto_starts_,
+            },
             "timings_s": self.timings_,
             # steps reused from an earlier run, with the seconds they took then
             "reused_steps_s": self.reused_timings_,
