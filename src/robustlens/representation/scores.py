@@ -256,15 +256,16 @@ class ClassRobustness:
         todo = [it for it in items if (it.name, it.class_id) not in done]
         if on_total:
             on_total(len(items), len(items) - len(todo))
-        for i in range(0, len(todo), self.batch_size):
-            batch = todo[i:i + self.batch_size]
-            rows = self._score_batch(classifier, batch)
+
+        def on_rows(rows: list[dict[str, Any]]) -> None:
             for r in rows:
                 done[(r["image"], r["class_id"])] = r
             if part is not None:
                 _append_rows(part, rows)
             if progress:
-                progress(len(batch))
+                progress(len(rows))
+
+        self._score_items(classifier, todo, on_rows)
         df = pd.DataFrame([done[k] for k in keys], columns=IMAGE_COLUMNS)
         df = df.astype({"class_id": int, "pred": int, "n_boxes": int, "correct": bool, "top5": bool})
         self.image_scores_ = df
@@ -277,6 +278,14 @@ class ClassRobustness:
             with contextlib.suppress(OSError):
                 part.parent.rmdir()  # only when empty
         return self
+
+    def _score_items(self, classifier: Classifier, todo: list[BoxItem],
+                     on_rows: Callable[[list[dict[str, Any]]], None]) -> None:
+        """Score ``todo`` batch by batch, handing each batch's rows (one per item) to
+        ``on_rows``; a subclass may score the batches elsewhere, in any order
+        (`robustlens.study.executor` runs them as Ray tasks)."""
+        for i in range(0, len(todo), self.batch_size):
+            on_rows(self._score_batch(classifier, todo[i:i + self.batch_size]))
 
     def _score_batch(self, classifier: Classifier, batch: list[BoxItem]) -> list[dict[str, Any]]:
         images, masks, boxes = prepare_batch(batch, classifier)

@@ -69,6 +69,8 @@ class SemanticConfig(_Strict):
         1_000_000, ge=1, description="refuse a map with more poses than this (a 10^6-pose map "
                                      "takes more than a day on a 2-core CPU); raise it to "
                                      "confirm")
+    chunk_size: int = Field(256, ge=1, description="poses per map chunk: the unit persisted "
+                                                   "for resume and the unit of a Ray task")
 
 
 class RegionsConfig(_Strict):
@@ -119,6 +121,19 @@ class RepresentationConfig(_Strict):
     attack_classes: int = Field(2, ge=0, description="attack the k least robust classes")
 
 
+class RayConfig(_Strict):
+    """Run the study's units of work as Ray tasks (``--ray ADDRESS`` overrides ``address``)."""
+
+    address: str | None = Field(None, description="local, auto, HOST:PORT or ray://HOST:10001; "
+                                                  "unset: run in this process")
+    num_cpus: float = Field(1.0, gt=0, description="CPUs each task declares")
+    num_gpus: float | None = Field(None, ge=0, description="GPUs each task declares (default: "
+                                                           "1 when device is cuda, else 0)")
+    max_retries: int = Field(3, ge=0, description="re-runs of a task whose node died")
+    object_store_mb: int | None = Field(None, ge=64, description="object store size for "
+                                                                 "address: local")
+
+
 class StudyConfig(_Strict):
     """A whole study: models x meshes (semantic robustness) and datasets (representation)."""
 
@@ -135,6 +150,7 @@ class StudyConfig(_Strict):
     representation: RepresentationConfig = Field(default_factory=RepresentationConfig)
     turntable: bool = True
     report: bool = True
+    ray: RayConfig = Field(default_factory=RayConfig)
 
     @field_validator("models")
     @classmethod

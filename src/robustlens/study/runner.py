@@ -101,6 +101,9 @@ class Study:
         force: recompute finished steps.
         log: where progress lines go.
         progress: factory of a rich Progress (or None for silent runs).
+        ray: a Ray address (``local``, ``auto``, ``HOST:PORT``, ``ray://HOST:10001``) to run
+            map chunks and region searches as Ray tasks; overrides the config's
+            ``ray.address``. None (and no ``ray.address``): everything in this process.
     """
 
     config: StudyConfig
@@ -108,10 +111,12 @@ class Study:
     force: bool = False
     log: Log = print
     progress: Callable[[], Any] | None = None
+    ray: str | None = None
     timings_: dict[str, float] = field(default_factory=dict)
     skipped_: list[str] = field(default_factory=list)
     auto_starts_: dict[str, list[list[float]]] = field(default_factory=dict)
     reused_timings_: dict[str, float] = field(default_factory=dict)
+    nodes_: dict[str, list[str]] = field(default_factory=dict)
 
     # ------------------------------------------------------------ preparation
     def _prepare(self) -> None:
@@ -160,11 +165,13 @@ class Study:
             self.objects_.append(_Object(printable(mc.mesh), mc.up, cls, mesh,
                                          mesh_fingerprint(mc.mesh), mc.mesh))
         self.models_: list[Classifier] = []
+        overrides: list[ModelOverrides] = []
         for mc in cfg.model_configs():
             ov = ModelOverrides(input_size=mc.input_size, mean=mc.mean, std=mc.std,
                                 labels_file=mc.labels, target_layer=mc.target_layer,
                                 weights=mc.weights, device=cfg.device)
             self.models_.append(load_model(mc.spec, ov))
+            overrides.append(ov)
         self.class_ids_ = {(m.spec, o.spec): m.class_index(o.class_name)
                            for m in self.models_ for o in self.objects_}
         if cfg.regions.enabled:
@@ -202,6 +209,11 @@ class Study:
                                        f"{exc}") from None
         for m in self.models_:  # last: inputs are valid; this may export a model to ONNX
             prepare_runtime(m, cfg.runtime, log=self.log)
+        from .executor import make_executor
+
+        # last: connects to Ray (if asked) and checks every node, still before any output
+        self.executor_ = make_executor(self.ray, cfg.ray, cfg.device,
+                                       list(zip(self.models_, overrides, strict=True)))
 
     # ------------------------------------------------------------ step helper
     def _step(self, name: str, folder: Path, key: str, fn: Callable[[], None],
@@ -216,16 +228,20 @@ class Study:
                 if prev.get("key") == key:
                     self.skipped_.append(name)
                     self.reused_timings_[name] = round(float(prev.get("seconds", 0.0)), 2)
+                    self.nodes_[name] = list(prev.get("nodes", []))
                     self.log(f"reuse {name}")
                     return
             except (OSError, json.JSONDecodeError):
                 pass
         t = time.perf_counter()
         folder.mkdir(parents=True, exist_ok=True)
+        self.executor_.begin_step()
         fn()
         dt = time.perf_counter() - t
         self.timings_[name] = round(dt, 2)
-        write_text_atomic(done, json.dumps({"key": key, "seconds": dt}))
+        self.nodes_[name] = self.executor_.end_step()
+        write_text_atomic(done, json.dumps({"key": key, "seconds": dt,
+                                            "nodes": self.nodes_[name]}))
         self.log(f"done {name} ({dt:.1f} s)")
 
     def _bar(self, description: str, total: int) -> tuple[Any, Callable[[int], None]]:
@@ -239,6 +255,7 @@ class Study:
     # ------------------------------------------------------------------ steps
     def _maps(self, clf: Classifier, renderer: MeshRenderer) -> None:
         from ..semantic import SemanticMap
+        from ..semantic.chunks import clear_chunks, run_chunked_map
         from ..semantic.maps import save_map_and_plot
 
         cfg = self.config.semantic
@@ -255,11 +272,14 @@ class Study:
                                    seed=self.config.seed)
                 bar, adv = self._bar(f"map {slug(clf.spec)} {o.spec}", smap.n_poses())
                 try:
-                    ds = smap.run(clf, o.mesh, cid, renderer, progress=adv, mesh_name=o.spec)
+                    ds = run_chunked_map(smap, clf, o.mesh, cid, folder, self.executor_,
+                                         renderer, chunk_size=cfg.chunk_size,
+                                         mesh_name=o.spec, log=self.log, progress=adv)
                 finally:
                     if bar:
                         bar.stop()
                 save_map_and_plot(ds, folder)
+                clear_chunks(folder)
 
             self._step(f"map {clf.spec} {o.spec}", folder, key, run,
                        [folder / "map.nc", folder / "map.png"])
@@ -270,9 +290,13 @@ class Study:
 
                 def run_curve(o: _Object = o, cid: int = cid, cfolder: Path = cfolder,
                               fixed: dict[str, float] = fixed, axes1: list[Any] = axes1) -> None:
-                    ds = SemanticMap(axes1, fixed=fixed, batch_size=cfg.batch_size).run(
-                        clf, o.mesh, cid, renderer, mesh_name=o.spec)
+                    ds = run_chunked_map(
+                        SemanticMap(axes1, fixed=fixed, batch_size=cfg.batch_size), clf,
+                        o.mesh, cid, cfolder, self.executor_, renderer,
+                        chunk_size=cfg.chunk_size, mesh_name=o.spec, label="curve",
+                        log=self.log)
                     save_map_and_plot(ds, cfolder)
+                    clear_chunks(cfolder)
 
                 self._step(f"curve {clf.spec} {o.spec}", cfolder,
                            _key("curve", model_fingerprint(clf), o.spec, o.digest, o.up, cid,
@@ -331,7 +355,6 @@ class Study:
         from ..regions.semantic import (
             ground_truth,
             max_evals_hyper,
-            regions_for_mesh,
             regions_for_score,
             save_regions,
             saved_run_record,
@@ -362,7 +385,7 @@ class Study:
                         method, rc.variant, periodic=periodic,
                         on_result=lambda k, r: adv(1), **hyper)
                 else:
-                    res = regions_for_mesh(
+                    res = self.executor_.regions_for_mesh(
                         clf, o.mesh, cid, starts, self.domain_, names, method,
                         rc.variant, fixed=self.config.semantic.fixed,
                         renderer=renderer, batch_size=self.config.semantic.batch_size,
@@ -394,7 +417,7 @@ class Study:
         from ..representation.attacks import run_attacks, write_attacks
         from ..representation.datasets import load_dataset
         from ..representation.plots import plot_cam_overlays, plot_class_ranking
-        from ..representation.scores import ClassRobustness, remove_partials
+        from ..representation.scores import remove_partials
 
         rc = self.config.representation
         if not clf.differentiable or clf.target_layer is None:
@@ -426,8 +449,9 @@ class Study:
 
                 def run(cam: str = cam, folder: Path = folder, dataset: Any = dataset,
                         dname: str = dname) -> None:
-                    est = ClassRobustness(cam=cam, batch_size=rc.batch_size,
-                                          correct_only=rc.correct_only, seed=self.config.seed)
+                    est = self.executor_.class_robustness(
+                        cam=cam, batch_size=rc.batch_size, correct_only=rc.correct_only,
+                        seed=self.config.seed)
                     bar, adv = self._bar(f"CAM {cam} {dname}", len(dataset))
                     try:
                         # saves the CSVs; partial rows are kept until the plots are written
@@ -482,11 +506,18 @@ class Study:
     # -------------------------------------------------------------------- run
     def run(self) -> Path:
         """Run every step; returns the report (or the output folder when report is off)."""
+        started = datetime.now(UTC).isoformat(timespec="seconds")
+        t0 = time.perf_counter()
+        try:
+            return self._run(started, t0)
+        finally:
+            if getattr(self, "executor_", None) is not None:
+                self.executor_.close()
+
+    def _run(self, started: str, t0: float) -> Path:
         from ..fingerprint import save_cache
         from ..io import locked_out_dir
 
-        started = datetime.now(UTC).isoformat(timespec="seconds")
-        t0 = time.perf_counter()
         self._prepare()
         save_cache()
         assert self.out is not None
@@ -517,7 +548,8 @@ class Study:
             table = srvr_table(all_runs, seed=self.config.seed)
             save_srvr(self.out / "srvr", all_runs, table,
                       title=f"SRVR over {len(self.objects_)} objects x "
-                            f"{len(self.starts_)} starts")
+                            f"({len(self.starts_)} fixed + "
+                            f"{self.config.regions.n_auto_starts()} auto) starts")
         self.timings_["total"] = round(time.perf_counter() - t0, 2)
         self._provenance(started)
         if self.config.report:
@@ -554,6 +586,9 @@ class Study:
             "timings_s": self.timings_,
             # steps reused from an earlier run, with the seconds they took then
             "reused_steps_s": self.reused_timings_,
+            # where the work ran: local, or a Ray cluster; per step the node ids that ran it
+            "executor": self.executor_.describe(),
+            "steps": {name: {"nodes": nodes} for name, nodes in self.nodes_.items()},
             "started": started, "finished": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         write_text_atomic(self.out / "provenance.json", json.dumps(prov, indent=2, default=str))
