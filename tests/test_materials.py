@@ -12,7 +12,7 @@ import trimesh
 from PIL import Image
 
 from robustlens.errors import BadInput
-from robustlens.render import MeshRenderer, load_mesh, normalize_mesh
+from robustlens.render import load_mesh, normalize_mesh
 from robustlens.render.materials import linear_to_srgb, materials_of, srgb_to_linear
 
 # +x, -x, +y, -y, +z, -z: one sRGB colour per face

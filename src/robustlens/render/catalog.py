@@ -70,8 +70,6 @@ CATALOG: dict[str, CatalogEntry] = {e.spec: e for e in [
                  "z", 805, "soccer ball", PYBULLET_LICENCE, PYBULLET_ATTRIBUTION),
     CatalogEntry("pkg:pybullet/mug", "pybullet==3.2.7", "pybullet_data", "objects/mug.obj",
                  "z", 504, "coffee mug", PYBULLET_LICENCE, PYBULLET_ATTRIBUTION),
-    CatalogEntry("pkg:pybullet/table", "pybullet==3.2.7", "pybullet_data", "table/table.obj",
-                 "z", 532, "dining table", PYBULLET_LICENCE, PYBULLET_ATTRIBUTION),
     CatalogEntry("pkg:pybullet/teddy", "pybullet==3.2.7", "pybullet_data",
                  "teddy2_VHACD_CHs.obj", "z", 850, "teddy", PYBULLET_LICENCE,
                  PYBULLET_ATTRIBUTION),
