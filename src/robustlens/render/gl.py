@@ -51,21 +51,29 @@ void main() {
 """
 
 
-# Coloured meshes: UVs and linear vertex colours; textures are sRGB (decoded by the sampler).
+# Coloured meshes: UVs and linear vertex colours; textures hold sRGB values (filtered as such).
+# Two variants: TINTED multiplies texture x vertex colour x object colour in linear light; the
+# plain one (nothing to multiply by, the common case) uses the texture as it is, because the
+# sRGB round trip (pow) costs a third of the frame on llvmpipe, which evaluates both sides of
+# any branch.
 _VERT_TEX = """
 #version 330
 uniform mat4 mvp;
 in vec3 in_pos;
 in vec3 in_normal;
 in vec2 in_uv;
-in vec4 in_color;
 out vec3 v_normal;
 out vec2 v_uv;
+#ifdef TINTED
+in vec4 in_color;
 out vec3 v_color;
+#endif
 void main() {
     v_normal = in_normal;
     v_uv = in_uv;
+#ifdef TINTED
     v_color = in_color.rgb;
+#endif
     gl_Position = mvp * vec4(in_pos, 1.0);
 }
 """
@@ -74,27 +82,38 @@ _FRAG_TEX = """
 #version 330
 uniform sampler2D tex;
 uniform vec3 light_dir;
-uniform vec3 color_linear;   // object_color decoded from sRGB, times the part's factor
 uniform float ambient;
 uniform float intensity;
 in vec3 v_normal;
 in vec2 v_uv;
-in vec3 v_color;
 out vec4 f_color;
+#ifdef TINTED
+uniform vec3 color_linear;   // object_color decoded from sRGB, times the part's factor
+in vec3 v_color;
+vec3 to_linear(vec3 c) {
+    return mix(c / 12.92, pow((c + 0.055) / 1.055, vec3(2.4)), step(0.04045, c));
+}
 vec3 to_srgb(vec3 c) {
     c = clamp(c, 0.0, 1.0);
     return mix(c * 12.92, 1.055 * pow(c, vec3(1.0 / 2.4)) - 0.055, step(0.0031308, c));
 }
+#endif
 void main() {
     vec3 n = normalize(v_normal);
     if (!gl_FrontFacing) n = -n;
     float lambert = max(dot(n, light_dir), 0.0);
-    vec3 albedo = to_srgb(texture(tex, v_uv).rgb * v_color * color_linear);
+    vec3 albedo = texture(tex, v_uv).rgb;
+#ifdef TINTED
+    albedo = to_srgb(to_linear(albedo) * v_color * color_linear);
+#endif
     f_color = vec4(clamp(albedo * (ambient + intensity * lambert), 0.0, 1.0), 1.0);
 }
 """
 
-GL_SRGB8 = 0x8C41  # internal format: the sampler decodes sRGB to linear before filtering
+
+def _variant(src: str, tinted: bool) -> str:
+    return src.replace("#version 330\n", "#version 330\n#define TINTED\n" if tinted else
+                       "#version 330\n", 1)
 
 
 def _create_context():  # -> moderngl.Context
@@ -140,6 +159,9 @@ class MeshRenderer:
         self._mesh_key: tuple | None = None
         self._vao = None
         self._vbo = None
+        self._ibo = None
+        self._vao_tint = None
+        self._vertex_colours = False
         self._draws: list[tuple[int, int, object, np.ndarray]] = []  # first, count, tex, factor
         self._textures: list = []
 
@@ -151,8 +173,11 @@ class MeshRenderer:
         ctx = _create_context()
         self._ctx = ctx
         self._prog = ctx.program(vertex_shader=_VERT, fragment_shader=_FRAG)
-        self._prog_tex = ctx.program(vertex_shader=_VERT_TEX, fragment_shader=_FRAG_TEX)
-        self._white = ctx.texture((1, 1), 3, b"\xff\xff\xff", internal_format=GL_SRGB8)
+        self._prog_tex = ctx.program(vertex_shader=_variant(_VERT_TEX, False),
+                                     fragment_shader=_variant(_FRAG_TEX, False))
+        self._prog_tint = ctx.program(vertex_shader=_variant(_VERT_TEX, True),
+                                      fragment_shader=_variant(_FRAG_TEX, True))
+        self._white = ctx.texture((1, 1), 3, b"\xff\xff\xff")
         side = self.image_size
         self._fbo = ctx.simple_framebuffer((side, side), components=4)
         if self.msaa:
@@ -183,16 +208,23 @@ class MeshRenderer:
         if self._vao is not None:
             self._vao.release()
             self._vbo.release()
+        if self._vao_tint is not None:
+            self._vao_tint.release()
+            self._vao_tint = None
+        if self._ibo is not None:
+            self._ibo.release()
+            self._ibo = None
         for t in self._textures:
             t.release()
         self._vao, self._vbo, self._textures, self._draws = None, None, [], []
 
     def _upload(self, mesh: trimesh.Trimesh) -> None:
-        key = id(mesh), len(mesh.faces), float(np.asarray(mesh.vertices).sum())
+        mat = materials_of(mesh)
+        key = (id(mesh), len(mesh.faces), float(np.asarray(mesh.vertices).sum()),
+               None if mat is None else id(mat))
         if self._mesh_key == key:
             return
         self._release_mesh()
-        mat = materials_of(mesh)
         if mat is None:
             tri, normals = self._corners(mesh)
             data = np.concatenate([tri, normals], axis=2)
@@ -214,23 +246,33 @@ class MeshRenderer:
             self._corners(mesh)
         uv = mat.uv[faces]  # (F, 3, 2)
         col = mat.vertex_color[faces]  # (F, 3, 4)
-        data = np.concatenate([tri, normals, uv, col], axis=2).astype(np.float32)
-        self._vbo = self._ctx.buffer(np.ascontiguousarray(data).tobytes())
+        corners = np.ascontiguousarray(
+            np.concatenate([tri, normals, uv, col], axis=2).astype(np.float32).reshape(-1, 12))
+        # Indexed drawing: corners shared by several triangles (same position, normal, UV and
+        # colour) are shaded once; on llvmpipe this more than pays for the wider vertices.
+        rows = corners.view(np.dtype((np.void, corners.dtype.itemsize * 12))).ravel()
+        _, first, index = np.unique(rows, return_index=True, return_inverse=True)
+        self._vbo = self._ctx.buffer(corners[first].tobytes())
+        self._ibo = self._ctx.buffer(index.reshape(-1).astype(np.uint32).tobytes())
         self._vao = self._ctx.vertex_array(
-            self._prog_tex, [(self._vbo, "3f 3f 2f 4f", "in_pos", "in_normal", "in_uv",
-                              "in_color")])
+            self._prog_tex, [(self._vbo, "3f 3f 2f 16x", "in_pos", "in_normal", "in_uv")],
+            index_buffer=self._ibo, index_element_size=4)
+        self._vao_tint = self._ctx.vertex_array(
+            self._prog_tint, [(self._vbo, "3f 3f 2f 4f", "in_pos", "in_normal", "in_uv",
+                               "in_color")], index_buffer=self._ibo, index_element_size=4)
         for part in mat.parts:
             tex = self._white
             if part.texture is not None:
                 img = np.ascontiguousarray(part.texture[::-1])  # GL rows start at v = 0
                 h, w = img.shape[:2]
-                tex = self._ctx.texture((w, h), 3, img.tobytes(), alignment=1,
-                                        internal_format=GL_SRGB8)
+                # sRGB values in a plain RGB8 texture: llvmpipe's fast 8-bit filtering path
+                tex = self._ctx.texture((w, h), 3, img.tobytes(), alignment=1)
                 tex.build_mipmaps()
                 tex.filter = (moderngl.LINEAR_MIPMAP_LINEAR, moderngl.LINEAR)
                 self._textures.append(tex)
             self._draws.append((3 * part.start, 3 * (part.stop - part.start), tex,
                                 np.asarray(part.color[:3], dtype=np.float64)))
+        self._vertex_colours = bool(np.any(mat.vertex_color[:, :3] != 1.0))
 
     @staticmethod
     def _smooth_corners_by_position(mesh: trimesh.Trimesh) -> tuple[np.ndarray, np.ndarray]:
@@ -272,6 +314,15 @@ class MeshRenderer:
         with self._ctx:
             return self._render(mesh, params, fixed)
 
+    @staticmethod
+    def _set_common(prog, mvp: np.ndarray, light: np.ndarray, p: Mapping[str, np.ndarray],
+                    i: int) -> None:
+        # GL wants column-major matrices
+        prog["mvp"].write(np.ascontiguousarray(mvp.T).tobytes())
+        prog["light_dir"].value = tuple(light)
+        prog["ambient"].value = float(p["ambient"][i])
+        prog["intensity"].value = float(p["light_intensity"][i])
+
     def _render(self, mesh: trimesh.Trimesh, params: Mapping[str, np.ndarray | float],
                 fixed: Mapping[str, float] | None) -> torch.Tensor:
         p = scene_batch(params, fixed=fixed)
@@ -294,20 +345,21 @@ class MeshRenderer:
             self._ctx.viewport = vp
             r, g, bb = (float(c) for c in bg[i])
             self._ctx.clear(r, g, bb, 1.0, depth=1.0)
-            # GL wants column-major matrices
-            prog = self._prog_tex if self._draws else self._prog
-            prog["mvp"].write(np.ascontiguousarray(mvp[i].T).tobytes())
-            prog["light_dir"].value = tuple(light[i])
-            prog["ambient"].value = float(p["ambient"][i])
-            prog["intensity"].value = float(p["light_intensity"][i])
             if self._draws:
                 obj_lin = srgb_to_linear(obj[i])
                 for first, count, tex, factor in self._draws:
+                    k = obj_lin * factor
+                    tinted = self._vertex_colours or not np.all(k == 1.0)
+                    prog, vao = (self._prog_tint, self._vao_tint) if tinted else \
+                        (self._prog_tex, self._vao)
+                    self._set_common(prog, mvp[i], light[i], p, i)
+                    if tinted:
+                        prog["color_linear"].value = tuple(float(c) for c in k)
                     tex.use(0)
-                    prog["color_linear"].value = tuple(float(c) for c in obj_lin * factor)
-                    self._vao.render(first=first, vertices=count)
+                    vao.render(first=first, vertices=count)
             else:
-                prog["color"].value = tuple(obj[i])
+                self._set_common(self._prog, mvp[i], light[i], p, i)
+                self._prog["color"].value = tuple(obj[i])
                 self._vao.render()
             self._ctx.copy_framebuffer(self._fbo, self._ms_fbo)
             self._fbo.read_into(out[i], viewport=vp, components=3, alignment=1)

@@ -9,13 +9,15 @@ per-vertex colours. A mesh without that entry is *untextured* and renders plain
 
 Colour spaces (what the renderer does, precisely):
 
-* texture images and 8-bit vertex/face colours of PLY/OFF/OBJ files are sRGB-encoded; they
-  are decoded to linear (the GPU decodes sRGB textures before filtering, so mipmaps and
-  bilinear filtering average linear light);
-* glTF ``baseColorFactor`` and ``COLOR_0`` are linear (glTF 2.0 spec); OBJ/MTL ``Kd`` is
+* texture images and 8-bit vertex/face colours of PLY/OFF/OBJ files are sRGB-encoded;
+  glTF ``baseColorFactor`` and ``COLOR_0`` are linear (glTF 2.0 spec); OBJ/MTL ``Kd`` is
   treated as linear too (Blender writes its linear base colour there);
-* the albedo is the product, in linear, of texture x material factor x vertex colour x
-  ``object_color`` (decoded from sRGB), then encoded back to sRGB;
+* textures are sampled (trilinear, mipmapped) on their sRGB values, as neural_renderer and
+  PyTorch3D do; this is the one place that is not linear, and it only matters where
+  contrasting texels are blended;
+* the albedo is texture x material factor x vertex colour x ``object_color``, multiplied in
+  linear light (each term decoded from sRGB where it is sRGB) and encoded back to sRGB; when
+  every factor is one (the default) the sampled texture is the albedo as it is;
 * shading multiplies that sRGB albedo by ``ambient + intensity * max(0, n.l)``, as for the
   untextured mesh (and as neural_renderer and the paper do): a white texture renders exactly
   like an untextured mesh, so "with and without texture" differ only in colour.
