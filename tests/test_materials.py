@@ -263,3 +263,18 @@ def test_garbage_obj_gets_a_sensible_reason(tmp_path, monkeypatch):
     with pytest.raises(BadInput, match="garbage.obj") as exc:
         load_mesh(p)
     assert "charset" not in str(exc.value)
+
+
+def test_obj_with_two_materials_keeps_each_colour(tmp_path, renderer):
+    """Two quads side by side, each with its own MTL Kd (no texture)."""
+    (tmp_path / "two.mtl").write_text("newmtl red\nKd 1 0 0\nnewmtl blue\nKd 0 0 1\n")
+    (tmp_path / "two.obj").write_text(
+        "mtllib two.mtl\n"
+        "v -1 -0.5 0\nv 0 -0.5 0\nv 0 0.5 0\nv -1 0.5 0\n"
+        "v 0 -0.5 0\nv 1 -0.5 0\nv 1 0.5 0\nv 0 0.5 0\n"
+        "usemtl red\nf 1 2 3\nf 1 3 4\nusemtl blue\nf 5 6 7\nf 5 7 8\n")
+    mesh = load_mesh(tmp_path / "two.obj")
+    assert len(materials_of(mesh).parts) == 2
+    img = renderer.render(mesh, {}, fixed=FLAT)[0]
+    torch.testing.assert_close(img[:, 112, 70], torch.tensor([1.0, 0.0, 0.0]), atol=0.01, rtol=0)
+    torch.testing.assert_close(img[:, 112, 154], torch.tensor([0.0, 0.0, 1.0]), atol=0.01, rtol=0)
