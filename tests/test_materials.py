@@ -278,3 +278,15 @@ def test_obj_with_two_materials_keeps_each_colour(tmp_path, renderer):
     img = renderer.render(mesh, {}, fixed=FLAT)[0]
     torch.testing.assert_close(img[:, 112, 70], torch.tensor([1.0, 0.0, 0.0]), atol=0.01, rtol=0)
     torch.testing.assert_close(img[:, 112, 154], torch.tensor([0.0, 0.0, 1.0]), atol=0.01, rtol=0)
+
+
+def test_obj_with_uvs_but_no_material_stays_untextured(tmp_path, capsys):
+    """trimesh invents a grey material for UVs without one; that is not the file's colour."""
+    (tmp_path / "uv.obj").write_text("v 0 0 0\nv 1 0 0\nv 0 1 0\nvt 0 0\nvt 1 0\nvt 0 1\n"
+                                     "f 1/1 2/2 3/3\n")
+    assert materials_of(load_mesh(tmp_path / "uv.obj")) is None
+    (tmp_path / "gone.obj").write_text("mtllib gone.mtl\n" +
+                                       (tmp_path / "uv.obj").read_text().replace("f ", "usemtl x\nf "))
+    assert materials_of(load_mesh(tmp_path / "gone.obj")) is None
+    err = capsys.readouterr().err
+    assert "WARNING" in err and "gone.mtl" in err

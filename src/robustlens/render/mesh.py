@@ -59,10 +59,11 @@ def _parse(path: Path, spec: str) -> tuple[list[trimesh.Trimesh], set[str]]:
 
     suffix = path.suffix.lower()
     no_kd: set[str] = set()
+    defined: set[str] | None = None
     if suffix in (".gltf", ".glb"):
         check_gltf(path, spec)
     elif suffix == ".obj":
-        no_kd = check_obj(path, as_utf8(path.read_bytes(), spec), spec)
+        defined, no_kd = check_obj(path, as_utf8(path.read_bytes(), spec), spec)
     try:
         scene = load_scene(path, spec)
         geoms = [g for g in scene.dump() if isinstance(g, trimesh.Trimesh)]
@@ -79,6 +80,9 @@ def _parse(path: Path, spec: str) -> tuple[list[trimesh.Trimesh], set[str]]:
                 and len(vis.vertex_colors) != len(g.vertices):
             raise BadInput(f"--mesh {spec}: vertex colours of the wrong length in {path.name} "
                            f"({len(vis.vertex_colors)} colours for {len(g.vertices)} vertices)")
+        if defined is not None and isinstance(vis, trimesh.visual.TextureVisuals) and \
+                getattr(vis.material, "name", None) not in defined:
+            g.visual = trimesh.visual.ColorVisuals(g)  # trimesh's made-up grey material
     return geoms, no_kd
 
 

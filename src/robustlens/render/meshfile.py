@@ -67,14 +67,16 @@ def _mtl_texture_name(line: str) -> str:
     return line.split(None, 1)[1].split()[-1] if len(line.split()) > 1 else ""
 
 
-def check_obj(path: Path, text: bytes, spec: str) -> set[str]:
+def check_obj(path: Path, text: bytes, spec: str) -> tuple[set[str], set[str]]:
     """Check the MTL libraries and textures an OBJ names.
 
     Missing files -> one WARNING each (the material colour is used instead); a texture that
-    is not an image -> BadInput. Returns the names of materials whose MTL has no ``Kd``
-    (their texture is not to be darkened by trimesh's 0.4 default).
+    is not an image -> BadInput. Returns the names of the materials the MTL files define (any
+    other material is one trimesh made up: grey, for UVs without a material) and of those
+    without ``Kd`` (their texture is not to be darkened by trimesh's 0.4 default).
     """
     no_kd: set[str] = set()
+    defined: set[str] = set()
     for raw in text.decode("utf-8").splitlines():
         line = raw.strip()
         if not line.startswith("mtllib"):
@@ -95,6 +97,7 @@ def check_obj(path: Path, text: bytes, spec: str) -> set[str]:
                     if current is not None and not has_kd:
                         no_kd.add(current)
                     current, has_kd = (words[1] if len(words) > 1 else ""), False
+                    defined.add(current)
                 elif key == "Kd":
                     has_kd = True
                 elif key == "map_Kd":
@@ -105,7 +108,7 @@ def check_obj(path: Path, text: bytes, spec: str) -> set[str]:
                         _check_image(tex, spec)
             if current is not None and not has_kd:
                 no_kd.add(current)
-    return no_kd
+    return defined, no_kd
 
 
 def gltf_json(path: Path, spec: str) -> dict:
