@@ -25,7 +25,7 @@ Colour spaces (what the renderer does, precisely):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import trimesh
@@ -68,7 +68,6 @@ class Materials:
     parts: list[Part]
     uv: np.ndarray
     vertex_color: np.ndarray
-    warnings: list[str] = field(default_factory=list)
 
     @property
     def textured(self) -> bool:
@@ -89,7 +88,7 @@ def _image_array(img) -> np.ndarray | None:
     return np.ascontiguousarray(arr)
 
 
-def _rgba(c, n: int | None = None) -> np.ndarray:
+def _rgba(c) -> np.ndarray:
     """trimesh colour (uint8 0..255 or float 0..1, 3 or 4 channels) -> float64 RGBA 0..1."""
     a = np.asarray(c)
     a = a.astype(np.float64) / 255.0 if a.dtype.kind in "ui" else a.astype(np.float64)
@@ -159,8 +158,7 @@ def _geometry_colour(geom: trimesh.Trimesh, linear_colours: bool, white_if_no_kd
 
 
 def combine(geoms: list[trimesh.Trimesh], linear_colours: bool,
-            white_if_no_kd: set[str] | None = None,
-            warnings: list[str] | None = None) -> trimesh.Trimesh:
+            white_if_no_kd: set[str] | None = None) -> trimesh.Trimesh:
     """Concatenate loaded geometries (scene transforms already applied) into one mesh that
     carries :class:`Materials`: one part per geometry, unreferenced vertices dropped."""
     verts, faces, uvs, cols, parts = [], [], [], [], []
@@ -184,6 +182,5 @@ def combine(geoms: list[trimesh.Trimesh], linear_colours: bool,
         nf += len(f)
     mesh = trimesh.Trimesh(np.concatenate(verts), np.concatenate(faces), process=False)
     mesh.metadata[MATERIALS_KEY] = Materials(
-        parts, np.concatenate(uvs).astype(np.float32), np.concatenate(cols).astype(np.float32),
-        list(warnings or []))
+        parts, np.concatenate(uvs).astype(np.float32), np.concatenate(cols).astype(np.float32))
     return mesh
