@@ -23,7 +23,7 @@ Examples:
   robustlens regions --mesh demo:mug --map out/mug/map.nc --method oir_b --out out/mug_regions
   robustlens srvr --model default --model efficientnet_lite2 --mesh demo:mug --out out/srvr
   robustlens score --data boxes.csv --cam gradcam++ --out out/scores
-  robustlens models    robustlens params
+  robustlens models    robustlens meshes    robustlens params
 
 Exit codes: 0 ok, 2 bad input, 1 internal error."""
 
@@ -43,7 +43,8 @@ def cli(quiet: bool, verbose: bool) -> None:
 
 
 # subcommand modules; each defines a click command object named ``command`` (or ``commands``)
-_SUBCOMMANDS = ["map", "models", "regions", "srvr", "score", "attack", "run", "report"]
+_SUBCOMMANDS = ["map", "models", "meshes", "regions", "srvr", "score", "attack", "run",
+                "report"]
 for _name in _SUBCOMMANDS:
     try:
         _mod = importlib.import_module(f"robustlens.cli.{_name}_cmd")

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import trimesh
 
-from ..errors import BadInput
+from ..errors import BadInput, first_line
+from .materials import combine, has_colour
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "data" / "meshes"
 MESH_SUFFIXES = (".obj", ".glb", ".gltf", ".ply", ".stl", ".off")
@@ -51,37 +52,93 @@ def normalize_mesh(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
     return m
 
 
-def load_mesh(spec: str | os.PathLike[str], up: str = "y", normalize: bool = True) -> trimesh.Trimesh:
-    """Load ``.obj .glb .gltf .ply .stl .off`` (or ``demo:NAME``) as one triangle mesh.
+def _parse(path: Path, spec: str) -> tuple[list[trimesh.Trimesh], set[str]]:
+    """Check the file and what it refers to, then parse it into geometries with the scene
+    graph's transforms applied (unprocessed: NaN vertices still visible)."""
+    from .meshfile import as_utf8, check_gltf, check_obj, load_scene
 
-    Scenes are flattened into one mesh. ``up`` names the file's vertical axis (``"y"`` as in
-    ShapeNet/glTF, or ``"z"`` as in many CAD/STL files); it is rotated onto +y.
+    suffix = path.suffix.lower()
+    no_kd: set[str] = set()
+    defined: set[str] | None = None
+    if suffix in (".gltf", ".glb"):
+        check_gltf(path, spec)
+    elif suffix == ".obj":
+        defined, no_kd = check_obj(path, as_utf8(path.read_bytes(), spec), spec)
+    try:
+        scene = load_scene(path, spec)
+        geoms = [g for g in scene.dump() if isinstance(g, trimesh.Trimesh)]
+    except BadInput:
+        raise
+    except Exception as exc:  # trimesh raises many kinds for broken files
+        raise BadInput(f"--mesh {spec}: cannot parse {path.suffix} file "
+                       f"({first_line(exc, 120)})") from None
+    for g in geoms:
+        if not np.all(np.isfinite(np.asarray(g.vertices, dtype=np.float64))):
+            raise BadInput(f"--mesh {spec}: vertices contain NaN or infinity ({path.name})")
+        vis = g.visual
+        if isinstance(vis, trimesh.visual.ColorVisuals) and vis.kind == "vertex" \
+                and len(vis.vertex_colors) != len(g.vertices):
+            raise BadInput(f"--mesh {spec}: vertex colours of the wrong length in {path.name} "
+                           f"({len(vis.vertex_colors)} colours for {len(g.vertices)} vertices)")
+        if defined is not None and isinstance(vis, trimesh.visual.TextureVisuals) and \
+                getattr(vis.material, "name", None) not in defined:
+            g.visual = trimesh.visual.ColorVisuals(g)  # trimesh's made-up grey material
+    return geoms, no_kd
+
+
+def load_mesh(spec: str | os.PathLike[str], up: str = "y", normalize: bool = True,
+              texture: bool = True) -> trimesh.Trimesh:
+    """Load ``.obj .glb .gltf .ply .stl .off`` (or ``demo:NAME``, ``pkg:PACKAGE/NAME``) as one
+    triangle mesh.
+
+    Scenes are flattened into one mesh (the scene graph's transforms applied). ``up`` names
+    the file's vertical axis (``"y"`` as in ShapeNet/glTF, or ``"z"`` as in many CAD/STL
+    files); it is rotated onto +y. ``pkg:`` entries carry their own up axis (``up`` is not
+    used for them).
+
+    With ``texture=True`` a file with textures, material colours or vertex/face colours
+    returns a mesh carrying them (see :mod:`robustlens.render.materials`); otherwise, and for
+    files without colour, a plain mesh that renders in ``object_color`` (white by default).
     """
-    path = resolve_mesh_path(spec)
+    from .catalog import is_pkg_spec, resolve_pkg
+
+    if up not in ("y", "z"):
+        raise BadInput(f"--up {up!r}: expected 'y' or 'z'")
+    if is_pkg_spec(spec):
+        path, up = resolve_pkg(str(spec))
+    else:
+        path = resolve_mesh_path(spec)
     if path.stat().st_size == 0:
         raise BadInput(f"--mesh {spec}: file is empty")
-    try:
-        loaded = trimesh.load(str(path), force="mesh", process=True)
-    except Exception as exc:  # trimesh raises many kinds for broken files
-        msg = str(exc).strip().splitlines()
-        raise BadInput(f"--mesh {spec}: cannot parse {path.suffix} file "
-                       f"({msg[0][:120] if msg else type(exc).__name__})") from None
-    if not isinstance(loaded, trimesh.Trimesh) or len(loaded.faces) == 0:
+    geoms, no_kd = _parse(path, str(spec))
+    geoms = [g for g in geoms if len(g.faces)]
+    if not geoms:
         raise BadInput(f"--mesh {spec}: no triangles found (expected a surface mesh)")
-    if not np.all(np.isfinite(loaded.vertices)):
-        raise BadInput(f"--mesh {spec}: vertices contain NaN or infinity")
+    if texture and any(has_colour(g) for g in geoms):
+        loaded = combine(geoms, linear_colours=path.suffix.lower() in (".gltf", ".glb"),
+                         white_if_no_kd=no_kd)
+    else:
+        # untextured: exactly the mesh trimesh.load(force="mesh", process=True) gives
+        for g in geoms:
+            g.visual = trimesh.visual.ColorVisuals(g)
+            g.process()
+        loaded = trimesh.util.concatenate(geoms) if len(geoms) > 1 else geoms[0]
     if up == "z":
         loaded.apply_transform(trimesh.transformations.rotation_matrix(-np.pi / 2, [1, 0, 0]))
-    elif up != "y":
-        raise BadInput(f"--up {up!r}: expected 'y' or 'z'")
     return normalize_mesh(loaded) if normalize else loaded
 
 
 def demo_class(spec: str) -> str | None:
-    """The ImageNet class name a shipped demo mesh shows (``demo:mug`` -> ``coffee mug``)."""
+    """The ImageNet class name a shipped demo mesh or a ``pkg:`` catalog mesh shows
+    (``demo:mug`` -> ``coffee mug``, ``pkg:pybullet/soccerball`` -> ``soccer ball``)."""
     import json
 
-    if not str(spec).startswith("demo:"):
+    from .catalog import CATALOG
+
+    s = str(spec)
+    if s in CATALOG:
+        return CATALOG[s].class_name
+    if not s.startswith("demo:"):
         return None
     table = json.loads((DEMO_DIR / "classes.json").read_text())
-    return table.get(str(spec)[5:])
+    return table.get(s[5:])
