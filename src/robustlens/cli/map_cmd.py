@@ -31,7 +31,8 @@ def mesh_options(fn: Any) -> Any:
     fn = click.option("--up", type=click.Choice(["y", "z"]), default="y", show_default=True,
                       help="The mesh file's vertical axis.")(fn)
     fn = click.option("--mesh", "mesh_spec", required=True,
-                      help="Mesh file (.obj .glb .gltf .ply .stl .off) or demo:NAME.")(fn)
+                      help="Mesh file (.obj .glb .gltf .ply .stl .off), demo:NAME or "
+                           "pkg:SOURCE/NAME (see `robustlens meshes`).")(fn)
     return fn
 
 

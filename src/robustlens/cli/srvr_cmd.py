@@ -32,7 +32,7 @@ DIR/srvr.png (bar chart with CI error bars)."""
 
 @click.command("srvr", epilog=EPILOG)
 @click.option("--mesh", "meshes", multiple=True, required=True,
-              help="Mesh file or demo:NAME (repeat).")
+              help="Mesh file, demo:NAME or pkg:SOURCE/NAME (repeat; see `robustlens meshes`).")
 @click.option("--up", type=click.Choice(["y", "z"]), default="y", show_default=True,
               help="The mesh files' vertical axis.")
 @click.option("--class", "classes", multiple=True,

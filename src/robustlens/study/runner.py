@@ -66,6 +66,17 @@ class _Object:
     source: str = ""  # the spec as given (spec itself is a printable name)
 
 
+def _mesh_provenance(o: _Object) -> dict[str, Any]:
+    from ..render.catalog import CATALOG
+
+    entry = CATALOG.get(str(o.source or o.spec))
+    info: dict[str, Any] = {"class": o.class_name, "up": o.up, "sha256": o.digest}
+    if entry is not None:
+        info.update(package=entry.distribution, path=entry.path, licence=entry.licence,
+                    attribution=entry.attribution)
+    return info
+
+
 def mesh_fingerprint(spec: str) -> str:
     """Digest of a mesh spec's file contents plus its materials and textures."""
     from ..fingerprint import mesh_digest
@@ -574,6 +585,8 @@ class Study:
             "models": {m.spec: {"weights_sha256": m.weights_sha256, "input_size": m.input_size,
                                 "target_layer": m.target_layer, "runtime": m.runtime}
                        for m in self.models_},
+            # where each mesh comes from and under which licence (CC-BY scans need credit)
+            "meshes": {o.spec: _mesh_provenance(o) for o in self.objects_},
             "machine": {"host": socket.gethostname(), "platform": platform.platform(),
                         "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                         "gpu": gpu, "device": self.config.device},
