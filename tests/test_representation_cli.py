@@ -80,7 +80,7 @@ def test_killed_run_resumes_where_it_stopped(small_set, tmp_path) -> None:
 
     with pytest.raises(_Killed):
         est.run(clf, ds, out_dir=out, progress=die_after_two)
-    part = est.partial_path(out, clf)
+    part = est.partial_path(out, clf, ds)
     assert part.is_file() and not (out / "image_scores.csv").exists()
     assert len(part.read_text().splitlines()) == 1 + 8
     with open(part, "a") as f:
@@ -89,7 +89,7 @@ def test_killed_run_resumes_where_it_stopped(small_set, tmp_path) -> None:
     # another CAM method does not reuse these rows
     totals: list[tuple[int, int]] = []
     other = ClassRobustness(cam="gradcam++", batch_size=4, n_boot=100)
-    assert other.partial_path(out, clf) != part
+    assert other.partial_path(out, clf, ds) != part
 
     est2 = ClassRobustness(cam="gradcam", batch_size=4, n_boot=100)
     processed: list[int] = []

@@ -21,3 +21,9 @@ def first_line(exc: BaseException, limit: int = 200) -> str:
     """The first line of an exception's message (or its type name), for one-line errors."""
     lines = str(exc).strip().splitlines()
     return (lines[0] if lines else type(exc).__name__)[:limit]
+
+
+def printable(text: str) -> str:
+    """``text`` with bytes that were not UTF-8 (a latin-1 file name arrives as surrogate
+    escapes) shown as ``\\xe9``: safe to write into UTF-8 files, NetCDF attributes and logs."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")

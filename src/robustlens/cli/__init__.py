@@ -9,10 +9,11 @@ from __future__ import annotations
 import importlib
 import sys
 import traceback
+import warnings
 
 import click
 
-from ..errors import BadInput
+from ..errors import BadInput, printable
 from .common import VERBOSITY
 
 EPILOG = """\b
@@ -35,6 +36,10 @@ Exit codes: 0 ok, 2 bad input, 1 internal error."""
 def cli(quiet: bool, verbose: bool) -> None:
     """robustlens: where and why your image classifier is not robust."""
     VERBOSITY["level"] = 0 if quiet else (2 if verbose else 1)
+    if not verbose:
+        # library warnings (numpy overflow on absurd input, torch deprecations) are not the
+        # user's business and would break the one-line error contract; -v shows them
+        warnings.simplefilter("ignore")
 
 
 # subcommand modules; each defines a click command object named ``command`` (or ``commands``)
@@ -66,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"error: {exc.format_message()}{ctx_cmd}", file=sys.stderr)
         sys.exit(exc.exit_code)
     except BadInput as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {printable(str(exc))}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

@@ -55,8 +55,10 @@ the flagged class; 'baseline' = before pasting). Writes DIR/attacks.csv and DIR/
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
 def command(**kwargs: Any) -> None:
     """Attack classes flagged by `robustlens score`: does the class survive without its object?"""
+    from ..io import check_out_dir
     from ..representation.attacks import run_attacks, write_attacks
     from ..representation.datasets import load_dataset
+    from .common import hold_out_dir
 
     mk = pop_model_kwargs(kwargs)
     runtime = kwargs.pop("runtime")
@@ -67,6 +69,7 @@ def command(**kwargs: Any) -> None:
         raise BadInput(f"--batch-size {kwargs['batch_size']}: expected an integer >= 1")
     if not 0 < kwargs["q"] <= 1:
         raise BadInput(f"--q {kwargs['q']}: expected a fraction in (0, 1]")
+    check_out_dir(kwargs["out"])
     clf = model_from_options(**mk)
     names = [c.strip() for c in kwargs["classes"].split(",") if c.strip()]
     if not names:
@@ -86,7 +89,7 @@ def command(**kwargs: Any) -> None:
             raise BadInput(f"--classes {c} ({clf.labels[c]!r}): no images of this class in --data "
                            f"(empty class)")
     use_runtime(clf, runtime)
-    out = Path(kwargs["out"])
+    out = hold_out_dir(kwargs["out"])
     total = sum(1 for it in ds if it.class_id in set(classes))
     if kwargs["max_images"]:
         total = sum(min(sum(1 for it in ds if it.class_id == c), kwargs["max_images"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -15,12 +16,24 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
 
+from ..errors import printable
 from ..models import Classifier, ModelOverrides, load_model
 from ..models.base import as_list
 
 F = TypeVar("F", bound=Callable[..., Any])
-console = Console(stderr=True)
+# markup off: paths and names such as dir/br[/x].obj or "[bold red]" are printed verbatim,
+# never interpreted (styles are applied with Text objects where wanted)
+class _Console(Console):
+    """Prints file names that are not UTF-8 (surrogate escapes) as ``\\xe9``, so any stderr
+    encoding can take them."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        super().print(*(printable(o) if isinstance(o, str) else o for o in objects), **kwargs)
+
+
+console = _Console(stderr=True, markup=False, highlight=False, emoji=False, soft_wrap=True)
 
 #: set by the top-level --quiet / --verbose flags
 VERBOSITY = {"level": 1}
@@ -88,7 +101,7 @@ def pop_model_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 def progress() -> Progress:
     """A rich progress bar on stderr (hidden with --quiet)."""
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+    return Progress(TextColumn("{task.description}", style="bold", markup=False), BarColumn(), MofNCompleteColumn(),
                     TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
                     console=console, disable=VERBOSITY["level"] == 0, transient=False)
 
@@ -112,7 +125,15 @@ def info(msg: str) -> None:
 
 def debug(msg: str) -> None:
     if VERBOSITY["level"] >= 2:
-        console.print(f"[dim]{msg}[/dim]")
+        console.print(Text(printable(msg), style="dim"))
+
+
+def hold_out_dir(path: str, flag: str = "--out") -> Path:
+    """Create ``path`` and hold its exclusive lock until the command ends (see
+    :func:`robustlens.io.locked_out_dir`); a second run into the same folder is refused."""
+    from ..io import locked_out_dir
+
+    return click.get_current_context().with_resource(locked_out_dir(path, flag))
 
 
 def resolve_class(clf: Classifier, class_: str | None, mesh_spec: str) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import click
@@ -13,7 +12,6 @@ from .common import (
     model_from_options,
     model_options,
     pop_model_kwargs,
-    progress,
     runtime_option,
     use_runtime,
 )
@@ -45,49 +43,57 @@ def mesh_options(fn: Any) -> Any:
               help="Swept parameter NAME=START:STOP:STEP; repeat for 2-D / n-D maps.")
 @click.option("--set", "sets", multiple=True,
               help="Fix another scene parameter, e.g. --set distance=3 --set object_color=.8,.2,.2.")
-@click.option("--samples", type=int, default=None,
+@click.option("--samples", type=click.IntRange(min=1), default=None,
               help="Score N random points in the grid's ranges instead of every grid point.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for --samples.")
-@click.option("--batch-size", type=int, default=32, show_default=True,
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
               help="Poses rendered and classified together.")
-@click.option("--image-size", type=int, default=None,
-              help="Render size in pixels (default: the model's input size).")
+@click.option("--image-size", type=click.IntRange(8, 2048), default=None,
+              help="Render size in pixels, 8..2048 (default: the model's input size).")
+@click.option("--yes", "-y", "confirm", is_flag=True,
+              help="Allow maps of more than 1,000,000 poses (refused otherwise, with the "
+                   "estimated time).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Output folder: map.nc and map.png.")
 @model_options
 @runtime_option
 def command(mesh_spec: str, up: str, class_: str | None, grids: tuple[str, ...], sets: tuple[str, ...],
             samples: int | None, seed: int, batch_size: int, image_size: int | None,
-            out_dir: str, **kwargs: Any) -> None:
+            confirm: bool, out_dir: str, **kwargs: Any) -> None:
     """Sweep the true-class score over 1..n scene parameters; write map.nc and map.png."""
+    from ..errors import printable
+    from ..io import check_out_dir, locked_out_dir
     from ..render import MeshRenderer, load_mesh
     from ..render.scene import parse_assignments
-    from ..semantic import SemanticMap, parse_grids, save_map
-    from ..semantic.plot import plot_map
+    from ..semantic import SemanticMap, parse_grids
+    from ..semantic.grid import check_pose_count
+    from ..semantic.maps import save_map_and_plot
     from .common import resolve_class
+    from .score_cmd import progress_bar
 
+    # ---- validate everything before computing anything (nothing is written on bad input)
     axes = parse_grids(grids)
     fixed = parse_assignments(sets)
-    if batch_size < 1:
-        raise click.BadParameter("expected a positive integer", param_hint="--batch-size")
     smap = SemanticMap(axes, fixed=fixed, batch_size=batch_size, samples=samples, seed=seed)
+    n = smap.n_poses()
+    check_pose_count(n, n if confirm else None,
+                     "--samples" if samples is not None else "--grid")
+    check_out_dir(out_dir)
     mesh = load_mesh(mesh_spec, up=up)
     clf = model_from_options(**pop_model_kwargs(kwargs))
     class_id = resolve_class(clf, class_, mesh_spec)
+    mesh_spec = printable(mesh_spec)  # from here on a name in files and titles
     use_runtime(clf, kwargs.pop("runtime"))
     renderer = MeshRenderer(image_size=image_size or clf.input_size)
-    n = len(smap.points())
     info(f"map: {clf.labels[class_id]!r} (class {class_id}) on {mesh_spec}, model {clf.spec}, "
          f"{n} poses over {', '.join(a.name for a in axes)}")
-    with progress() as bar:
+    with locked_out_dir(out_dir) as out, progress_bar() as bar:  # vanishes on failure
         task = bar.add_task("rendering + classifying", total=n)
         ds = smap.run(clf, mesh, class_id, renderer,
                       progress=lambda k: bar.advance(task, k), mesh_name=mesh_spec)
-    out = Path(out_dir)
-    save_map(ds, out / "map.nc")
-    plot_map(ds, out / "map.png")
+        nc, png = save_map_and_plot(ds, out)
     s = ds["score"]
-    console.print(f"wrote {out / 'map.nc'} and {out / 'map.png'}: score mean {float(s.mean()):.3f}"
+    console.print(f"wrote {nc} and {png}: score mean {float(s.mean()):.3f}"
                   f", max {float(s.max()):.3f}, top-1 on {float((ds['top1'] == class_id).mean()):.0%}"
                   f" of poses")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import click
@@ -49,8 +48,9 @@ def region_options(fn: Any) -> Any:
                           "the paper's four)."),
         click.option("--variant", default="ours", show_default=True,
                      help="ours or paper."),
-        click.option("--threshold", type=float, default=0.5, show_default=True,
-                     help="Score the region must keep (variant ours; ground truth)."),
+        click.option("--threshold", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+                     default=0.5, show_default=True,
+                     help="Score the region must keep, in (0, 1) (variant ours; ground truth)."),
         click.option("--max-evals", type=int, default=None,
                      help="Cap the score evaluations per region (paper: iterations = "
                           "max-evals / evaluations per iteration)."),
@@ -58,8 +58,8 @@ def region_options(fn: Any) -> Any:
                      help="Fix another scene parameter, e.g. --set distance=3."),
         click.option("--batch-size", type=int, default=32, show_default=True,
                      help="Poses rendered and classified together."),
-        click.option("--image-size", type=int, default=None,
-                     help="Render size in pixels (default: the model's input size)."),
+        click.option("--image-size", type=click.IntRange(8, 2048), default=None,
+                     help="Render size in pixels, 8..2048 (default: the model's input size)."),
     ]
     for opt in reversed(opts):
         fn = opt(fn)
@@ -132,7 +132,8 @@ def command(mesh_spec: str, up: str, class_: str | None, method: str, params: tu
             max_evals: int | None, sets: tuple[str, ...], batch_size: int,
             image_size: int | None, map_path: str | None, out_dir: str, **kwargs: Any) -> None:
     """Grow robust regions (boxes where the class score stays high) around start points."""
-    from ..errors import BadInput
+    from ..errors import printable
+    from ..io import check_out_dir
     from ..regions.semantic import (
         SceneScore,
         ground_truth,
@@ -142,15 +143,13 @@ def command(mesh_spec: str, up: str, class_: str | None, method: str, params: tu
     )
     from ..render import MeshRenderer, load_mesh
     from ..semantic import load_map
-    from .common import resolve_class
+    from .common import hold_out_dir, resolve_class
 
     # ---- validate everything before computing anything
     s = parse_search(params, domains, starts, sets, variant, [method], threshold, max_evals,
                      batch_size)
     names, domain, pts = s["names"], s["domain"], s["starts"]
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise BadInput(f"--out {out_dir}: exists and is not a folder")
+    check_out_dir(out_dir)
     map_da = None
     if map_path is not None:
         map_da = map_for_params(load_map(map_path), names, domain)
@@ -158,15 +157,17 @@ def command(mesh_spec: str, up: str, class_: str | None, method: str, params: tu
     clf = model_from_options(**pop_model_kwargs(kwargs))
     class_id = resolve_class(clf, class_, mesh_spec)
     use_runtime(clf, kwargs.pop("runtime"))
+    mesh_spec = printable(mesh_spec)  # from here on a name in files and titles
     renderer = MeshRenderer(image_size=image_size or clf.input_size)
     if map_da is not None:
         m_cls = map_da.attrs.get("class_id")
         if m_cls is not None and int(m_cls) != class_id:
-            info(f"[yellow]warning:[/yellow] --map is of class {int(m_cls)}, "
+            info(f"warning: --map is of class {int(m_cls)}, "
                  f"not {class_id} ({clf.labels[class_id]})")
 
     info(f"regions: {clf.labels[class_id]!r} (class {class_id}) on {mesh_spec}, model "
          f"{clf.spec}, {method}/{variant}, {len(pts)} start(s) over {', '.join(names)}")
+    out = hold_out_dir(out_dir)
     with SceneScore(clf, mesh, class_id, names, domain, s["fixed"], renderer,
                     batch_size) as fn, progress() as bar:
         task = bar.add_task("growing regions", total=len(pts))

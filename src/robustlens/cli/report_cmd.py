@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
+from ..errors import BadInput
 from .common import info
 
 EPILOG = """\b
@@ -18,8 +21,12 @@ The report embeds every figure (no network needed); it also saves them under DIR
 @click.argument("out_dir", metavar="DIR", type=click.Path(file_okay=False))
 def command(out_dir: str) -> None:
     """Rebuild DIR/report.html from the results in the study folder DIR; print its path."""
+    from ..io import check_out_dir
     from ..report import build_report
 
+    if not Path(out_dir).is_dir():
+        raise BadInput(f"DIR {out_dir}: no such folder (expected a study output folder)")
+    check_out_dir(out_dir, "DIR")  # report.html is written there: fail before reading
     info(f"report: reading results in {out_dir}")
     path = build_report(out_dir)
     click.echo(str(path))

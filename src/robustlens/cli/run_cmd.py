@@ -11,6 +11,9 @@ Examples:
   robustlens run                          # the embedded default study -> results/demo
   robustlens run my_study.yaml --out results/mine
   robustlens run my_study.yaml --force    # recompute finished steps
+  robustlens run my_study.yaml --ray local        # Ray tasks on this machine
+  robustlens run my_study.yaml --ray auto         # on the Ray cluster this node belongs to
+  robustlens run my_study.yaml --ray 10.0.0.5:6379
 
 Re-running the same config reuses finished steps. See configs/ for annotated examples."""
 
@@ -22,14 +25,19 @@ Re-running the same config reuses finished steps. See configs/ for annotated exa
 @click.option("--force", is_flag=True, help="Recompute steps that are already finished.")
 @click.option("--runtime", type=click.Choice(["auto", "torch", "onnxruntime"]), default=None,
               help="Engine for forward-only passes (default: the config's `runtime`, auto).")
-def command(config: str | None, out_dir: str | None, force: bool, runtime: str | None) -> None:
+@click.option("--ray", "ray_address", default=None, metavar="ADDRESS",
+              help="Run map chunks and region searches as Ray tasks: local (start Ray here), "
+                   "auto, HOST:PORT or ray://HOST:10001. Default: this process (or the "
+                   "config's ray.address).")
+def command(config: str | None, out_dir: str | None, force: bool, runtime: str | None,
+            ray_address: str | None) -> None:
     """Run a whole study (maps, regions, SRVR, class robustness, attacks, report)."""
     from ..study import Study, load_config
 
     cfg = load_config(config)
     if runtime is not None:
         cfg.runtime = runtime  # type: ignore[assignment]
-    study = Study(cfg, out=out_dir, force=force, log=info, progress=progress)
+    study = Study(cfg, out=out_dir, force=force, log=info, progress=progress, ray=ray_address)
     result = study.run()
     total = study.timings_.get("total", 0.0)
     console.print(f"study finished in {total / 60:.1f} min "

@@ -65,9 +65,11 @@ def command(**kwargs: Any) -> None:
     For every image, RS = share of the true-class CAM inside the object boxes; per class, CRS =
     mean RS with a bootstrap CI, beside top-1/top-5 and the chance-corrected lift
     (RS / box-area fraction, 1 = chance)."""
+    from ..io import check_out_dir
     from ..representation.datasets import load_dataset
     from ..representation.plots import plot_cam_overlays, plot_class_ranking
-    from ..representation.scores import ClassRobustness
+    from ..representation.scores import ClassRobustness, remove_partials
+    from .common import hold_out_dir
 
     mk = pop_model_kwargs(kwargs)
     data = kwargs["data"]
@@ -75,13 +77,14 @@ def command(**kwargs: Any) -> None:
         raise BadInput(f"--data {data}: no such file or directory")
     if kwargs["top"] < 1:
         raise BadInput(f"--top {kwargs['top']}: expected an integer >= 1")
+    check_out_dir(kwargs["out"])
     clf = model_from_options(**mk)
     est = ClassRobustness(cam=kwargs["cam"], batch_size=kwargs["batch_size"],
                           correct_only=kwargs["correct_only"], n_boot=kwargs["n_boot"],
                           seed=kwargs["seed"], target_layer=mk["target_layer"])
     ds = load_dataset(data, clf.labels, split=kwargs["split"],
                       skip_unknown=kwargs["skip_unknown_labels"])
-    out = Path(kwargs["out"])
+    out = hold_out_dir(kwargs["out"])
     info(f"{len(ds)} images of {len(ds.class_ids())} classes ({ds.kind}); model {clf.spec}, "
          f"CAM {est.cam} at {est.target_layer or clf.target_layer}, device {clf.device}")
     with progress_bar() as bar:
@@ -92,7 +95,8 @@ def command(**kwargs: Any) -> None:
             if done:
                 info(f"resuming: {done} of {total} images already scored")
 
-        est.run(clf, ds, out_dir=out, progress=lambda n: bar.advance(task, n), on_total=on_total)
+        est.run(clf, ds, out_dir=out, progress=lambda n: bar.advance(task, n), on_total=on_total,
+                keep_partial=True)  # until the plots are written: a kill never rescores
     cs = est.class_scores_
     assert cs is not None and est.image_scores_ is not None
     plot_class_ranking(cs, out / "class_ranking.png", k=kwargs["top"],
@@ -101,6 +105,7 @@ def command(**kwargs: Any) -> None:
     worst = cs["class_id"].head(max(kwargs["overlay_classes"], 0)).tolist()
     plot_cam_overlays(clf, ds, est.image_scores_, worst, out / "cam_overlays.png", cam=est.cam,
                       target_layer=mk["target_layer"])
+    remove_partials(out)
     info("least robust classes:   CRS [95% CI]      lift  top-1")
     for r in cs.head(5).itertuples():
         info(f"  {r.class_id:>4} {r.class_name[:16]:16s} {r.crs:.3f} [{r.crs_low:.3f},"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import click
@@ -56,7 +55,8 @@ def command(meshes: tuple[str, ...], up: str, classes: tuple[str, ...], methods:
     """Rank models by SRVR over meshes x start points, per region method."""
     import gc
 
-    from ..errors import BadInput
+    from ..errors import BadInput, printable
+    from ..io import check_out_dir
     from ..regions.semantic import (
         SceneScore,
         regions_for_score,
@@ -65,7 +65,7 @@ def command(meshes: tuple[str, ...], up: str, classes: tuple[str, ...], methods:
         srvr_table,
     )
     from ..render import MeshRenderer, load_mesh
-    from .common import model_from_options, resolve_class
+    from .common import hold_out_dir, model_from_options, resolve_class
 
     model_kwargs = pop_model_kwargs(kwargs)
     runtime = kwargs.pop("runtime")
@@ -81,9 +81,7 @@ def command(meshes: tuple[str, ...], up: str, classes: tuple[str, ...], methods:
                for i in range(len(meshes))]
     if n_boot < 1:
         raise BadInput(f"--n-boot {n_boot}: expected an integer >= 1")
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise BadInput(f"--out {out_dir}: exists and is not a folder")
+    check_out_dir(out_dir)
     dup = sorted({m for m in specs if specs.count(m) > 1})
     if dup:
         raise BadInput(f"--model {dup[0]}: given more than once")
@@ -96,10 +94,12 @@ def command(meshes: tuple[str, ...], up: str, classes: tuple[str, ...], methods:
         models.append((clf, ids))
     for clf, _ in models:
         use_runtime(clf, runtime)
+    meshes = tuple(printable(m) for m in meshes)  # from here on names in files and titles
 
     n_runs = len(models) * len(meths) * len(meshes) * len(pts)
     info(f"srvr: {len(models)} model(s) x {len(meths)} method(s) x {len(meshes)} mesh(es) x "
          f"{len(pts)} start(s) = {n_runs} region runs ({variant})")
+    out = hold_out_dir(out_dir)
     runs: list[dict[str, Any]] = []
     with progress() as bar:
         task = bar.add_task("growing regions", total=n_runs)

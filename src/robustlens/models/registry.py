@@ -18,10 +18,10 @@ given with ``weights=``; otherwise a :class:`BadInput` says where they were look
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.util
 import io
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -65,11 +65,12 @@ def imagenet_labels() -> list[str]:
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    """SHA-256 of a weight file (cached by path, size and mtime: big files are read once)."""
+    from ..fingerprint import file_digest, save_cache
+
+    digest = file_digest(path)
+    save_cache()
+    return digest
 
 
 @dataclass
@@ -220,7 +221,9 @@ def _load_timm(name: str, ov: ModelOverrides) -> Classifier:
 def _load_torchscript(path: str, ov: ModelOverrides) -> Classifier:
     p = _existing_file(path, "torchscript")
     try:
-        module = torch.jit.load(str(p), map_location="cpu")
+        with warnings.catch_warnings():  # torch.jit warns about its own deprecations
+            warnings.simplefilter("ignore")
+            module = torch.jit.load(str(p), map_location="cpu")
     except Exception as exc:
         raise BadInput(f"--model torchscript:{path}: not a TorchScript file ({first_line(exc)})") from None
     return Classifier(module=module.eval(), spec=f"torchscript:{path}", weights_sha256=file_sha256(p))
@@ -251,12 +254,17 @@ def _load_python(rest: str, ov: ModelOverrides) -> Classifier:
     mod = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(mod)
-    except Exception as exc:
-        raise BadInput(f"--model python:{rest}: importing {file} failed ({first_line(exc)})") from None
+    except (Exception, SystemExit) as exc:  # the user's code: their error, not ours
+        raise BadInput(f"--model python:{rest}: importing {file} failed "
+                       f"({_user_error(exc)})") from None
     fn = getattr(mod, func, None)
     if not callable(fn):
         raise BadInput(f"--model python:{rest}: {file} has no callable {func!r}")
-    obj = fn()
+    try:
+        obj = fn()
+    except (Exception, SystemExit) as exc:
+        raise BadInput(f"--model python:{rest}: {func}() in {file} failed "
+                       f"({_user_error(exc)})") from None
     if isinstance(obj, Classifier):
         obj.spec = f"python:{rest}"
         return obj
@@ -264,6 +272,14 @@ def _load_python(rest: str, ov: ModelOverrides) -> Classifier:
         raise BadInput(f"--model python:{rest}: {func}() returned {type(obj).__name__}, "
                        f"expected an nn.Module")
     return Classifier(module=obj.eval(), spec=f"python:{rest}")
+
+
+def _user_error(exc: BaseException) -> str:
+    """``TypeName: first line`` of an exception raised by user code (SystemExit included)."""
+    if isinstance(exc, SystemExit):
+        return f"SystemExit: it called sys.exit({exc.code!r})"
+    return f"{type(exc).__name__}: {first_line(exc)}" if str(exc).strip() \
+        else type(exc).__name__
 
 
 _ADAPTERS: dict[str, Callable[[str, ModelOverrides], Classifier]] = {
@@ -308,6 +324,9 @@ def load_model(spec: str | None = None, overrides: ModelOverrides | None = None,
                        f"default, builtin, {', '.join(_ADAPTERS)}")
     if ov.weights and kind not in ("torchvision", "timm"):
         _load_state_dict(clf.module, ov.weights, spec)
+    if ov.weights:
+        # provenance and reuse keys must name the weights actually used, not the shipped ones
+        clf.weights_sha256 = file_sha256(Path(ov.weights).expanduser())
     _apply_overrides(clf, ov)
     clf.to(_resolve_device(ov.device))
     _probe(clf)
@@ -359,7 +378,7 @@ def _probe(clf: Classifier) -> None:
             out = clf.module(clf.normalize(x))
     except BadInput:
         raise
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         raise BadInput(f"model {clf.spec!r}: forward pass on a (2, 3, {clf.input_size}, "
                        f"{clf.input_size}) batch failed ({first_line(exc)}); check --input-size") from None
     finally:

@@ -181,23 +181,31 @@ class ClassRobustness:
         self.class_scores_: pd.DataFrame | None = None
 
     # ---------------------------------------------------------------- resume key
-    def run_key(self, classifier: Classifier) -> str:
-        """Hash of everything that changes a per-image score (model, geometry, CAM)."""
+    def run_key(self, classifier: Classifier, dataset: Any = None) -> str:
+        """Hash of everything that changes a per-image score: model, geometry, CAM and, when
+        given, the dataset's contents (classes, boxes and image bytes)."""
+        from ..fingerprint import items_digest
+
         meta = {"spec": classifier.spec, "sha": classifier.weights_sha256,
+                "data": items_digest(as_items(dataset)) if dataset is not None else None,
                 "size": classifier.input_size, "resize": classifier.resize_size,
                 "mean": list(classifier.mean), "std": list(classifier.std),
                 "layer": self.target_layer or classifier.target_layer, "cam": self.cam,
                 "labels": hashlib.sha256("\n".join(classifier.labels).encode()).hexdigest()}
         return hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()[:16]
 
-    def partial_path(self, out_dir: str | os.PathLike[str], classifier: Classifier) -> Path:
-        """Where per-batch rows are appended while running (kept only until the run ends)."""
-        return Path(out_dir) / ".partial" / f"image_scores.{self.run_key(classifier)}.partial.csv"
+    def partial_path(self, out_dir: str | os.PathLike[str], classifier: Classifier,
+                     dataset: Any = None) -> Path:
+        """Where per-batch rows are appended while running (kept until the run ends, or
+        until :func:`remove_partials` with ``keep_partial``)."""
+        key = self.run_key(classifier, dataset)
+        return Path(out_dir) / ".partial" / f"image_scores.{key}.partial.csv"
 
     # ---------------------------------------------------------------- running
     def run(self, classifier: Classifier, dataset: Any, out_dir: str | os.PathLike[str] | None = None,
             *, classes: Sequence[int] | None = None, progress: ProgressFn | None = None,
-            on_total: Callable[[int, int], None] | None = None) -> ClassRobustness:
+            on_total: Callable[[int, int], None] | None = None,
+            keep_partial: bool = False) -> ClassRobustness:
         """Score every item of ``dataset`` (a :class:`BoxDataset` or any sequence of
         ``(image, class_id, boxes)`` items).
 
@@ -205,7 +213,11 @@ class ClassRobustness:
         :meth:`partial_path`; a rerun skips finished (image, class) pairs, and at the end
         ``out_dir/image_scores.csv`` and ``out_dir/class_scores.csv`` are written atomically.
         ``progress(n)`` is called after each batch with the number of new items;
-        ``on_total(total, done)`` once before the first batch.
+        ``on_total(total, done)`` once before the first batch. The partial rows are keyed by
+        the model, CAM and the dataset's contents, so an edited box or image is rescored;
+        partial files of other keys are deleted. ``keep_partial`` keeps the rows after the
+        run (the caller removes them with :func:`remove_partials` once its own outputs, such
+        as plots, are written), so a kill after scoring never means scoring again.
         """
         check_cam_model(classifier, self.target_layer)
         items = as_items(dataset)
@@ -236,20 +248,24 @@ class ClassRobustness:
         done: dict[tuple[str, int], dict[str, Any]] = {}
         part = None
         if out_dir is not None:
-            part = self.partial_path(out_dir, classifier)
+            part = self.partial_path(out_dir, classifier, items)
+            for other in part.parent.glob("image_scores.*.partial.csv"):
+                if other != part:  # rows of another model/CAM/dataset: never valid here
+                    other.unlink(missing_ok=True)
             done = _read_partial(part)
         todo = [it for it in items if (it.name, it.class_id) not in done]
         if on_total:
             on_total(len(items), len(items) - len(todo))
-        for i in range(0, len(todo), self.batch_size):
-            batch = todo[i:i + self.batch_size]
-            rows = self._score_batch(classifier, batch)
+
+        def on_rows(rows: list[dict[str, Any]]) -> None:
             for r in rows:
                 done[(r["image"], r["class_id"])] = r
             if part is not None:
                 _append_rows(part, rows)
             if progress:
-                progress(len(batch))
+                progress(len(rows))
+
+        self._score_items(classifier, todo, on_rows)
         df = pd.DataFrame([done[k] for k in keys], columns=IMAGE_COLUMNS)
         df = df.astype({"class_id": int, "pred": int, "n_boxes": int, "correct": bool, "top5": bool})
         self.image_scores_ = df
@@ -257,11 +273,19 @@ class ClassRobustness:
                                           seed=self.seed, correct_only=self.correct_only)
         if out_dir is not None:
             self.save(out_dir)
-            assert part is not None
+        if part is not None and not keep_partial:
             part.unlink(missing_ok=True)
             with contextlib.suppress(OSError):
                 part.parent.rmdir()  # only when empty
         return self
+
+    def _score_items(self, classifier: Classifier, todo: list[BoxItem],
+                     on_rows: Callable[[list[dict[str, Any]]], None]) -> None:
+        """Score ``todo`` batch by batch, handing each batch's rows (one per item) to
+        ``on_rows``; a subclass may score the batches elsewhere, in any order
+        (`robustlens.study.executor` runs them as Ray tasks)."""
+        for i in range(0, len(todo), self.batch_size):
+            on_rows(self._score_batch(classifier, todo[i:i + self.batch_size]))
 
     def _score_batch(self, classifier: Classifier, batch: list[BoxItem]) -> list[dict[str, Any]]:
         images, masks, boxes = prepare_batch(batch, classifier)

@@ -3,12 +3,25 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import BadInput
 from ..render.scene import check_values, get_parameter
+
+#: at most this many values on one grid axis (a step this fine is always a typo)
+MAX_AXIS_VALUES = 10_000_000
+#: maps with more poses than this are refused unless confirmed (--yes / semantic.max_poses)
+MAX_POSES = 1_000_000
+#: poses per second of a map with the default model on a shared 2-core CPU (measured: 240
+#: poses of EfficientNet-Lite0 in 28 s, about 8.5/s, with other jobs running; README);
+#: used only to tell the user how long a very large map would take
+POSES_PER_SECOND = 10.0
+#: never more than this, confirmed or not (score + top-1 arrays of 8 bytes per pose)
+HARD_MAX_POSES = 500_000_000
 
 
 @dataclass(frozen=True)
@@ -47,15 +60,26 @@ def parse_grid(text: str, flag: str = "--grid") -> GridAxis:
         if len(parts) != 3:
             raise BadInput(f"{flag} {text!r}: expected NAME=START:STOP:STEP (three numbers)")
         start, stop, step = parts
+        for what, v in (("START", start), ("STOP", stop), ("STEP", step)):
+            if not math.isfinite(v):
+                raise BadInput(f"{flag} {text!r}: {what} of {name} must be a finite number")
         if step <= 0:
             raise BadInput(f"{flag} {text!r}: step must be > 0")
         if stop <= start:
             raise BadInput(f"{flag} {text!r}: empty or reversed grid (stop must be > start; "
                            f"stop is exclusive like numpy.arange)")
+        count = (stop - start) / step
+        if not math.isfinite(count) or count > MAX_AXIS_VALUES:
+            raise BadInput(f"{flag} {text!r}: step {step:g} of {name} is too small (more than "
+                           f"{MAX_AXIS_VALUES:,} values on one axis)")
         # tolerate float round-off at the exclusive end
-        n = int(np.ceil((stop - start) / step - 1e-9))
+        n = int(np.ceil(count - 1e-9))
         values = start + step * np.arange(n, dtype=np.float64)
     else:
+        if len(parts) > MAX_AXIS_VALUES:
+            raise BadInput(f"{flag} {name}: more than {MAX_AXIS_VALUES:,} values on one axis")
+        if not all(math.isfinite(v) for v in parts):
+            raise BadInput(f"{flag} {text!r}: values of {name} must be finite numbers")
         values = np.array(parts, dtype=np.float64)
         if np.any(np.diff(values) <= 0):
             raise BadInput(f"{flag} {text!r}: explicit values must be strictly increasing")
@@ -75,3 +99,43 @@ def parse_grids(texts: list[str] | tuple[str, ...], flag: str = "--grid") -> lis
     if dup:
         raise BadInput(f"{flag}: parameter {sorted(dup)[0]!r} given more than once")
     return axes
+
+
+def n_poses(axes: Sequence[GridAxis]) -> int:
+    """The number of grid points (exact integer, no overflow)."""
+    return math.prod(len(a.values) for a in axes)
+
+
+def duration_text(seconds: float) -> str:
+    """``"3.2 h"``-style rough duration."""
+    for unit, size in (("days", 86400.0), ("h", 3600.0), ("min", 60.0)):
+        if seconds >= size:
+            return f"{seconds / size:,.1f} {unit}"
+    return f"{seconds:.0f} s"
+
+
+def check_pose_count(n: int, limit: int | None, flag: str = "--grid",
+                     confirm: str = "pass --yes") -> None:
+    """Refuse a map of ``n`` poses beyond ``limit`` (None = MAX_POSES), telling the
+    estimated time at :data:`POSES_PER_SECOND` and how to confirm."""
+    limit = MAX_POSES if limit is None else limit
+    if n > HARD_MAX_POSES:
+        raise BadInput(f"{flag}: {n:,} poses would take about "
+                       f"{duration_text(n / POSES_PER_SECOND)} at ~{POSES_PER_SECOND:g} poses/s "
+                       f"and {n * 8 / 2**30:,.0f} GiB; at most {HARD_MAX_POSES:,} even when "
+                       f"confirmed: use a coarser grid or --samples")
+    if n > limit:
+        eta = duration_text(n / POSES_PER_SECOND)
+        raise BadInput(f"{flag}: {n:,} poses would take about {eta} at ~{POSES_PER_SECOND:g} "
+                       f"poses/s (CPU); more than the limit of {limit:,}: use a coarser grid or "
+                       f"--samples, or {confirm}")
+
+
+def grid_chunks(axes: Sequence[GridAxis], batch: int) -> Iterator[np.ndarray]:
+    """The grid's points in C order, ``(<=batch, n)`` at a time, computed from the flat index
+    (the full ``(N, n)`` array is never built: memory is one batch however large the grid)."""
+    shape = tuple(len(a.values) for a in axes)
+    total = math.prod(shape)
+    for start in range(0, total, batch):
+        idx = np.unravel_index(np.arange(start, min(start + batch, total)), shape)
+        yield np.stack([a.values[i] for a, i in zip(axes, idx, strict=True)], axis=1)

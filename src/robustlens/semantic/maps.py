@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import platform
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -17,12 +17,12 @@ import trimesh
 import xarray as xr
 
 from .. import __version__
-from ..errors import BadInput
-from ..io import atomic_path
+from ..errors import BadInput, printable
+from ..io import atomic_path, atomic_paths
 from ..models import Classifier
 from ..render import MeshRenderer
 from ..render.scene import PARAMETERS
-from .grid import GridAxis
+from .grid import GridAxis, grid_chunks, n_poses
 from .score import RenderScore
 
 ProgressFn = Callable[[int], None]
@@ -58,38 +58,66 @@ class SemanticMap:
         self.samples = samples
         self.seed = seed
 
-    def points(self) -> np.ndarray:
-        """All poses to score, ``(N, n)``: the grid in C order, or the random sample."""
+    def n_poses(self) -> int:
+        """How many poses :meth:`run` scores (grid points or samples)."""
+        return self.samples if self.samples is not None else n_poses(self.axes)
+
+    def chunks(self, batch: int | None = None) -> Iterator[np.ndarray]:
+        """The poses, ``(<= batch, n)`` at a time, in :meth:`points` order, generated lazily:
+        memory stays one batch however many poses there are."""
+        batch = batch or self.batch_size
         if self.samples is None:
-            mesh = np.meshgrid(*[a.values for a in self.axes], indexing="ij")
-            return np.stack([m.ravel() for m in mesh], axis=1)
+            yield from grid_chunks(self.axes, batch)
+            return
         rng = np.random.default_rng(self.seed)
         lo = np.array([a.start for a in self.axes])
         hi = np.array([min(a.stop, PARAMETERS[a.name].high) for a in self.axes])
-        return lo + (hi - lo) * rng.random((self.samples, len(self.axes)))
+        for start in range(0, self.samples, batch):
+            k = min(batch, self.samples - start)
+            yield lo + (hi - lo) * rng.random((k, len(self.axes)))
+
+    def points(self) -> np.ndarray:
+        """All poses to score, ``(N, n)``: the grid in C order, or the random sample (small
+        maps only; :meth:`run` streams :meth:`chunks`)."""
+        return np.concatenate(list(self.chunks(max(self.n_poses(), 1))), axis=0)
 
     def run(self, classifier: Classifier, mesh: trimesh.Trimesh, class_id: int,
             renderer: MeshRenderer | None = None, progress: ProgressFn | None = None,
             mesh_name: str = "") -> xr.Dataset:
-        """Render, classify and collect the map; ``progress(k)`` is called per batch of k poses."""
-        pts = self.points()
+        """Render, classify and collect the map; ``progress(k)`` is called per batch of k poses.
+
+        A model that returns a non-finite score stops the run at that batch (BadInput)."""
+        n = self.n_poses()
         fn = RenderScore(classifier, mesh, class_id, [a.name for a in self.axes], self.fixed,
                          renderer, self.batch_size)
-        scores = np.empty(len(pts), dtype=np.float32)
-        top1 = np.empty(len(pts), dtype=np.int32)
+        scores = np.empty(n, dtype=np.float32)
+        top1 = np.empty(n, dtype=np.int32)
+        # the random sample's coordinates are part of the result; a grid's are its axes
+        pts = np.empty((n, len(self.axes))) if self.samples is not None else None
+
+        done = [0]
+
+        def chunks() -> Iterator[np.ndarray]:
+            for c in self.chunks():
+                if pts is not None:
+                    pts[done[0]:done[0] + len(c)] = c
+                    done[0] += len(c)
+                yield c
+
         try:
-            for sl, s, t in fn.iter_batches(pts):
+            for sl, s, t in fn.iter_chunks(chunks()):
+                if not np.all(np.isfinite(s)):
+                    raise BadInput(f"model {classifier.spec!r}: produced non-finite scores "
+                                   f"(NaN or inf) at poses {sl.start}..{sl.stop - 1}")
                 scores[sl], top1[sl] = s, t
                 if progress:
                     progress(sl.stop - sl.start)
         finally:
             fn.close()
-        if not np.all(np.isfinite(scores)):
-            raise BadInput(f"model {classifier.spec!r}: produced non-finite scores")
         self.map_ = self._dataset(pts, scores, top1, classifier, class_id, fn.renderer, mesh_name)
         return self.map_
 
-    def _dataset(self, pts: np.ndarray, scores: np.ndarray, top1: np.ndarray, clf: Classifier,
+    def _dataset(self, pts: np.ndarray | None, scores: np.ndarray, top1: np.ndarray, clf: Classifier,
                  class_id: int, renderer: MeshRenderer, mesh_name: str) -> xr.Dataset:
         names = [a.name for a in self.axes]
         if self.samples is None:
@@ -98,6 +126,7 @@ class SemanticMap:
             ds = xr.Dataset({"score": (names, scores.reshape(shape)),
                              "top1": (names, top1.reshape(shape))}, coords=coords)
         else:
+            assert pts is not None
             coords = {n: ("sample", pts[:, j]) for j, n in enumerate(names)}
             ds = xr.Dataset({"score": ("sample", scores), "top1": ("sample", top1)},
                             coords=coords)
@@ -120,6 +149,8 @@ class SemanticMap:
             scene=json.dumps(scene), robustlens_version=__version__, seed=int(self.seed),
             python=platform.python_version(),
         )
+        # a latin-1 file name arrives as surrogate escapes, which HDF5 cannot store
+        ds.attrs.update({k: printable(v) for k, v in ds.attrs.items() if isinstance(v, str)})
         return ds
 
 
@@ -127,6 +158,19 @@ def save_map(ds: xr.Dataset, path: str | Path) -> None:
     """Write ``ds`` as NetCDF (h5netcdf) atomically."""
     with atomic_path(path) as tmp:
         ds.to_netcdf(tmp, engine="h5netcdf")
+
+
+def save_map_and_plot(ds: xr.Dataset, folder: str | Path) -> tuple[Path, Path]:
+    """Write ``folder/map.nc`` and ``folder/map.png`` as a pair: both are written to temporary
+    files first, so a failure never leaves one run's map beside another run's plot."""
+    from .plot import plot_map
+
+    folder = Path(folder)
+    nc, png = folder / "map.nc", folder / "map.png"
+    with atomic_paths([nc, png]) as (tmp_nc, tmp_png):
+        ds.to_netcdf(tmp_nc, engine="h5netcdf")
+        plot_map(ds, tmp_png)
+    return nc, png
 
 
 def load_map(path: str | Path) -> xr.Dataset:

@@ -6,7 +6,7 @@ on a worker thread, so the next batch is rendered while the current one is class
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
@@ -58,9 +58,7 @@ class RenderScore:
         p = self.classifier.probs(images)
         return p[:, self.class_id].cpu().numpy().astype(np.float64), p.argmax(1).cpu().numpy()
 
-    def iter_batches(self, points: np.ndarray) -> Iterator[tuple[slice, np.ndarray, np.ndarray]]:
-        """Yield ``(slice, scores, top1)`` per batch, rendering batch k+1 during inference
-        of batch k."""
+    def _checked(self, points: np.ndarray) -> np.ndarray:
         pts = np.asarray(points, dtype=np.float64)
         if pts.ndim != 2 or pts.shape[1] != len(self.names):
             raise BadInput(f"points: expected shape (N, {len(self.names)}) for parameters "
@@ -72,10 +70,25 @@ class RenderScore:
                 span = par.high - par.low
                 pts[:, j] = par.low + np.mod(pts[:, j] - par.low, span)
             check_values(n, pts[:, j], "point")
+        return pts
+
+    def iter_batches(self, points: np.ndarray) -> Iterator[tuple[slice, np.ndarray, np.ndarray]]:
+        """Yield ``(slice, scores, top1)`` per batch, rendering batch k+1 during inference
+        of batch k."""
+        pts = self._checked(points)
+        return self.iter_chunks(pts[s:s + self.batch_size]
+                                for s in range(0, len(pts), self.batch_size))
+
+    def iter_chunks(self, chunks: Iterable[np.ndarray]
+                    ) -> Iterator[tuple[slice, np.ndarray, np.ndarray]]:
+        """:meth:`iter_batches` over points that arrive in chunks ``(<= batch_size, n)``
+        (e.g. generated lazily from a huge grid); slices index the concatenation."""
         pending: tuple[slice, Future[tuple[np.ndarray, np.ndarray]]] | None = None
-        for start in range(0, len(pts), self.batch_size):
-            sl = slice(start, min(start + self.batch_size, len(pts)))
-            chunk = pts[sl]
+        start = 0
+        for raw in chunks:
+            chunk = self._checked(raw)
+            sl = slice(start, start + len(chunk))
+            start = sl.stop
             imgs = self.renderer.render(self.mesh, {n: chunk[:, j] for j, n in enumerate(self.names)},
                                         fixed=self.fixed)
             fut = self._pool.submit(self._classify, imgs)

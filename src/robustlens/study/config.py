@@ -1,7 +1,11 @@
 """The study configuration behind ``robustlens run CONFIG.yaml`` (pydantic, strict).
 
-Every field has a default, so an empty file is the embedded default study. Unknown fields
-are errors (a typo must not be silently ignored).
+Every field has a default (the values below), so a config names only what it changes.
+``robustlens run`` without a config runs the embedded default study
+(``data/default_study.yaml``); an *empty* config file is an error rather than a silent
+multi-hour run. Unknown fields, duplicated keys and wrongly typed values are errors that name
+the field (a typo must not be silently ignored). The file is capped in size and in how far
+YAML aliases may expand it (an "alias bomb" is refused, not expanded).
 """
 
 from __future__ import annotations
@@ -42,16 +46,31 @@ class MeshConfig(_Strict):
     up: Literal["y", "z"] = "y"
 
 
+class CurveConfig(_Strict):
+    """A 1-D sweep per model and mesh."""
+
+    param: str = "azimuth"
+    grid: str = Field("0:360:3", description="START:STOP:STEP or V1,V2,...")
+    at: dict[str, float] = Field(default_factory=dict,
+                                 description="fixed values of other parameters")
+
+
 class SemanticConfig(_Strict):
     meshes: list[str | MeshConfig] = Field(default_factory=lambda: [
         "demo:mug", "demo:vase", "demo:bucket", "demo:chair", "demo:table"])
     grid: dict[str, str] = Field(default_factory=lambda: {"azimuth": "0:360:3",
                                                           "elevation": "-10:90:3"})
     fixed: dict[str, float] = Field(default_factory=dict)
-    curve: dict[str, Any] | None = Field(
-        default_factory=lambda: {"param": "azimuth", "grid": "0:360:3", "at": {"elevation": 10}},
+    curve: CurveConfig | None = Field(
+        default_factory=lambda: CurveConfig(at={"elevation": 10.0}),
         description="1-D sweep per model and mesh: param, grid START:STOP:STEP, fixed values")
     batch_size: int = Field(32, ge=1)
+    max_poses: int = Field(
+        1_000_000, ge=1, description="refuse a map with more poses than this (a 10^6-pose map "
+                                     "takes more than a day on a 2-core CPU); raise it to "
+                                     "confirm")
+    chunk_size: int = Field(256, ge=1, description="poses per map chunk: the unit persisted "
+                                                   "for resume and the unit of a Ray task")
 
 
 class RegionsConfig(_Strict):
@@ -60,7 +79,7 @@ class RegionsConfig(_Strict):
     domain: dict[str, tuple[float, float]] = Field(
         default_factory=lambda: {"azimuth": (0.0, 360.0), "elevation": (-10.0, 90.0)})
     starts: list[list[float]] | Literal["auto"] = Field(
-        default_factory=lambda: [[130, 30], [50, 20], [200, 15], [310, 50]],
+        default_factory=lambda: [[130.0, 30.0], [50.0, 20.0], [200.0, 15.0], [310.0, 50.0]],
         description="fixed start points (default: the paper's four), or 'auto' for "
                     "auto_starts only")
     auto_starts: int = Field(
@@ -102,6 +121,19 @@ class RepresentationConfig(_Strict):
     attack_classes: int = Field(2, ge=0, description="attack the k least robust classes")
 
 
+class RayConfig(_Strict):
+    """Run the study's units of work as Ray tasks (``--ray ADDRESS`` overrides ``address``)."""
+
+    address: str | None = Field(None, description="local, auto, HOST:PORT or ray://HOST:10001; "
+                                                  "unset: run in this process")
+    num_cpus: float = Field(1.0, gt=0, description="CPUs each task declares")
+    num_gpus: float | None = Field(None, ge=0, description="GPUs each task declares (default: "
+                                                           "1 when device is cuda, else 0)")
+    max_retries: int = Field(3, ge=0, description="re-runs of a task whose node died")
+    object_store_mb: int | None = Field(None, ge=64, description="object store size for "
+                                                                 "address: local")
+
+
 class StudyConfig(_Strict):
     """A whole study: models x meshes (semantic robustness) and datasets (representation)."""
 
@@ -118,6 +150,7 @@ class StudyConfig(_Strict):
     representation: RepresentationConfig = Field(default_factory=RepresentationConfig)
     turntable: bool = True
     report: bool = True
+    ray: RayConfig = Field(default_factory=RayConfig)
 
     @field_validator("models")
     @classmethod
@@ -134,17 +167,92 @@ class StudyConfig(_Strict):
                 for m in self.semantic.meshes]
 
 
+#: a config file larger than this is refused (real ones are a few KiB)
+MAX_CONFIG_BYTES = 1 << 20
+#: at most this many YAML nodes after expanding aliases (refuses "billion laughs" files)
+MAX_CONFIG_NODES = 100_000
+
+
+class _ConfigError(Exception):
+    pass
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicated keys instead of keeping the last value."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = key_node.value if isinstance(key_node, yaml.ScalarNode) else id(key_node)
+                if key in seen:
+                    raise _ConfigError(f"line {key_node.start_mark.line + 1}: duplicate key "
+                                       f"{key!r} (each key may appear once)")
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _expanded_size(node: Any, memo: dict[int, int], depth: int = 0) -> int:
+    """Nodes of the document with every alias expanded (memoised: linear in the file)."""
+    if id(node) in memo:
+        return memo[id(node)]
+    if depth > 200:
+        raise _ConfigError("nested too deeply")
+    memo[id(node)] = MAX_CONFIG_NODES + 1  # a cycle counts as too large
+    if isinstance(node, yaml.SequenceNode):
+        n = 1 + sum(_expanded_size(c, memo, depth + 1) for c in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        n = 1 + sum(_expanded_size(k, memo, depth + 1) + _expanded_size(v, memo, depth + 1)
+                    for k, v in node.value)
+    else:
+        n = 1
+    memo[id(node)] = n = min(n, MAX_CONFIG_NODES + 1)
+    return n
+
+
+def parse_yaml(text: str) -> Any:
+    """Parse one YAML document with the checks above; raises _ConfigError / yaml.YAMLError."""
+    loader = _StrictLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_size(node, {}) > MAX_CONFIG_NODES:
+            raise _ConfigError(f"expands to more than {MAX_CONFIG_NODES:,} values (YAML "
+                               f"aliases nested too far)")
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
 def load_config(path: str | Path | None) -> StudyConfig:
     """Read and validate a YAML study file (None -> the embedded default study)."""
     p = Path(path) if path is not None else DEFAULT_CONFIG
     if not p.is_file():
         raise BadInput(f"config {path}: file not found")
+    if p.stat().st_size > MAX_CONFIG_BYTES:
+        raise BadInput(f"config {p}: {p.stat().st_size:,} bytes; a study config is at most "
+                       f"{MAX_CONFIG_BYTES:,} bytes")
     try:
-        raw = yaml.safe_load(p.read_text()) or {}
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"config {p}: not UTF-8 text (byte {exc.start})") from None
+    try:
+        raw = parse_yaml(text)
+    except _ConfigError as exc:
+        raise BadInput(f"config {p}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         raise BadInput(f"config {p}:{where} is not valid YAML") from None
+    except RecursionError:
+        raise BadInput(f"config {p}: nested too deeply") from None
+    if raw is None:
+        raise BadInput(f"config {p}: the file is empty; name the fields to change (see "
+                       f"configs/quick.yaml), or run `robustlens run` without a config for the "
+                       f"embedded default study")
     if not isinstance(raw, dict):
         raise BadInput(f"config {p}: expected a mapping of fields at the top level")
     try:

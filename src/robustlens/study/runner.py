@@ -2,8 +2,11 @@
 scores, attacks, a turntable GIF and the HTML report, with provenance.
 
 Every step writes into its own folder and finishes with a ``.done.json`` holding a key (a
-hash of everything that determines its result: config section, model weights, robustlens
-version). Re-running the same config skips steps whose key matches; ``force`` recomputes.
+hash of everything that determines its result: the config section, the *contents* of the
+model's weight file (and of a ``python:`` model's source), the model's input settings, the
+mesh file with the materials and textures it references, the dataset's boxes and image bytes,
+and the robustlens version). Re-running skips a step only when its key matches and all its
+output files exist; ``force`` recomputes. Every input is validated before any step runs.
 """
 
 from __future__ import annotations
@@ -24,10 +27,9 @@ from typing import Any
 
 import numpy as np
 import yaml
-from rich.markup import escape
 
 from .. import __version__
-from ..errors import BadInput
+from ..errors import BadInput, printable
 from ..io import write_text_atomic
 from ..models import Classifier, ModelOverrides, load_model
 from ..models.runtime import prepare_runtime
@@ -60,6 +62,33 @@ class _Object:
     up: str
     class_name: str | int
     mesh: Any
+    digest: str = ""  # contents of the mesh file and the files it references
+    source: str = ""  # the spec as given (spec itself is a printable name)
+
+
+def mesh_fingerprint(spec: str) -> str:
+    """Digest of a mesh spec's file contents plus its materials and textures."""
+    from ..fingerprint import mesh_digest
+    from ..render.mesh import resolve_mesh_path
+
+    return mesh_digest(resolve_mesh_path(spec))
+
+
+def model_fingerprint(clf: Classifier) -> dict[str, Any]:
+    """Everything about a loaded model that changes its outputs: spec, the hash of the weight
+    file actually used, a ``python:`` model's source file, geometry, normalisation, labels and
+    CAM layer."""
+    from ..fingerprint import file_digest
+
+    src = None
+    if clf.spec.startswith("python:"):
+        file = clf.spec[len("python:"):].rsplit(":", 1)[0]
+        if Path(file).expanduser().is_file():
+            src = file_digest(Path(file).expanduser())
+    return {"spec": clf.spec, "weights": clf.weights_sha256, "source": src,
+            "size": clf.input_size, "resize": clf.resize_size, "mean": list(clf.mean),
+            "std": list(clf.std), "layer": clf.target_layer,
+            "labels": hashlib.sha256("\n".join(clf.labels).encode()).hexdigest()}
 
 
 @dataclass
@@ -72,6 +101,9 @@ class Study:
         force: recompute finished steps.
         log: where progress lines go.
         progress: factory of a rich Progress (or None for silent runs).
+        ray: a Ray address (``local``, ``auto``, ``HOST:PORT``, ``ray://HOST:10001``) to run
+            map chunks and region searches as Ray tasks; overrides the config's
+            ``ray.address``. None (and no ``ray.address``): everything in this process.
     """
 
     config: StudyConfig
@@ -79,39 +111,49 @@ class Study:
     force: bool = False
     log: Log = print
     progress: Callable[[], Any] | None = None
+    ray: str | None = None
     timings_: dict[str, float] = field(default_factory=dict)
     skipped_: list[str] = field(default_factory=list)
     auto_starts_: dict[str, list[list[float]]] = field(default_factory=dict)
     reused_timings_: dict[str, float] = field(default_factory=dict)
+    nodes_: dict[str, list[str]] = field(default_factory=dict)
 
     # ------------------------------------------------------------ preparation
     def _prepare(self) -> None:
         """Validate and load everything before any computation (fail fast, nothing written)."""
         cfg = self.config
         self.out = Path(self.out or cfg.out)
+        from ..io import check_out_dir
         from ..semantic import parse_grids
+        from ..semantic.grid import check_pose_count, n_poses
 
+        check_out_dir(self.out, "out")
+        confirm = "raise semantic.max_poses to confirm"
         self.grid_ = parse_grids([f"{k}={v}" for k, v in cfg.semantic.grid.items()],
                                  "semantic.grid")
+        check_pose_count(n_poses(self.grid_), cfg.semantic.max_poses, "semantic.grid", confirm)
         self.model_grids_ = {}
         for mc in cfg.model_configs():
             if mc.grid:
                 self.model_grids_[mc.spec] = parse_grids(
                     [f"{k}={v}" for k, v in mc.grid.items()], f"models[{mc.spec}].grid")
+                check_pose_count(n_poses(self.model_grids_[mc.spec]), cfg.semantic.max_poses,
+                                 f"models[{mc.spec}].grid", confirm)
         from ..render.scene import check_values, get_parameter
 
         for k, v in cfg.semantic.fixed.items():
             check_values(k, np.array([v]), "semantic.fixed")
         self.curve_ = None
         if cfg.semantic.curve:
-            c = cfg.semantic.curve
-            if set(c) - {"param", "grid", "at"} or "param" not in c or "grid" not in c:
-                raise BadInput("config semantic.curve: expected {param, grid, at}")
-            get_parameter(str(c["param"]), "semantic.curve.param")
-            self.curve_ = (parse_grids([f"{c['param']}={c['grid']}"], "semantic.curve.grid"),
-                           {str(k): float(v) for k, v in (c.get("at") or {}).items()})
+            c = cfg.semantic.curve  # typed by the config model: param, grid, at
+            get_parameter(c.param, "semantic.curve.param")
+            self.curve_ = (parse_grids([f"{c.param}={c.grid}"], "semantic.curve.grid"),
+                           {str(k): float(v) for k, v in c.at.items()})
             for k, v in self.curve_[1].items():
                 check_values(k, np.array([v]), "semantic.curve.at")
+            if c.param in self.curve_[1]:
+                raise BadInput(f"config semantic.curve.at: {c.param} is the swept parameter")
+        self.map_keys_: dict[tuple[str, str], str] = {}
         self.objects_ = []
         for mc in cfg.mesh_configs():
             mesh = load_mesh(mc.mesh, up=mc.up)
@@ -119,13 +161,17 @@ class Study:
             if cls is None:
                 raise BadInput(f"config semantic.meshes: {mc.mesh} needs a class "
                                f"(write {{mesh: {mc.mesh}, class: NAME}})")
-            self.objects_.append(_Object(mc.mesh, mc.up, cls, mesh))
+            # the spec is only a name from here on (files, titles): no undecodable bytes
+            self.objects_.append(_Object(printable(mc.mesh), mc.up, cls, mesh,
+                                         mesh_fingerprint(mc.mesh), mc.mesh))
         self.models_: list[Classifier] = []
+        overrides: list[ModelOverrides] = []
         for mc in cfg.model_configs():
             ov = ModelOverrides(input_size=mc.input_size, mean=mc.mean, std=mc.std,
                                 labels_file=mc.labels, target_layer=mc.target_layer,
                                 weights=mc.weights, device=cfg.device)
             self.models_.append(load_model(mc.spec, ov))
+            overrides.append(ov)
         self.class_ids_ = {(m.spec, o.spec): m.class_index(o.class_name)
                            for m in self.models_ for o in self.objects_}
         if cfg.regions.enabled:
@@ -144,31 +190,58 @@ class Study:
                         raise BadInput(f"config regions.auto_starts: needs a map over "
                                        f"regions.params ({', '.join(cfg.regions.params)}), but "
                                        f"{spec} sweeps {', '.join(a.name for a in axes)}")
+        # datasets are read and every row checked now, against each model's labels, not an
+        # hour into the study
+        self.datasets_: dict[tuple[str, str], Any] = {}
         for d in cfg.representation.datasets if cfg.representation.enabled else []:
-            if d != "demo" and not Path(d).exists():
+            if d == "demo":
+                continue
+            if not Path(d).exists():
                 raise BadInput(f"config representation.datasets: {d} not found")
+            from ..representation.datasets import load_dataset
+
+            for m in self.models_:
+                if m.differentiable and m.target_layer is not None:
+                    try:
+                        self.datasets_[(m.spec, d)] = load_dataset(d, m.labels)
+                    except BadInput as exc:
+                        raise BadInput(f"config representation.datasets ({m.spec}): "
+                                       f"{exc}") from None
         for m in self.models_:  # last: inputs are valid; this may export a model to ONNX
             prepare_runtime(m, cfg.runtime, log=self.log)
+        from .executor import make_executor
+
+        # last: connects to Ray (if asked) and checks every node, still before any output
+        self.executor_ = make_executor(self.ray, cfg.ray, cfg.device,
+                                       list(zip(self.models_, overrides, strict=True)))
 
     # ------------------------------------------------------------ step helper
-    def _step(self, name: str, folder: Path, key: str, fn: Callable[[], None]) -> None:
+    def _step(self, name: str, folder: Path, key: str, fn: Callable[[], None],
+              outputs: list[Path] | None = None) -> None:
+        """Run ``fn`` unless the step's key matches the finished one and all ``outputs``
+        exist (a deleted result file is recomputed, never assumed)."""
         done = folder / ".done.json"
-        if not self.force and done.is_file():
+        present = all(p.is_file() for p in outputs or [])
+        if not self.force and done.is_file() and present:
             try:
                 prev = json.loads(done.read_text())
                 if prev.get("key") == key:
                     self.skipped_.append(name)
                     self.reused_timings_[name] = round(float(prev.get("seconds", 0.0)), 2)
-                    self.log(f"[dim]reuse[/dim] {name}")
+                    self.nodes_[name] = list(prev.get("nodes", []))
+                    self.log(f"reuse {name}")
                     return
             except (OSError, json.JSONDecodeError):
                 pass
         t = time.perf_counter()
         folder.mkdir(parents=True, exist_ok=True)
+        self.executor_.begin_step()
         fn()
         dt = time.perf_counter() - t
         self.timings_[name] = round(dt, 2)
-        write_text_atomic(done, json.dumps({"key": key, "seconds": dt}))
+        self.nodes_[name] = self.executor_.end_step()
+        write_text_atomic(done, json.dumps({"key": key, "seconds": dt,
+                                            "nodes": self.nodes_[name]}))
         self.log(f"done {name} ({dt:.1f} s)")
 
     def _bar(self, description: str, total: int) -> tuple[Any, Callable[[int], None]]:
@@ -181,30 +254,35 @@ class Study:
 
     # ------------------------------------------------------------------ steps
     def _maps(self, clf: Classifier, renderer: MeshRenderer) -> None:
-        from ..semantic import SemanticMap, save_map
-        from ..semantic.plot import plot_map
+        from ..semantic import SemanticMap
+        from ..semantic.chunks import clear_chunks, run_chunked_map
+        from ..semantic.maps import save_map_and_plot
 
         cfg = self.config.semantic
         axes = self.model_grids_.get(clf.spec, self.grid_)
         for o in self.objects_:
             cid = self.class_ids_[(clf.spec, o.spec)]
             folder = self.out / "maps" / slug(clf.spec) / slug(o.spec)
-            key = _key("map", clf.spec, clf.weights_sha256, o.spec, o.up, cid,
+            key = _key("map", model_fingerprint(clf), o.spec, o.digest, o.up, cid,
                        [(a.name, a.values.tolist()) for a in axes], cfg.fixed)
+            self.map_keys_[(clf.spec, o.spec)] = key
 
             def run(o: _Object = o, cid: int = cid, folder: Path = folder) -> None:
                 smap = SemanticMap(axes, fixed=cfg.fixed, batch_size=cfg.batch_size,
                                    seed=self.config.seed)
-                bar, adv = self._bar(f"map {slug(clf.spec)} {o.spec}", len(smap.points()))
+                bar, adv = self._bar(f"map {slug(clf.spec)} {o.spec}", smap.n_poses())
                 try:
-                    ds = smap.run(clf, o.mesh, cid, renderer, progress=adv, mesh_name=o.spec)
+                    ds = run_chunked_map(smap, clf, o.mesh, cid, folder, self.executor_,
+                                         renderer, chunk_size=cfg.chunk_size,
+                                         mesh_name=o.spec, log=self.log, progress=adv)
                 finally:
                     if bar:
                         bar.stop()
-                save_map(ds, folder / "map.nc")
-                plot_map(ds, folder / "map.png")
+                save_map_and_plot(ds, folder)
+                clear_chunks(folder)
 
-            self._step(f"map {clf.spec} {o.spec}", folder, key, run)
+            self._step(f"map {clf.spec} {o.spec}", folder, key, run,
+                       [folder / "map.nc", folder / "map.png"])
             if self.curve_:
                 axes1, at = self.curve_
                 cfolder = self.out / "curves" / slug(clf.spec) / slug(o.spec)
@@ -212,14 +290,18 @@ class Study:
 
                 def run_curve(o: _Object = o, cid: int = cid, cfolder: Path = cfolder,
                               fixed: dict[str, float] = fixed, axes1: list[Any] = axes1) -> None:
-                    ds = SemanticMap(axes1, fixed=fixed, batch_size=cfg.batch_size).run(
-                        clf, o.mesh, cid, renderer, mesh_name=o.spec)
-                    save_map(ds, cfolder / "map.nc")
-                    plot_map(ds, cfolder / "map.png")
+                    ds = run_chunked_map(
+                        SemanticMap(axes1, fixed=fixed, batch_size=cfg.batch_size), clf,
+                        o.mesh, cid, cfolder, self.executor_, renderer,
+                        chunk_size=cfg.chunk_size, mesh_name=o.spec, label="curve",
+                        log=self.log)
+                    save_map_and_plot(ds, cfolder)
+                    clear_chunks(cfolder)
 
                 self._step(f"curve {clf.spec} {o.spec}", cfolder,
-                           _key("curve", clf.spec, clf.weights_sha256, o.spec, o.up, cid,
-                                axes1[0].values.tolist(), fixed), run_curve)
+                           _key("curve", model_fingerprint(clf), o.spec, o.digest, o.up, cid,
+                                axes1[0].values.tolist(), fixed), run_curve,
+                           [cfolder / "map.nc", cfolder / "map.png"])
 
     def _regions(self, clf: Classifier, renderer: MeshRenderer) -> list[dict[str, Any]]:
         from ..regions.semantic import map_for_params, scene_periodic
@@ -257,7 +339,7 @@ class Study:
                 if len(auto):
                     start_sets.append(("auto", auto))
                 else:
-                    self.log(f"no auto starts for {escape(clf.spec)} on {escape(o.spec)}: "
+                    self.log(f"no auto starts for {clf.spec} on {o.spec}: "
                              f"top-1 is never {clf.labels[cid]!r} on its map")
             for starts_kind, starts in start_sets:
                 for method in rc.methods:
@@ -273,7 +355,6 @@ class Study:
         from ..regions.semantic import (
             ground_truth,
             max_evals_hyper,
-            regions_for_mesh,
             regions_for_score,
             save_regions,
             saved_run_record,
@@ -283,8 +364,11 @@ class Study:
         names = list(rc.params)
         sub = method if starts_kind == "fixed" else f"{method}_auto"
         folder = self.out / "regions" / slug(clf.spec) / slug(o.spec) / sub
-        key = _key("regions", clf.spec, clf.weights_sha256, o.spec, o.up, cid,
-                   rc.model_dump(), self.config.semantic.fixed, map_da is not None,
+        # searching or scoring against the map: its key says which map it was
+        map_key = self.map_keys_.get((clf.spec, o.spec)) if map_da is not None else None
+        key = _key("regions", model_fingerprint(clf), o.spec, o.digest, o.up, cid,
+                   rc.model_dump(), self.config.semantic.fixed, map_key,
+                   self.config.semantic.batch_size if rc.score == "render" else None,
                    starts_kind, starts.tolist())
 
         def run() -> None:
@@ -301,7 +385,7 @@ class Study:
                         method, rc.variant, periodic=periodic,
                         on_result=lambda k, r: adv(1), **hyper)
                 else:
-                    res = regions_for_mesh(
+                    res = self.executor_.regions_for_mesh(
                         clf, o.mesh, cid, starts, self.domain_, names, method,
                         rc.variant, fixed=self.config.semantic.fixed,
                         renderer=renderer, batch_size=self.config.semantic.batch_size,
@@ -320,18 +404,20 @@ class Study:
                       "threshold": rc.threshold}
             save_regions(folder, header, res, names, map_da, gts)
 
-        self._step(f"regions {clf.spec} {o.spec} {sub}", folder, key, run)
+        self._step(f"regions {clf.spec} {o.spec} {sub}", folder, key, run,
+                   [folder / "regions.json"])
         data = json.loads((folder / "regions.json").read_text())
         return [{**saved_run_record(clf.spec, o.spec, cid, clf.labels[cid], rec,
                                     data["method"], data["variant"]), "starts": starts_kind}
                 for rec in data["regions"]]
 
     def _representation(self, clf: Classifier) -> None:
+        from ..fingerprint import items_digest
         from ..render.composite import make_rendered_dataset
         from ..representation.attacks import run_attacks, write_attacks
         from ..representation.datasets import load_dataset
         from ..representation.plots import plot_cam_overlays, plot_class_ranking
-        from ..representation.scores import ClassRobustness
+        from ..representation.scores import remove_partials
 
         rc = self.config.representation
         if not clf.differentiable or clf.target_layer is None:
@@ -344,28 +430,33 @@ class Study:
                 meshes = [o.spec for o in self.objects_]
                 classes = [str(o.class_name) for o in self.objects_]
                 ups = [o.up for o in self.objects_]
-                dkey = _key("demo-data", meshes, classes, ups, rc.demo_images_per_object,
-                            rc.demo_background, self.config.seed)
+                dkey = _key("demo-data", meshes, [o.digest for o in self.objects_], classes, ups,
+                            rc.demo_images_per_object, rc.demo_background, self.config.seed)
                 self._step("demo dataset", data_dir, dkey, functools.partial(
-                    make_rendered_dataset, data_dir, meshes, classes,
+                    make_rendered_dataset, data_dir, [o.source for o in self.objects_], classes,
                     rc.demo_images_per_object, seed=self.config.seed,
-                    background=rc.demo_background, ups=ups))
+                    background=rc.demo_background, ups=ups), [data_dir / "boxes.csv"])
                 path, dname = data_dir / "boxes.csv", "demo"
+                dataset = load_dataset(path, clf.labels)
             else:
                 path, dname = Path(d), slug(Path(d).stem if Path(d).is_file() else Path(d).name)
-            dataset = load_dataset(path, clf.labels)
+                dataset = self.datasets_[(clf.spec, d)]  # loaded and checked by _prepare
+            data_digest = items_digest(dataset)  # boxes, classes and image bytes
             for cam in rc.cams:
                 folder = self.out / "representation" / slug(clf.spec) / dname / cam_slug(cam)
-                key = _key("score", clf.spec, clf.weights_sha256, str(path), cam,
-                           rc.correct_only, self.config.seed, len(dataset))
+                key = _key("score", model_fingerprint(clf), data_digest, cam,
+                           rc.correct_only, self.config.seed)
 
                 def run(cam: str = cam, folder: Path = folder, dataset: Any = dataset,
                         dname: str = dname) -> None:
-                    est = ClassRobustness(cam=cam, batch_size=rc.batch_size,
-                                          correct_only=rc.correct_only, seed=self.config.seed)
+                    est = self.executor_.class_robustness(
+                        cam=cam, batch_size=rc.batch_size, correct_only=rc.correct_only,
+                        seed=self.config.seed)
                     bar, adv = self._bar(f"CAM {cam} {dname}", len(dataset))
                     try:
-                        est.run(clf, dataset, folder, progress=adv)  # also saves the CSVs
+                        # saves the CSVs; partial rows are kept until the plots are written
+                        # (a kill while plotting never means scoring again)
+                        est.run(clf, dataset, folder, progress=adv, keep_partial=True)
                     finally:
                         if bar:
                             bar.stop()
@@ -375,8 +466,10 @@ class Study:
                                  est.class_scores_.sort_values("crs")["class_id"]]
                     plot_cam_overlays(clf, dataset, est.image_scores_, class_ids,
                                       folder / "cam_overlays.png", cam=cam)
+                    remove_partials(folder)
 
-                self._step(f"scores {clf.spec} {dname} {cam}", folder, key, run)
+                self._step(f"scores {clf.spec} {dname} {cam}", folder, key, run,
+                           [folder / "class_scores.csv", folder / "image_scores.csv"])
             if rc.attacks and rc.attack_classes > 0:
                 import pandas as pd
 
@@ -384,8 +477,8 @@ class Study:
                                  cam_slug(rc.cams[0]) / "class_scores.csv")
                 flagged = [int(c) for c in cs.sort_values("crs")["class_id"][:rc.attack_classes]]
                 folder = self.out / "attacks" / slug(clf.spec) / dname
-                key = _key("attacks", clf.spec, clf.weights_sha256, str(path), flagged,
-                           rc.cams[0], self.config.seed)
+                key = _key("attacks", model_fingerprint(clf), data_digest, flagged,
+                           rc.cams[0], self.config.seed, rc.batch_size)
 
                 def run_att(folder: Path = folder, flagged: list[int] = flagged,
                             dataset: Any = dataset) -> None:
@@ -394,7 +487,8 @@ class Study:
                                      examples_dir=folder / "examples")
                     write_attacks(df, folder)
 
-                self._step(f"attacks {clf.spec} {dname}", folder, key, run_att)
+                self._step(f"attacks {clf.spec} {dname}", folder, key, run_att,
+                           [folder / "attacks.csv"])
 
     def _turntable(self, clf: Classifier, renderer: MeshRenderer) -> None:
         from ..report.figures import turntable_gif
@@ -403,20 +497,36 @@ class Study:
             cid = self.class_ids_[(clf.spec, o.spec)]
             folder = self.out / "turntable"
             path = folder / f"{slug(clf.spec)}__{slug(o.spec)}.gif"
-            key = _key("turntable", clf.spec, clf.weights_sha256, o.spec, cid)
+            key = _key("turntable", model_fingerprint(clf), o.spec, o.digest, o.up, cid)
             sub = folder / f".{path.stem}"
             self._step(f"turntable {clf.spec} {o.spec}", sub, key,
                        lambda o=o, cid=cid, path=path: turntable_gif(
-                           clf, o.mesh, cid, path, renderer=renderer))
+                           clf, o.mesh, cid, path, renderer=renderer), [path])
 
     # -------------------------------------------------------------------- run
     def run(self) -> Path:
         """Run every step; returns the report (or the output folder when report is off)."""
         started = datetime.now(UTC).isoformat(timespec="seconds")
         t0 = time.perf_counter()
+        try:
+            return self._run(started, t0)
+        finally:
+            if getattr(self, "executor_", None) is not None:
+                self.executor_.close()
+
+    def _run(self, started: str, t0: float) -> Path:
+        from ..fingerprint import save_cache
+        from ..io import locked_out_dir
+
         self._prepare()
+        save_cache()
         assert self.out is not None
-        self.out.mkdir(parents=True, exist_ok=True)
+        # one run at a time per folder: a second one is refused instead of mixing results
+        with locked_out_dir(self.out, "out"):
+            return self._run_steps(started, t0)
+
+    def _run_steps(self, started: str, t0: float) -> Path:
+        assert self.out is not None
         write_text_atomic(self.out / "config.yaml",
                           yaml.safe_dump(self.config.model_dump(by_alias=True), sort_keys=False))
         all_runs: list[dict[str, Any]] = []
@@ -438,7 +548,8 @@ class Study:
             table = srvr_table(all_runs, seed=self.config.seed)
             save_srvr(self.out / "srvr", all_runs, table,
                       title=f"SRVR over {len(self.objects_)} objects x "
-                            f"{len(self.starts_)} starts")
+                            f"({len(self.starts_)} fixed + "
+                            f"{self.config.regions.n_auto_starts()} auto) starts")
         self.timings_["total"] = round(time.perf_counter() - t0, 2)
         self._provenance(started)
         if self.config.report:
@@ -475,6 +586,9 @@ class Study:
             "timings_s": self.timings_,
             # steps reused from an earlier run, with the seconds they took then
             "reused_steps_s": self.reused_timings_,
+            # where the work ran: local, or a Ray cluster; per step the node ids that ran it
+            "executor": self.executor_.describe(),
+            "steps": {name: {"nodes": nodes} for name, nodes in self.nodes_.items()},
             "started": started, "finished": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         write_text_atomic(self.out / "provenance.json", json.dumps(prov, indent=2, default=str))

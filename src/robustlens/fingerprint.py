@@ -1,0 +1,179 @@
+"""Content fingerprints of the inputs that determine a result (step keys, resume keys).
+
+A result may only be reused when every input it was computed from is byte-identical, so keys
+hash file *contents*, never just paths. Hashes are cached by ``(path, size, mtime_ns)`` in a
+small JSON file (``$ROBUSTLENS_CACHE_DIR`` or ``~/.cache/robustlens``/``hashes.json``) so large
+weight files and image sets are read once, not on every run.
+
+* :func:`file_digest`: SHA-256 of one file.
+* :func:`mesh_files` / :func:`mesh_digest`: a mesh file plus what it references (OBJ:
+  ``mtllib`` files and the texture maps they name; glTF: external buffers and images).
+* :func:`items_digest`: a loaded box dataset: every item's class, boxes and image contents.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+_LOCK = threading.Lock()
+_MEMO: dict[str, tuple[int, int, str]] = {}
+_LOADED = False
+_DIRTY = False
+#: at most this many entries are kept in the on-disk cache (the most recent ones)
+CACHE_ENTRIES = 200_000
+
+
+def cache_file() -> Path:
+    base = os.environ.get("ROBUSTLENS_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+        "robustlens")
+    return Path(base) / "hashes.json"
+
+
+def _load_cache() -> None:
+    global _LOADED
+    if _LOADED:
+        return
+    _LOADED = True
+    with contextlib.suppress(OSError, ValueError, TypeError):
+        data = json.loads(cache_file().read_text())
+        for k, v in data.items():
+            if isinstance(v, list) and len(v) == 3:
+                _MEMO.setdefault(k, (int(v[0]), int(v[1]), str(v[2])))
+
+
+def save_cache() -> None:
+    """Write the hash cache (best effort: an unwritable cache dir only costs rehashing)."""
+    global _DIRTY
+    from .io import write_text_atomic
+
+    with _LOCK:
+        if not _DIRTY:
+            return
+        items = list(_MEMO.items())[-CACHE_ENTRIES:]
+        _DIRTY = False
+    with contextlib.suppress(OSError):
+        write_text_atomic(cache_file(), json.dumps({k: list(v) for k, v in items}))
+
+
+def file_digest(path: str | os.PathLike[str]) -> str:
+    """SHA-256 (hex) of a file's contents, cached by (absolute path, size, mtime_ns)."""
+    p = os.path.abspath(os.fspath(path))
+    st = os.stat(p)
+    global _DIRTY
+    with _LOCK:
+        _load_cache()
+        hit = _MEMO.get(p)
+        if hit and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
+            return hit[2]
+    h = hashlib.sha256()
+    with open(p, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    digest = h.hexdigest()
+    with _LOCK:
+        _MEMO.pop(p, None)
+        _MEMO[p] = (st.st_size, st.st_mtime_ns, digest)
+        _DIRTY = True
+    return digest
+
+
+def digest_of(obj: Any) -> str:
+    """SHA-256 (hex) of a JSON-able object (sorted keys)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+# ------------------------------------------------------------------------------ meshes
+_OBJ_MTL = re.compile(rb"^\s*mtllib\s+(.+?)\s*$", re.M)
+_MTL_MAP = re.compile(rb"^\s*(?:map_\w+|bump|disp|decal|norm|refl)\s+(.+?)\s*$", re.M)
+
+
+def _referenced(base: Path, names: Iterable[str]) -> list[Path]:
+    out = []
+    for n in names:
+        n = n.strip().strip('"')
+        if not n or n.startswith("data:"):
+            continue
+        p = (base / n) if not os.path.isabs(n) else Path(n)
+        if p.is_file():
+            out.append(p)
+    return out
+
+
+def mesh_files(path: str | os.PathLike[str]) -> list[Path]:
+    """The mesh file followed by the files it references that exist (materials, textures,
+    external buffers and images), each once, in a stable order."""
+    p = Path(path)
+    files = [p]
+    base = p.parent
+    suffix = p.suffix.lower()
+    with contextlib.suppress(OSError, ValueError):
+        if suffix == ".obj":
+            data = p.read_bytes()
+            mtls: list[Path] = []
+            for m in _OBJ_MTL.findall(data):
+                text = m.decode("utf-8", "replace")
+                cands = [text] + text.split()
+                mtls += _referenced(base, cands)
+            for mtl in dict.fromkeys(mtls):
+                files.append(mtl)
+                for line in _MTL_MAP.findall(mtl.read_bytes()):
+                    # options may precede the file (-s 1 1 1 wood.png): the file is the last
+                    # token, or the whole rest of the line for a name with spaces
+                    text = line.decode("utf-8", "replace")
+                    files += _referenced(mtl.parent, [text] + text.split()[-1:])
+        elif suffix == ".gltf":
+            doc = json.loads(p.read_text(encoding="utf-8", errors="replace"))
+            uris = [b.get("uri", "") for b in doc.get("buffers", []) if isinstance(b, dict)]
+            uris += [i.get("uri", "") for i in doc.get("images", []) if isinstance(i, dict)]
+            from urllib.parse import unquote
+
+            files += _referenced(base, [unquote(u) for u in uris if isinstance(u, str)])
+    seen: dict[str, Path] = {}
+    for f in files:
+        seen.setdefault(os.path.abspath(f), f)
+    return list(seen.values())
+
+
+def mesh_digest(path: str | os.PathLike[str]) -> str:
+    """Digest of a mesh file and every file it references (see :func:`mesh_files`)."""
+    p = Path(path)
+    parts = []
+    for f in mesh_files(p):
+        try:
+            rel = os.path.relpath(f, p.parent)
+        except ValueError:
+            rel = str(f)
+        parts.append([rel, file_digest(f)])
+    return digest_of(parts)
+
+
+# ---------------------------------------------------------------------------- datasets
+def items_digest(items: Iterable[Any]) -> str:
+    """Digest of a box dataset: each item's name, class id, boxes and image contents (a
+    file path is hashed by contents; an in-memory image by its bytes)."""
+    import numpy as np
+
+    h = hashlib.sha256()
+    for it in items:
+        img = it.image
+        if isinstance(img, (str, os.PathLike)):
+            img_d = file_digest(img)
+        else:
+            arr = img.detach().cpu().numpy() if hasattr(img, "detach") else np.asarray(img)
+            img_d = hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest() + \
+                str(arr.shape) + str(arr.dtype)
+        boxes = np.asarray(it.boxes, dtype=np.float64).round(6).tolist()
+        h.update(json.dumps([str(getattr(it, "name", "")), int(it.class_id), boxes, img_d])
+                 .encode())
+        h.update(b"\n")
+    save_cache()
+    return h.hexdigest()

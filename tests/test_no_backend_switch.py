@@ -1,0 +1,18 @@
+"""Importing robustlens (and drawing its figures) must not switch matplotlib's backend:
+notebook users keep their inline backend."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def test_import_keeps_the_users_backend():
+    code = (
+        "import matplotlib; matplotlib.use('svg'); "
+        "import robustlens, robustlens.report.figures, robustlens.semantic.plot, "
+        "robustlens.regions.plot, robustlens.representation.plots, robustlens.cli; "
+        "print(matplotlib.get_backend())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "svg"
