@@ -4,6 +4,7 @@
 
 Prints a markdown table. Target: map poses/s >= 0.85 x classifier-only images/s (rendering
 overlaps inference: the next batch is rendered while the current one is classified).
+The classifier here runs on eager PyTorch; bench_runtime.py measures the ONNX Runtime path.
 """
 
 from __future__ import annotations

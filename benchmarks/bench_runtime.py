@@ -12,7 +12,8 @@ Measures, for the default model on the CPU:
      write) for --runtime torch vs the default (target >= 2.5x) and max |score difference|;
   5. peak RSS of a 4,080-pose map (and with --full a 16,320-pose one) in subprocesses
      (resource.getrusage).
-Writes the tables to benchmarks/results/runtime.md (about 4 min; --full about 10 min).
+Writes the tables to benchmarks/results/runtime.md (about 6 min on the shared 2-core machine;
+--full about 20 min: the 4,080-pose map on eager torch alone takes 6-7 min).
 """
 
 from __future__ import annotations

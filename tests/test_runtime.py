@@ -42,7 +42,7 @@ class Cummax(Tiny):  # aten::cummax has no ONNX export at opset 17
 class BatchBranch(Tiny):  # python control flow: tracing freezes the branch of the dummy batch
     def forward(self, x):
         y = super().forward(x)
-        return y if x.shape[0] == 2 else 3.0 * y
+        return y if x.shape[0] == 3 else 3.0 * y
 
 
 def tiny():
@@ -273,3 +273,16 @@ def test_study_config_runtime(tmp_path):
 
 def test_no_user_cache_in_tests():
     assert os.environ["ROBUSTLENS_CACHE"] and ".cache" not in rt.cache_dir().parts
+
+
+@pytest.mark.parametrize("cmd", ["map", "regions", "srvr", "attack", "run"])
+def test_runtime_option_on_commands(cmd, capsys):
+    code, out, _ = run_cli([cmd, "--help"], capsys)
+    assert code == 0 and "--runtime" in out and "onnxruntime" in out
+
+
+def test_run_cli_runtime_overrides_config(tmp_path, capsys):
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text("models: [nope:thing]\n")
+    code, _, err = run_cli(["run", str(cfg), "--runtime", "tensorrt"], capsys)
+    assert code == 2 and "--runtime" in err
