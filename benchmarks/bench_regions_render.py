@@ -29,7 +29,7 @@ import numpy as np
 
 from robustlens.models import load_model
 from robustlens.regions import find_region
-from robustlens.regions.semantic import SceneScore, scene_domain, scene_periodic
+from robustlens.regions.scene import SceneScore, scene_domain, scene_periodic
 from robustlens.render import MeshRenderer, demo_class, load_mesh
 
 NAMES = ["azimuth", "elevation"]

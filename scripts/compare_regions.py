@@ -35,14 +35,10 @@ from typing import Any
 import numpy as np
 
 from robustlens.regions import ground_truth_box, iou, map_domain, map_score_fn
+from robustlens.regions.records import RunRecord
 from robustlens.regions.result import RegionResult
-from robustlens.regions.semantic import (
-    SceneScore,
-    regions_for_score,
-    run_record,
-    srvr_table,
-)
-from robustlens.regions.srvr import PAPER_STARTS, srvr
+from robustlens.regions.scene import SceneScore, regions_for_score
+from robustlens.regions.srvr import PAPER_STARTS, srvr, srvr_table
 
 ROOT = Path(__file__).resolve().parents[1]
 MESHES = ["mug", "vase", "bucket", "chair", "table"]
@@ -112,7 +108,7 @@ def run_record_full(model: str, mesh: str, source: str, res: RegionResult, da: A
     gt = gt_for(da, res.x0)
     gt_ratio = float(np.prod(np.minimum(gt[1] - gt[0], domain[1] - domain[0]))) / float(
         np.prod(domain[1] - domain[0]))
-    rec = run_record(f"builtin:{model}", f"demo:{mesh}", -1, "", res)
+    rec = RunRecord.from_result(f"builtin:{model}", f"demo:{mesh}", -1, "", res).to_row()
     rec.update(source=source, iou=iou_of(res, gt, domain), gt_ratio=gt_ratio,
                gt_robust=bool(gt_ratio > 0), start_score=float(
                    map_score_fn(da, periodic=["azimuth"])(res.x0[None, :])[0]))

@@ -10,8 +10,8 @@ import sys
 def test_import_keeps_the_users_backend():
     code = (
         "import matplotlib; matplotlib.use('svg'); "
-        "import robustlens, robustlens.report.figures, robustlens.semantic.plot, "
-        "robustlens.regions.plot, robustlens.representation.plots, robustlens.cli; "
+        "import robustlens, robustlens.figures, robustlens.report.html, "
+        "robustlens.regions.records, robustlens.representation.plots, robustlens.cli; "
         "print(matplotlib.get_backend())"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -597,33 +597,43 @@ def test_result_to_dict_is_json_and_round_trips():
     assert "trace" not in paper and paper["threshold"] is None and json.dumps(paper)
 
 
-def test_plot_regions_writes_png_atomically(tmp_path):
+def test_regions_figure_from_results_writes_png_atomically(tmp_path):
+    """Regions found by `find_region`, stored as `RegionsFile` records, drawn by the one
+    regions figure (`robustlens.figures.map_regions_figure`) over a 2-D and a 1-D map."""
     import xarray as xr
 
-    from robustlens.regions import plot_regions
+    from robustlens.figures import map_regions_figure
+    from robustlens.regions.records import RegionRecord, RegionsFile
 
     az = np.arange(0.0, 360.0, 6.0)
     el = np.arange(-10.0, 91.0, 5.0)
     f = _azimuth_plateau(centre=350.0, half=40.0, width=4.0)
     grid = np.array(np.meshgrid(az, el, indexing="ij")).reshape(2, -1).T
-    da = xr.DataArray(
-        f(grid).reshape(az.size, el.size),
-        dims=("azimuth", "elevation"),
-        coords={"azimuth": az, "elevation": el},
-        name="score",
-    )
-    res = [
-        find_region(f, [10.0, 30.0], ((0.0, -10.0), (360.0, 90.0)), method=m, periodic=[0])
-        for m in ("naive", "oir_b")
-    ]
-    out = plot_regions(tmp_path / "fig" / "regions.png", res, da, names=["naive", "oir_b"])
+    ds = xr.Dataset({"score": (("azimuth", "elevation"), f(grid).reshape(az.size, el.size))},
+                    coords={"azimuth": az, "elevation": el})
+
+    def doc(method: str, results: list, names: list[str]) -> RegionsFile:
+        r0 = results[0]
+        return RegionsFile(model="m", mesh="x", class_id=0, class_name="c", method=method,
+                           variant="ours", params=names,
+                           domain={n: [float(r0.domain_lower[i]), float(r0.domain_upper[i])]
+                                   for i, n in enumerate(names)},
+                           periodic=["azimuth"],
+                           regions=[RegionRecord.from_result(k, r, names)
+                                    for k, r in enumerate(results)])
+
+    docs = [doc(m, [find_region(f, [10.0, 30.0], ((0.0, -10.0), (360.0, 90.0)), method=m,
+                                periodic=[0])], ["azimuth", "elevation"])
+            for m in ("naive", "oir_b")]
+    assert docs[0].regions[0].lower[0] < 0.0  # wraps through azimuth 0
+    out = map_regions_figure(ds, docs, tmp_path / "fig" / "regions.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    one_d = [find_region(lambda x: f(np.c_[x, np.full(len(x), 30.0)]), [10.0], ([0.0], [360.0]))]
-    out1 = plot_regions(tmp_path / "one.svg", one_d, da.sel(elevation=30.0))
+    one_d = [find_region(lambda x: f(np.c_[x, np.full(len(x), 30.0)]), [10.0], ([0.0], [360.0]),
+                         periodic=[0])]
+    out1 = map_regions_figure(ds.sel(elevation=30.0), [doc("oir_b", one_d, ["azimuth"])],
+                              tmp_path / "one.svg")
     assert out1.read_text().lstrip().startswith("<?xml")
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["one.svg", "regions.png"]
-    with pytest.raises(BadInput, match="names"):
-        plot_regions(tmp_path / "x.png", res, names=["only one"])
 
 
 # ------------------------------------------------------------- narrow dips inside a step

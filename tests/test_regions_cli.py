@@ -288,7 +288,7 @@ def test_srvr_bad_input(models: dict[str, str], tmp_path: Path, capsys, extra: l
 
 # ----------------------------------------------------------------------------- library
 def test_srvr_table_ranks_and_groups() -> None:
-    from robustlens.regions.semantic import srvr_table
+    from robustlens.regions.srvr import srvr_table
 
     runs = []
     for model, ratio in (("a", 0.1), ("b", 0.6)):
@@ -306,7 +306,7 @@ def test_srvr_table_ranks_and_groups() -> None:
 
 def test_regions_for_mesh_library(models: dict[str, str]) -> None:
     from robustlens.models import load_model
-    from robustlens.regions.semantic import regions_for_mesh
+    from robustlens.regions.scene import regions_for_mesh
     from robustlens.render import load_mesh
 
     clf = load_model(models["const"], input_size=32)

@@ -15,8 +15,9 @@ from conftest import run_cli
 from PIL import Image
 
 from robustlens.errors import BadInput
-from robustlens.report import (
-    build_report,
+from robustlens.figures import (
+    DPI,
+    STYLE,
     class_ranking_figure,
     map_regions_figure,
     score_curves_figure,
@@ -24,7 +25,8 @@ from robustlens.report import (
     style,
     turntable_gif,
 )
-from robustlens.report.figures import DPI, STYLE, normalize_regions
+from robustlens.regions.records import RegionsFile
+from robustlens.report import build_report
 from robustlens.report.html import fmt, load_study
 from robustlens.report.synthetic import MODELS, write_synthetic_study
 from robustlens.semantic.maps import load_map
@@ -99,9 +101,18 @@ def test_regions_json_of_the_regions_command_is_understood(tmp_path):
                         "volume": 7600.0, "volume_ratio": 0.21, "evaluations": 33,
                         "trace_file": "traces/start_0.json", "wrapped": [True, False],
                         "unknown_key": {"x": 1}}]}
-    norm = normalize_regions(doc)
-    assert norm["domain"] == {"lower": [0.0, -10.0], "upper": [360.0, 90.0]}
-    assert len(norm["records"]) == 1 and norm["periodic"] == ["azimuth"]
+    norm = RegionsFile.from_json(doc)
+    assert norm.domain == {"azimuth": [0.0, 360.0], "elevation": [-10.0, 90.0]}
+    assert norm.lower.tolist() == [0.0, -10.0] and norm.upper.tolist() == [360.0, 90.0]
+    assert len(norm.regions) == 1 and norm.periodic == ["azimuth"]
+    assert norm.regions[0].evaluations == 33 and norm.regions[0].trace_file == \
+        "traces/start_0.json"
+    # the older shape (records, domain lower/upper, periodic flags) reads the same
+    old = {**{k: v for k, v in doc.items() if k != "regions"}, "records": doc["regions"],
+           "domain": {"lower": [0, -10], "upper": [360, 90]}, "periodic": [True, False]}
+    assert RegionsFile.from_json(old).to_json() == norm.to_json()
+    # and what is written reads back unchanged
+    assert RegionsFile.from_json(norm.to_json()).to_json() == norm.to_json()
     p = map_regions_figure(None, [doc], tmp_path / "r.png", base_dirs=[tmp_path])
     assert p.stat().st_size > 1000
 
@@ -147,8 +158,10 @@ def test_summary_names_the_most_robust_model_and_context_classes(study):
         in summary
     assert "3 min 5 s" in summary  # finished - started
     assert "Not run in this study" not in summary
-    # representation folders are titled with the model's name, not its folder slug
-    assert "builtin:fragile_net / planted_cue / gradcam" in html
+    # representation folders are titled with the model's spec and the CAM method's name,
+    # not their folder names
+    assert "builtin:fragile_net / planted_cue / Grad-CAM" in html
+    assert "/ gradcam" not in html
 
 
 def test_report_is_self_contained_with_working_links(study):

@@ -181,7 +181,7 @@ def test_killed_score_resumes_and_cleans_temps(tmp_path, capsys, monkeypatch):
     """A kill after scoring (while plotting) left a 0-byte temp file; the rerun removes it
     and scores nothing again."""
     monkeypatch.setenv("ROBUSTLENS_CACHE_DIR", str(tmp_path / "cache"))
-    import robustlens.representation.plots as plots
+    import robustlens.figures as figures
 
     for name, v in (("a.png", 90), ("b.png", 160)):
         Image.fromarray(np.full((32, 32, 3), v, np.uint8)).save(tmp_path / name)
@@ -196,7 +196,7 @@ def test_killed_score_resumes_and_cleans_temps(tmp_path, capsys, monkeypatch):
         raise KeyboardInterrupt
 
     with monkeypatch.context() as m:
-        m.setattr(plots, "plot_class_ranking", killed)
+        m.setattr(figures, "class_ranking_figure", killed)
         code, _, _ = run_cli(args, capsys)
     assert code == 130
     assert list((out / ".partial").glob("*.partial.csv"))
@@ -211,7 +211,7 @@ def test_map_pair_is_written_together(tmp_path, monkeypatch):
     """A failure while plotting leaves the previous map.nc and map.png untouched."""
     import xarray as xr
 
-    import robustlens.semantic.plot as plot
+    import robustlens.figures as plot
     from robustlens.semantic.maps import save_map_and_plot
 
     ds = xr.Dataset({"score": ("azimuth", np.array([0.1, 0.2]))},
@@ -222,7 +222,7 @@ def test_map_pair_is_written_together(tmp_path, monkeypatch):
     def fail(*a, **k):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(plot, "plot_map", fail)
+    monkeypatch.setattr(plot, "map_figure", fail)
     with pytest.raises(RuntimeError):
         save_map_and_plot(ds, tmp_path)
     assert (tmp_path / "map.nc").read_bytes() == b"old nc"

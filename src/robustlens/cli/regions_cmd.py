@@ -17,6 +17,7 @@ from .common import (
     use_runtime,
 )
 from .map_cmd import mesh_options
+from .region_args import parse_search, region_options
 
 EPILOG = """\b
 Examples:
@@ -33,85 +34,6 @@ gradient rules, 800 iterations; --max-evals caps them).
 Output: DIR/regions.json (one record per start), DIR/traces/start_K.json and
 DIR/regions.png (over the semantic map when --map is given, with IoU against
 the map's exact largest box)."""
-
-
-def region_options(fn: Any) -> Any:
-    """Options shared by ``regions`` and ``srvr``: parameters, domain, starts, search."""
-    opts = [
-        click.option("--param", "params", multiple=True,
-                     help="Searched scene parameter (repeat; default azimuth, elevation)."),
-        click.option("--domain", "domains", multiple=True,
-                     help="NAME=LOW:HIGH search range (default azimuth=0:360, "
-                          "elevation=-10:90, else the parameter's valid range)."),
-        click.option("--start", "starts", multiple=True,
-                     help="Start point, one value per --param, e.g. 130,30 (repeat; default: "
-                          "the paper's four)."),
-        click.option("--variant", default="ours", show_default=True,
-                     help="ours or paper."),
-        click.option("--threshold", type=click.FloatRange(0, 1, min_open=True, max_open=True),
-                     default=0.5, show_default=True,
-                     help="Score the region must keep, in (0, 1) (variant ours; ground truth)."),
-        click.option("--max-evals", type=int, default=None,
-                     help="Cap the score evaluations per region (paper: iterations = "
-                          "max-evals / evaluations per iteration)."),
-        click.option("--set", "sets", multiple=True,
-                     help="Fix another scene parameter, e.g. --set distance=3."),
-        click.option("--batch-size", type=int, default=32, show_default=True,
-                     help="Poses rendered and classified together."),
-        click.option("--image-size", type=click.IntRange(8, 2048), default=None,
-                     help="Render size in pixels, 8..2048 (default: the model's input size)."),
-    ]
-    for opt in reversed(opts):
-        fn = opt(fn)
-    return fn
-
-
-def parse_search(params: tuple[str, ...], domains: tuple[str, ...], starts: tuple[str, ...],
-                 sets: tuple[str, ...], variant: str, methods: list[str], threshold: float,
-                 max_evals: int | None, batch_size: int) -> dict[str, Any]:
-    """Validate the search options (everything that needs no model) into a dict."""
-    import math
-
-    from ..errors import BadInput
-    from ..regions.semantic import (
-        DEFAULT_PARAMS,
-        check_method,
-        check_starts,
-        check_variant,
-        max_evals_hyper,
-        parse_domain_specs,
-        scene_domain,
-        scene_periodic,
-    )
-    from ..regions.srvr import PAPER_STARTS
-    from ..render.scene import parse_assignments
-
-    names = list(params) if params else list(DEFAULT_PARAMS)
-    domain = scene_domain(names, parse_domain_specs(domains))
-    if starts:
-        pts = check_starts(starts, names, domain)
-    elif tuple(names) == DEFAULT_PARAMS:
-        pts = check_starts(PAPER_STARTS, names, domain)
-    else:
-        raise BadInput(f"--start: required when --param is not {','.join(DEFAULT_PARAMS)} "
-                       f"(one value per parameter: {', '.join(names)})")
-    check_variant(variant)
-    for m in methods:
-        check_method(m)
-    if not math.isfinite(threshold):
-        raise BadInput(f"--threshold {threshold}: expected a finite number")
-    if batch_size < 1:
-        raise BadInput(f"--batch-size {batch_size}: expected a positive integer")
-    if max_evals is not None and max_evals < 1:
-        raise BadInput(f"--max-evals {max_evals}: expected an integer >= 1")
-    fixed = parse_assignments(sets)
-    clash = sorted(set(fixed) & set(names))
-    if clash:
-        raise BadInput(f"--set {clash[0]}: also searched (--param); use one or the other")
-    hyper = {m: ({"threshold": threshold} if variant == "ours" else {})
-             | max_evals_hyper(variant, m, len(names), max_evals) for m in methods}
-    return {"names": names, "domain": domain, "starts": pts, "fixed": fixed, "hyper": hyper,
-            "periodic": scene_periodic(names, domain)}
 
 
 @click.command("regions", epilog=EPILOG)
@@ -134,13 +56,8 @@ def command(mesh_spec: str, up: str, class_: str | None, method: str, params: tu
     """Grow robust regions (boxes where the class score stays high) around start points."""
     from ..errors import printable
     from ..io import check_out_dir
-    from ..regions.semantic import (
-        SceneScore,
-        ground_truth,
-        map_for_params,
-        regions_for_score,
-        save_regions,
-    )
+    from ..regions.records import RegionsFile, save_regions
+    from ..regions.scene import SceneScore, ground_truth, map_for_params, regions_for_score
     from ..render import MeshRenderer, load_mesh
     from ..semantic import load_map
     from .common import hold_out_dir, resolve_class
@@ -177,16 +94,15 @@ def command(mesh_spec: str, up: str, class_: str | None, method: str, params: tu
     gts = None
     if map_da is not None:
         gts = [ground_truth(r, map_da, threshold, s["periodic"]) for r in results]
-    header = {
-        "model": clf.spec, "mesh": mesh_spec, "class_id": class_id,
-        "class_name": clf.labels[class_id], "method": method, "variant": variant,
-        "threshold": threshold if variant == "ours" else None,
-        "domain": {n: [float(domain[0][i]), float(domain[1][i])] for i, n in enumerate(names)},
-        "periodic": [n for n, p in zip(names, s["periodic"], strict=True) if p],
-        "fixed": s["fixed"], "max_evals": max_evals, "map": map_path,
-        "image_size": renderer.image_size,
-    }
-    path = save_regions(out, header, results, names, map_da, gts)
+    doc = RegionsFile(
+        model=clf.spec, mesh=mesh_spec, class_id=class_id, class_name=clf.labels[class_id],
+        method=method, variant=variant, params=names,
+        domain={n: [float(domain[0][i]), float(domain[1][i])] for i, n in enumerate(names)},
+        periodic=[n for n, p in zip(names, s["periodic"], strict=True) if p],
+        threshold=threshold if variant == "ours" else None,
+        extra={"fixed": s["fixed"], "max_evals": max_evals, "map": map_path,
+               "image_size": renderer.image_size})
+    path = save_regions(out, doc, results, map_da, gts)
     for k, r in enumerate(results):
         box = " x ".join(f"{n} [{lo:.1f}, {hi:.1f}]"
                          for n, lo, hi in zip(names, r.lower, r.upper, strict=True))

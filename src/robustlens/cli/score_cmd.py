@@ -65,9 +65,11 @@ def command(**kwargs: Any) -> None:
     For every image, RS = share of the true-class CAM inside the object boxes; per class, CRS =
     mean RS with a bootstrap CI, beside top-1/top-5 and the chance-corrected lift
     (RS / box-area fraction, 1 = chance)."""
+    from .. import figures
     from ..io import check_out_dir
+    from ..representation.cam_methods import cam_name
     from ..representation.datasets import load_dataset
-    from ..representation.plots import plot_cam_overlays, plot_class_ranking
+    from ..representation.plots import plot_cam_overlays
     from ..representation.scores import ClassRobustness, remove_partials
     from .common import hold_out_dir
 
@@ -99,9 +101,9 @@ def command(**kwargs: Any) -> None:
                 keep_partial=True)  # until the plots are written: a kill never rescores
     cs = est.class_scores_
     assert cs is not None and est.image_scores_ is not None
-    plot_class_ranking(cs, out / "class_ranking.png", k=kwargs["top"],
-                       title=f"{clf.spec}, {est.cam}: {min(kwargs['top'], len(cs))} least robust "
-                             f"classes")
+    figures.class_ranking_figure(
+        cs, out / "class_ranking.png", max_classes=kwargs["top"],
+        title=f"{clf.spec}, {cam_name(est.cam)}: least robust classes first (95% CI)")
     worst = cs["class_id"].head(max(kwargs["overlay_classes"], 0)).tolist()
     plot_cam_overlays(clf, ds, est.image_scores_, worst, out / "cam_overlays.png", cam=est.cam,
                       target_layer=mk["target_layer"])

@@ -15,7 +15,7 @@ from .common import (
     runtime_option,
     use_runtime,
 )
-from .regions_cmd import parse_search, region_options
+from .region_args import parse_search, region_options
 
 EPILOG = """\b
 Examples:
@@ -57,13 +57,9 @@ def command(meshes: tuple[str, ...], up: str, classes: tuple[str, ...], methods:
 
     from ..errors import BadInput, printable
     from ..io import check_out_dir
-    from ..regions.semantic import (
-        SceneScore,
-        regions_for_score,
-        run_record,
-        save_srvr,
-        srvr_table,
-    )
+    from ..regions.records import RunRecord
+    from ..regions.scene import SceneScore, regions_for_score
+    from ..regions.srvr import save_srvr, srvr_table
     from ..render import MeshRenderer, load_mesh
     from .common import hold_out_dir, model_from_options, resolve_class
 
@@ -100,7 +96,7 @@ def command(meshes: tuple[str, ...], up: str, classes: tuple[str, ...], methods:
     info(f"srvr: {len(models)} model(s) x {len(meths)} method(s) x {len(meshes)} mesh(es) x "
          f"{len(pts)} start(s) = {n_runs} region runs ({variant})")
     out = hold_out_dir(out_dir)
-    runs: list[dict[str, Any]] = []
+    runs: list[RunRecord] = []
     with progress() as bar:
         task = bar.add_task("growing regions", total=n_runs)
         for clf, ids in models:
@@ -113,7 +109,7 @@ def command(meshes: tuple[str, ...], up: str, classes: tuple[str, ...], methods:
                                                 periodic=s["periodic"],
                                                 on_result=lambda k, r: bar.advance(task),
                                                 **s["hyper"][meth])
-                        runs += [run_record(clf.spec, mesh_spec, cid, clf.labels[cid], r)
+                        runs += [RunRecord.from_result(clf.spec, mesh_spec, cid, clf.labels[cid], r)
                                  for r in res]
             del renderer
             gc.collect()

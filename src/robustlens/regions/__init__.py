@@ -8,10 +8,10 @@ Public API
 - `robustlens.regions.ground_truth`: exact largest boxes on dense semantic maps,
   ``iou``, ``map_score_fn``.
 - `robustlens.regions.srvr`: the semantic robustness volume ratio with a bootstrap CI.
-- `robustlens.regions.plot`: ``plot_regions``.
+- `robustlens.regions.scene`: searches over scene parameters (``SceneScore``,
+  ``regions_for_mesh``) and their validation.
+- `robustlens.regions.records`: ``regions.json`` and SRVR run rows as typed records.
 """
-
-from typing import Any
 
 from robustlens.regions.core import METHODS, VARIANTS, RobustRegion, find_region
 from robustlens.regions.ground_truth import (
@@ -39,15 +39,6 @@ __all__ = [
     "largest_box",
     "map_domain",
     "map_score_fn",
-    "plot_regions",
     "srvr",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    # matplotlib is imported only when a figure is asked for
-    if name == "plot_regions":
-        from robustlens.regions.plot import plot_regions
-
-        return plot_regions
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

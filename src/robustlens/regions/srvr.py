@@ -10,14 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from robustlens.errors import BadInput
+from robustlens.io import write_text_atomic
+from robustlens.regions.core import METHODS
+from robustlens.regions.records import RunRecord
 from robustlens.regions.result import RegionResult
 
-__all__ = ["PAPER_DOMAIN", "PAPER_STARTS", "SRVRSummary", "srvr", "volume_ratios"]
+__all__ = ["PAPER_DOMAIN", "PAPER_STARTS", "RUN_COLUMNS", "SRVR_COLUMNS", "SRVRSummary",
+           "save_srvr", "srvr", "srvr_table", "volume_ratios"]
 
 #: Reference start points (azimuth, elevation) in degrees.
 PAPER_STARTS: list[tuple[float, float]] = [(130, 30), (50, 20), (200, 15), (310, 50)]
@@ -142,3 +147,99 @@ def srvr(
         ci=float(ci),
         n_boot=int(n_boot),
     )
+
+
+# ------------------------------------------------------------------ tables and files
+RUN_COLUMNS = [
+    "model", "mesh", "class_id", "class_name", "method", "variant", "starts", "start", "lower",
+    "upper",
+    "volume_ratio", "grew", "converged", "stop_reason", "evaluations", "calls", "wall_s",
+]
+SRVR_COLUMNS = [
+    "rank", "model", "method", "variant", "starts", "srvr", "srvr_low", "srvr_high", "frac_not_grown",
+    "n_runs", "n_meshes", "evaluations", "evaluations_per_run", "calls", "wall_s",
+]
+
+
+def srvr_table(
+    runs: Sequence[RunRecord | Mapping[str, Any]], n_boot: int = 2000, ci: float = 0.95,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """SRVR per (model, method, variant, start set) from run rows
+    (`robustlens.regions.records.RunRecord` or the same fields), ranked.
+
+    The CI is a bootstrap percentile interval; with runs on several meshes it
+    resamples whole meshes (runs on one object are not independent).  Rows are
+    sorted by method, variant, then SRVR (highest first); ``rank`` is 1 for the
+    most robust model within each (method, variant).
+    """
+    if not runs:
+        raise BadInput("runs: no region runs to summarise")
+    runs = [r.to_row() if isinstance(r, RunRecord) else r for r in runs]
+    def key_of(r: Mapping[str, Any]) -> tuple[str, str, str, str]:
+        return (str(r["model"]), str(r["method"]), str(r["variant"]),
+                str(r.get("starts", "fixed")))
+
+    keys: list[tuple[str, str, str, str]] = []
+    for r in runs:
+        if key_of(r) not in keys:
+            keys.append(key_of(r))
+    rows = []
+    for model, method, variant, starts in keys:
+        sel = [r for r in runs if key_of(r) == (model, method, variant, starts)]
+        meshes = [str(r["mesh"]) for r in sel]
+        s = srvr(
+            [{"volume_ratio": r["volume_ratio"], "grew": r["grew"]} for r in sel],
+            n_boot=n_boot, ci=ci, seed=seed,
+            groups=meshes if len(set(meshes)) > 1 else None,
+        )
+        ev = int(sum(int(r["evaluations"]) for r in sel))
+        rows.append({
+            "model": model, "method": method, "variant": variant, "starts": starts,
+            "srvr": s.mean, "srvr_low": s.low, "srvr_high": s.high,
+            "frac_not_grown": s.frac_not_grown, "n_runs": s.n, "n_meshes": len(set(meshes)),
+            "evaluations": ev, "evaluations_per_run": ev / s.n,
+            "calls": int(sum(int(r["calls"]) for r in sel)),
+            "wall_s": float(sum(float(r["wall_s"]) for r in sel)),
+        })
+    order = {m: i for i, m in enumerate(METHODS)}
+    rows.sort(key=lambda r: (order.get(r["method"], 99), r["method"], r["variant"],
+                             r["starts"] != "fixed", r["starts"], -r["srvr"]))
+    rank, last = 0, None
+    for r in rows:
+        group = (r["method"], r["variant"], r["starts"])
+        rank = 1 if group != last else rank + 1
+        last = group
+        r["rank"] = rank
+    return [{k: r[k] for k in SRVR_COLUMNS} for r in rows]
+
+
+def _csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()
+                    if k in columns})
+    return buf.getvalue()
+
+
+def save_srvr(
+    out_dir: str | Path, runs: Sequence[RunRecord | Mapping[str, Any]],
+    table: Sequence[Mapping[str, Any]], title: str = "",
+) -> tuple[Path, Path, Path]:
+    """Write ``srvr_runs.csv``, ``srvr.png`` (`robustlens.figures.srvr_figure`) and (last)
+    ``srvr.csv`` atomically."""
+    import pandas as pd
+
+    from robustlens.figures import srvr_figure
+
+    out = Path(out_dir)
+    rows = [r.to_row() if isinstance(r, RunRecord) else r for r in runs]
+    write_text_atomic(out / "srvr_runs.csv", _csv(rows, RUN_COLUMNS))
+    srvr_figure(pd.DataFrame(list(table)), out / "srvr.png", subtitle=title)
+    write_text_atomic(out / "srvr.csv", _csv(table, SRVR_COLUMNS))
+    return out / "srvr.csv", out / "srvr_runs.csv", out / "srvr.png"

@@ -1,6 +1,6 @@
-"""Study reports: figures in one style and a self-contained HTML report."""
+"""Study reports: a self-contained HTML report (figures: `robustlens.figures`)."""
 
-from .figures import (
+from ..figures import (
     class_ranking_figure,
     map_regions_figure,
     score_curves_figure,

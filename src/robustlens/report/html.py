@@ -15,7 +15,6 @@ import datetime as dt
 import json
 import math
 import os
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,25 +24,18 @@ from urllib.parse import quote
 import pandas as pd
 
 from .. import __version__
+from .. import figures as F
 from ..errors import BadInput
 from ..io import atomic_path
-from . import figures as F
+from ..regions.records import RegionsFile
+from ..representation.cam_methods import cam_name
+from ..study.layout import PARTS, StudyLayout, slug, spec_of
 
 __all__ = ["Cell", "Study", "Table", "build_report", "load_study", "render_report"]
 
 _TEMPLATES = Path(__file__).resolve().parent / "templates"
 _MIME = {".png": "image/png", ".gif": "image/gif", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
          ".svg": "image/svg+xml", ".webp": "image/webp"}
-#: the parts of a study, in report order: (key, title, what marks it as run)
-PARTS: list[tuple[str, str, str]] = [
-    ("maps", "Semantic maps", "maps/<model>/<mesh>/map.nc"),
-    ("curves", "Score curves", "curves/<model>/<mesh>/map.nc"),
-    ("regions", "Robust regions", "regions/<model>/<mesh>/<method>/regions.json"),
-    ("srvr", "SRVR", "srvr/srvr.csv"),
-    ("representation", "Class robustness",
-     "representation/<model>/<dataset>/<cam>/class_scores.csv"),
-    ("attacks", "Attacks", "attacks/<model>/<dataset>/attacks.csv"),
-]
 #: at most this many attack example pictures are embedded per attacks.csv (the rest linked)
 MAX_EXAMPLES = 12
 
@@ -153,40 +145,21 @@ class Study:
     def empty(self) -> bool:
         return not any(self.has(k) for k, _, _ in PARTS) and not self.gifs
 
-    def model_name(self, slug: str) -> str:
-        """The model spec behind a folder name (``builtin_x`` -> ``builtin:x``) when known."""
-        names = [it.name for it in self.maps + self.curves + self.regions if it.name]
-        if self.srvr is not None and "model" in self.srvr.columns:
-            names += [str(m) for m in self.srvr["model"]]
+    def model_name(self, folder: str) -> str:
+        """The model spec whose folder name (`robustlens.study.layout.slug`) is ``folder``,
+        from provenance, maps, regions and SRVR; ``folder`` when none matches."""
+        names: list[str] = []
         models = self.provenance.get("models")
         if isinstance(models, Mapping):
             names += [str(m) for m in models]
-        want = _norm(slug)
-        for n in names:
-            if n == slug or _norm(n) == want:
-                return n
-        return slug
+        names += [it.name for it in self.maps + self.curves + self.regions if it.name]
+        if self.srvr is not None and "model" in self.srvr.columns:
+            names += [str(m) for m in self.srvr["model"]]
+        return spec_of(folder, names)
 
     def rel(self, p: Path) -> str:
         """``p`` relative to the study folder, as a URL-quoted relative href."""
         return quote(p.relative_to(self.root).as_posix())
-
-
-def _norm(name: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
-
-
-def _under(root: Path, sub: str, name: str, depth: int) -> list[tuple[tuple[str, ...], Path]]:
-    """Files called ``name`` exactly ``depth`` folders below ``root/sub`` (sorted)."""
-    base = root / sub
-    if not base.is_dir():
-        return []
-    out = []
-    for p in sorted(base.rglob(name)):
-        parts = p.relative_to(base).parts[:-1]
-        if p.is_file() and len(parts) == depth:
-            out.append((tuple(parts), p))
-    return out
 
 
 def load_study(out_dir: str | os.PathLike[str]) -> Study:
@@ -202,26 +175,23 @@ def load_study(out_dir: str | os.PathLike[str]) -> Study:
                        f"`robustlens run`)")
     st = Study(root=root.resolve())
     r = st.root
+    lay = StudyLayout(r)
     for attr, sub in (("maps", "maps"), ("curves", "curves")):
-        for key, p in _under(r, sub, "map.nc", 2):
+        for key, p in lay.find(sub, "map.nc", 2):
             try:
                 ds = load_map(p)
             except BadInput as exc:
                 st.problems.append(f"{st.rel(p)}: {_after_flag(str(exc))}")
                 continue
             getattr(st, attr).append(Item(key, p, ds, str(ds.attrs.get("model", key[0]))))
-    for key, p in _under(r, "regions", "regions.json", 3):
+    for key, p in lay.find("regions", "regions.json", 3):
         try:
-            doc = json.loads(p.read_text())
-            if not isinstance(doc, dict) or not isinstance(
-                    doc.get("records", doc.get("regions")), list):
-                raise ValueError("expected an object with a 'records' list")
-            doc = F.normalize_regions(doc)
-        except (OSError, ValueError) as exc:
+            doc = RegionsFile.read(p)
+        except (OSError, ValueError, TypeError) as exc:
             st.problems.append(f"{st.rel(p)}: unreadable ({_first(exc)})")
             continue
-        st.regions.append(Item(key, p, doc, str(doc.get("model", key[0]))))
-    sp = r / "srvr" / "srvr.csv"
+        st.regions.append(Item(key, p, doc, doc.model or key[0]))
+    sp = lay.srvr_dir / "srvr.csv"
     if sp.is_file():
         try:
             df = pd.read_csv(sp)
@@ -242,7 +212,7 @@ def load_study(out_dir: str | os.PathLike[str]) -> Study:
                 continue
             st.representation.append(Item(tuple(key), p.parent, df, key[0] if key else ""))
 
-    for key, p in _under(r, "attacks", "attacks.csv", 2):
+    for key, p in lay.find("attacks", "attacks.csv", 2):
         try:
             df = pd.read_csv(p)
         except (OSError, ValueError) as exc:
@@ -272,9 +242,13 @@ def load_study(out_dir: str | os.PathLike[str]) -> Study:
     return st
 
 
-def _where(it: Item) -> str:
-    """``model / dataset / cam`` with the model's real name."""
-    return " / ".join([it.name or (it.key[0] if it.key else "")] + list(it.key[1:]))
+def _where(it: Item, cam: bool = False) -> str:
+    """``model / dataset`` (``/ CAM method`` with ``cam``) with the model's spec and the
+    method's display name (``Grad-CAM++``), never folder names."""
+    rest = list(it.key[1:])
+    if cam and rest:
+        rest[-1] = cam_name(rest[-1])
+    return " / ".join([it.name or (it.key[0] if it.key else "")] + rest)
 
 
 def _hidden(p: Path, root: Path) -> bool:
@@ -300,7 +274,8 @@ def data_uri(path: str | os.PathLike[str]) -> str:
 
 
 def _slug(*parts: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", "_".join(parts)).strip("_") or "x"
+    """File / anchor name of a figure of the result in folder ``parts``."""
+    return slug("_".join(parts))
 
 
 def _duration(seconds: float | None) -> str:
@@ -387,7 +362,7 @@ def _summary(st: Study) -> dict[str, Any]:
         df = df.dropna(subset=["crs"])
         if df.empty:
             continue
-        where = _where(it)
+        where = _where(it, cam=True)
         lift = pd.to_numeric(df["lift"], errors="coerce") if "lift" in df.columns else None
         ctx = df[lift < 1].sort_values("crs") if lift is not None else df.iloc[:0]
         lowest = df.sort_values("crs").iloc[0]
@@ -451,8 +426,7 @@ def _links(st: Study, paths: Iterable[Path]) -> list[dict[str, str]]:
 
 def _colors(st: Study) -> dict[str, str]:
     """One colour per method label across every figure of the study."""
-    labels = [F.method_label(it.data.get("method", it.key[2]), it.data.get("variant"),
-                             it.data.get("starts"))
+    labels = [F.method_label(it.data.method or it.key[2], it.data.variant, it.data.starts)
               for it in st.regions]
     if st.srvr is not None:
         labels += list(F._srvr_frame(st.srvr)["label"])
@@ -547,8 +521,8 @@ def _region_tables(st: Study, figdir: Path) -> list[dict[str, Any]]:
     for key, items in groups.items():
         first = items[0].data
         entry: dict[str, Any] = {
-            "title": f"{first.get('model', key[0])} — {first.get('mesh', key[1])}",
-            "subtitle": f"class {first.get('class_name', first.get('class_id', ''))}",
+            "title": f"{first.model or key[0]} — {first.mesh or key[1]}",
+            "subtitle": f"class {first.class_name or first.class_id}",
             "img": "", "tables": [],
             "map_anchor": "map-" + _slug(*key) if key in mapped else "",
         }
@@ -564,38 +538,34 @@ def _region_tables(st: Study, figdir: Path) -> list[dict[str, Any]]:
                 st.problems.append(f"regions/{'/'.join(key)}: figure failed ({_first(exc)})")
         for it in items:
             doc = it.data
-            params = [str(p) for p in doc.get("params", [])]
+            params = doc.params
             u = units.get(key, {})
             rows = []
-            for i, rec in enumerate(doc.get("records", [])):
-                lo, hi = rec.get("lower", []), rec.get("upper", [])
-                start = rec.get("start", [])
+            for i, rec in enumerate(doc.regions):
+                lo, hi, start = rec.lower, rec.upper, rec.start
                 rows.append([
                     Cell(str(i + 1), str(i + 1)),
                     Cell(_vec(start), repr(float(start[0])) if start else ""),
                     Cell(_box_text(lo, hi, params, u) if lo and hi else "—",
-                         repr(_num(rec.get("volume")) or 0.0)),
-                    _ncell(rec.get("volume_ratio"), 4),
-                    _ncell(rec.get("evaluations", rec.get("n_evaluations"))),
-                    _ncell(rec.get("calls", rec.get("n_calls"))),
-                    _ncell(rec.get("iou")),
-                    Cell(fmt(rec.get("converged")), str(rec.get("converged"))),
-                    Cell(fmt(rec.get("grew")), str(rec.get("grew")),
-                         cls="warn" if rec.get("grew") is False else ""),
-                    _ncell(rec.get("wall_s"), 2),
+                         repr(_num(rec.volume) or 0.0)),
+                    _ncell(rec.volume_ratio, 4),
+                    _ncell(rec.evaluations),
+                    _ncell(rec.calls),
+                    _ncell(rec.iou),
+                    Cell(fmt(rec.converged), str(rec.converged)),
+                    Cell(fmt(rec.grew), str(rec.grew), cls="warn" if not rec.grew else ""),
+                    _ncell(rec.wall_s, 2),
                 ])
-            label = F.method_label(doc.get("method", it.key[2]), doc.get("variant"),
-                                   doc.get("starts"))
-            thr = doc.get("threshold")
+            label = F.method_label(doc.method or it.key[2], doc.variant, doc.starts)
+            thr = doc.threshold
             cap = (f"threshold {fmt(thr)}; " if thr is not None else "") + \
                 "box = final region per parameter; volume ratio = its share of the domain."
             entry["tables"].append({
                 "table": Table(["#", "start", "box", "volume ratio", "evaluations", "calls",
                                 "IoU", "converged", "grew", "wall (s)"], rows, cap,
                                f"method {label}"),
-                "links": _links(st, [it.path] + ([it.path.parent / str(r["trace_file"])
-                                                  for r in doc.get("records", [])
-                                                  if r.get("trace_file")])),
+                "links": _links(st, [it.path] + [it.path.parent / str(r.trace_file)
+                                                 for r in doc.regions if r.trace_file]),
             })
         out.append(entry)
     return out
@@ -636,7 +606,7 @@ def _class_sections(st: Study, figdir: Path) -> list[dict[str, Any]]:
     out = []
     for it in st.representation:
         df = it.data
-        where = _where(it)
+        where = _where(it, cam=True)
         img = ""
         path = figdir / f"classes_{_slug(*it.key)}.png"
         try:

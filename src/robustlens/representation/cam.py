@@ -33,20 +33,7 @@ from torch import nn
 
 from ..errors import BadInput
 from ..models.base import Classifier, check_image_batch
-
-CAM_METHODS: tuple[str, ...] = ("gradcam++", "gradcam", "scorecam", "smooth")
-_ALIASES = {"gradcampp": "gradcam++", "grad-cam++": "gradcam++", "grad-cam": "gradcam",
-            "score-cam": "scorecam", "smoothgradcam++": "smooth"}
-
-
-def check_method(method: str) -> str:
-    """Canonical CAM method name; BadInput for an unknown one."""
-    m = str(method).strip().lower()
-    m = _ALIASES.get(m, m)
-    if m not in CAM_METHODS:
-        raise BadInput(f"--cam {method!r}: unknown CAM method; expected one of "
-                       f"{', '.join(CAM_METHODS)}")
-    return m
+from .cam_methods import CAM_METHODS, check_method  # noqa: F401 (re-exported)
 
 
 def check_cam_model(classifier: Classifier, target_layer: str | None = None) -> nn.Module:

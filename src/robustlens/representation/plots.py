@@ -1,4 +1,4 @@
-"""Figures of the class robustness score: ranked bar chart and CAM overlays with boxes.
+"""CAM overlays with boxes (the ranked class chart is `robustlens.figures.class_ranking_figure`).
 
 Uses matplotlib's object API (no pyplot, no global backend); files are written atomically.
 """
@@ -26,34 +26,6 @@ def _save(fig: Figure, path: str | os.PathLike[str], dpi: int = 110) -> Path:
     with atomic_path(p) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
     return p
-
-
-def plot_class_ranking(class_scores: pd.DataFrame, path: str | os.PathLike[str], k: int = 20,
-                       title: str = "") -> Path:
-    """Horizontal bars of the ``k`` least robust classes (lowest CRS) with 95% CI error bars,
-    the chance level (mean box fraction) as a tick and the lift as text."""
-    df = class_scores.sort_values("crs", na_position="last").head(k).iloc[::-1]
-    n = len(df)
-    fig = Figure(figsize=(7.5, 0.9 + 0.32 * max(n, 1)))
-    ax = fig.add_subplot(1, 1, 1)
-    y = np.arange(n)
-    crs = df["crs"].to_numpy(float)
-    err = np.vstack([crs - df["crs_low"].to_numpy(float), df["crs_high"].to_numpy(float) - crs])
-    colors = ["#c0392b" if lift < 1 else "#2e86c1" for lift in df["lift"].fillna(1.0)]
-    ax.barh(y, crs, xerr=np.nan_to_num(err), color=colors, alpha=0.85, capsize=3,
-            error_kw={"elinewidth": 1})
-    ax.scatter(df["box_fraction"].to_numpy(float), y, marker="|", s=160, color="black",
-               zorder=3, label="chance (box area fraction)")
-    for yi, (hi, lift) in enumerate(zip(np.nan_to_num(df["crs_high"].to_numpy(float)),
-                                        df["lift"].to_numpy(float), strict=True)):
-        ax.text(min(hi + 0.015, 0.9), yi, f"lift {lift:.2f}", va="center", fontsize=7)
-    ax.set_yticks(y, [f"{int(i)} {str(nm)[:28]}" for i, nm in
-                      zip(df["class_id"], df["class_name"], strict=True)], fontsize=8)
-    ax.set_xlim(0, 1)
-    ax.set_xlabel("class robustness score CRS (CAM mass inside the boxes), 95% bootstrap CI")
-    ax.set_title(title or f"{n} least robust classes (red: lift < 1, below chance)", fontsize=10)
-    ax.legend(loc="lower right", fontsize=7)
-    return _save(fig, path)
 
 
 def plot_cam_overlays(classifier: Classifier, dataset: Any, image_scores: pd.DataFrame,

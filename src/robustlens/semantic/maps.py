@@ -163,13 +163,13 @@ def save_map(ds: xr.Dataset, path: str | Path) -> None:
 def save_map_and_plot(ds: xr.Dataset, folder: str | Path) -> tuple[Path, Path]:
     """Write ``folder/map.nc`` and ``folder/map.png`` as a pair: both are written to temporary
     files first, so a failure never leaves one run's map beside another run's plot."""
-    from .plot import plot_map
+    from .. import figures
 
     folder = Path(folder)
     nc, png = folder / "map.nc", folder / "map.png"
     with atomic_paths([nc, png]) as (tmp_nc, tmp_png):
         ds.to_netcdf(tmp_nc, engine="h5netcdf")
-        plot_map(ds, tmp_png)
+        figures.map_figure(ds, tmp_png)
     return nc, png
 
 

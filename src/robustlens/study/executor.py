@@ -90,8 +90,8 @@ class Executor:
                          fixed: dict[str, float] | None, renderer: Any, batch_size: int,
                          on_result: Callable[[int, Any], None] | None = None,
                          **hyper: Any) -> list[Any]:
-        """`robustlens.regions.semantic.regions_for_mesh` (one result per start)."""
-        from ..regions.semantic import regions_for_mesh
+        """`robustlens.regions.scene.regions_for_mesh` (one result per start)."""
+        from ..regions.scene import regions_for_mesh
 
         self._nodes.add(self.driver_node())
         return regions_for_mesh(clf, mesh, class_id, starts, domain, names, method, variant,
@@ -228,7 +228,7 @@ def region_task(model: ModelRef, mesh_hash: str, mesh_box: list[Any], k: int,
                 variant: str, fixed: dict[str, float] | None, batch_size: int,
                 hyper: dict[str, Any]) -> tuple[int, Any, str]:
     """Ray task: the robust region from one start point."""
-    from ..regions.semantic import regions_for_mesh
+    from ..regions.scene import regions_for_mesh
 
     clf = _worker_model(model)
     mesh = _worker_mesh(mesh_hash, mesh_box)
@@ -511,7 +511,7 @@ class RayExecutor(Executor):
                          fixed: dict[str, float] | None, renderer: Any, batch_size: int,
                          on_result: Callable[[int, Any], None] | None = None,
                          **hyper: Any) -> list[Any]:
-        from ..regions.semantic import check_method, check_starts, check_variant, scene_domain
+        from ..regions.scene import check_method, check_starts, check_variant, scene_domain
         from ..semantic.chunks import mesh_digest
 
         names = list(names)

@@ -16,7 +16,6 @@ import hashlib
 import json
 import os
 import platform
-import re
 import socket
 import time
 from collections.abc import Callable
@@ -33,27 +32,14 @@ from ..errors import BadInput, printable
 from ..io import write_text_atomic
 from ..models import Classifier, ModelOverrides, load_model
 from ..models.runtime import prepare_runtime
+from ..regions.records import RunRecord
 from ..regions.starts import AUTO_STARTS_RULE
 from ..render import MeshRenderer, demo_class, load_mesh
 from .config import StudyConfig
+from .layout import StudyLayout, slug
+from .layout import step_key as _key
 
 Log = Callable[[str], None]
-
-
-def slug(text: str) -> str:
-    """Filesystem-safe name: ``builtin:efficientnet_lite0`` -> ``builtin_efficientnet_lite0``."""
-    s = re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("_")
-    return s[-80:] or "x"
-
-
-def cam_slug(cam: str) -> str:
-    """Folder name of a CAM method: ``gradcam++`` -> ``gradcampp`` (distinct from gradcam)."""
-    return slug(cam.replace("+", "p"))
-
-
-def _key(*parts: Any) -> str:
-    return hashlib.sha256(json.dumps([__version__, *parts], sort_keys=True,
-                                     default=str).encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -139,6 +125,7 @@ class Study:
         from ..semantic.grid import check_pose_count, n_poses
 
         check_out_dir(self.out, "out")
+        self.layout_ = StudyLayout(self.out)
         confirm = "raise semantic.max_poses to confirm"
         self.grid_ = parse_grids([f"{k}={v}" for k, v in cfg.semantic.grid.items()],
                                  "semantic.grid")
@@ -186,7 +173,7 @@ class Study:
         self.class_ids_ = {(m.spec, o.spec): m.class_index(o.class_name)
                            for m in self.models_ for o in self.objects_}
         if cfg.regions.enabled:
-            from ..regions.semantic import check_starts, scene_domain
+            from ..regions.scene import check_starts, scene_domain
 
             dom = {k: tuple(v) for k, v in cfg.regions.domain.items()}
             self.domain_ = scene_domain(cfg.regions.params, dom, "regions.domain")
@@ -273,7 +260,7 @@ class Study:
         axes = self.model_grids_.get(clf.spec, self.grid_)
         for o in self.objects_:
             cid = self.class_ids_[(clf.spec, o.spec)]
-            folder = self.out / "maps" / slug(clf.spec) / slug(o.spec)
+            folder = self.layout_.map_dir(clf.spec, o.spec)
             key = _key("map", model_fingerprint(clf), o.spec, o.digest, o.up, cid,
                        [(a.name, a.values.tolist()) for a in axes], cfg.fixed)
             self.map_keys_[(clf.spec, o.spec)] = key
@@ -296,7 +283,7 @@ class Study:
                        [folder / "map.nc", folder / "map.png"])
             if self.curve_:
                 axes1, at = self.curve_
-                cfolder = self.out / "curves" / slug(clf.spec) / slug(o.spec)
+                cfolder = self.layout_.curve_dir(clf.spec, o.spec)
                 fixed = {**cfg.fixed, **at}
 
                 def run_curve(o: _Object = o, cid: int = cid, cfolder: Path = cfolder,
@@ -314,18 +301,18 @@ class Study:
                                 axes1[0].values.tolist(), fixed), run_curve,
                            [cfolder / "map.nc", cfolder / "map.png"])
 
-    def _regions(self, clf: Classifier, renderer: MeshRenderer) -> list[dict[str, Any]]:
-        from ..regions.semantic import map_for_params, scene_periodic
+    def _regions(self, clf: Classifier, renderer: MeshRenderer) -> list[RunRecord]:
+        from ..regions.scene import map_for_params, scene_periodic
         from ..regions.starts import auto_starts
         from ..semantic import load_map
 
         rc = self.config.regions
         names = list(rc.params)
         periodic = scene_periodic(names, self.domain_)
-        runs: list[dict[str, Any]] = []
+        runs: list[RunRecord] = []
         for o in self.objects_:
             cid = self.class_ids_[(clf.spec, o.spec)]
-            map_path = self.out / "maps" / slug(clf.spec) / slug(o.spec) / "map.nc"
+            map_path = self.layout_.map_dir(clf.spec, o.spec) / "map.nc"
             map_da = top1_da = None
             if map_path.is_file():
                 try:
@@ -360,21 +347,16 @@ class Study:
 
     def _region_step(self, clf: Classifier, renderer: MeshRenderer, o: _Object, cid: int,
                      method: str, starts_kind: str, starts: np.ndarray, map_da: Any,
-                     periodic: np.ndarray) -> list[dict[str, Any]]:
+                     periodic: np.ndarray) -> list[RunRecord]:
         """One regions step: every start of one start set, one method, one object."""
         from ..regions.ground_truth import map_score_fn
-        from ..regions.semantic import (
-            ground_truth,
-            max_evals_hyper,
-            regions_for_score,
-            save_regions,
-            saved_run_record,
-        )
+        from ..regions.records import RegionsFile, save_regions
+        from ..regions.scene import ground_truth, max_evals_hyper, regions_for_score
 
         rc = self.config.regions
         names = list(rc.params)
-        sub = method if starts_kind == "fixed" else f"{method}_auto"
-        folder = self.out / "regions" / slug(clf.spec) / slug(o.spec) / sub
+        folder = self.layout_.regions_dir(clf.spec, o.spec, method, starts_kind)
+        sub = folder.name
         # searching or scoring against the map: its key says which map it was
         map_key = self.map_keys_.get((clf.spec, o.spec)) if map_da is not None else None
         key = _key("regions", model_fingerprint(clf), o.spec, o.digest, o.up, cid,
@@ -406,28 +388,31 @@ class Study:
                     bar.stop()
             gts = [ground_truth(r, map_da, rc.threshold, periodic) for r in res] \
                 if map_da is not None else None
-            header = {"model": clf.spec, "mesh": o.spec, "class_id": cid,
-                      "score_source": rc.score,
-                      "class_name": clf.labels[cid], "method": method,
-                      "variant": rc.variant, "params": names, "starts": starts_kind,
-                      "domain": {"lower": self.domain_[0].tolist(),
-                                 "upper": self.domain_[1].tolist()},
-                      "threshold": rc.threshold}
-            save_regions(folder, header, res, names, map_da, gts)
+            doc = RegionsFile(
+                model=clf.spec, mesh=o.spec, class_id=cid, class_name=clf.labels[cid],
+                method=method, variant=rc.variant, params=names,
+                domain={n: [float(self.domain_[0][i]), float(self.domain_[1][i])]
+                        for i, n in enumerate(names)},
+                periodic=[n for n, p in zip(names, periodic, strict=True) if p],
+                threshold=rc.threshold, starts=starts_kind,
+                extra={"score_source": rc.score})
+            save_regions(folder, doc, res, map_da, gts)
 
         self._step(f"regions {clf.spec} {o.spec} {sub}", folder, key, run,
                    [folder / "regions.json"])
-        data = json.loads((folder / "regions.json").read_text())
-        return [{**saved_run_record(clf.spec, o.spec, cid, clf.labels[cid], rec,
-                                    data["method"], data["variant"]), "starts": starts_kind}
-                for rec in data["regions"]]
+        saved = RegionsFile.read(folder / "regions.json")
+        return [RunRecord.from_record(clf.spec, o.spec, cid, clf.labels[cid], rec,
+                                      saved.method, saved.variant, starts_kind)
+                for rec in saved.regions]
 
     def _representation(self, clf: Classifier) -> None:
+        from ..figures import class_ranking_figure
         from ..fingerprint import items_digest
         from ..render.composite import make_rendered_dataset
         from ..representation.attacks import run_attacks, write_attacks
+        from ..representation.cam_methods import cam_name
         from ..representation.datasets import load_dataset
-        from ..representation.plots import plot_cam_overlays, plot_class_ranking
+        from ..representation.plots import plot_cam_overlays
         from ..representation.scores import remove_partials
 
         rc = self.config.representation
@@ -437,7 +422,7 @@ class Study:
         for d in rc.datasets:
             if d == "demo":
                 # the study's own objects, rendered onto backgrounds, boxes from the render
-                data_dir = self.out / "data" / "demo"
+                data_dir = self.layout_.demo_data_dir
                 meshes = [o.spec for o in self.objects_]
                 classes = [str(o.class_name) for o in self.objects_]
                 ups = [o.up for o in self.objects_]
@@ -450,11 +435,11 @@ class Study:
                 path, dname = data_dir / "boxes.csv", "demo"
                 dataset = load_dataset(path, clf.labels)
             else:
-                path, dname = Path(d), slug(Path(d).stem if Path(d).is_file() else Path(d).name)
+                path, dname = Path(d), self.layout_.dataset_name(d)
                 dataset = self.datasets_[(clf.spec, d)]  # loaded and checked by _prepare
             data_digest = items_digest(dataset)  # boxes, classes and image bytes
             for cam in rc.cams:
-                folder = self.out / "representation" / slug(clf.spec) / dname / cam_slug(cam)
+                folder = self.layout_.representation_dir(clf.spec, dname, cam)
                 key = _key("score", model_fingerprint(clf), data_digest, cam,
                            rc.correct_only, self.config.seed)
 
@@ -471,7 +456,9 @@ class Study:
                     finally:
                         if bar:
                             bar.stop()
-                    plot_class_ranking(est.class_scores_, folder / "class_ranking.png")
+                    class_ranking_figure(est.class_scores_, folder / "class_ranking.png",
+                                         title=f"Class robustness: {clf.spec} / {dname} / "
+                                               f"{cam_name(cam)}")
                     # least robust classes first (the overlays take class ids, not the table)
                     class_ids = [int(c) for c in
                                  est.class_scores_.sort_values("crs")["class_id"]]
@@ -484,10 +471,10 @@ class Study:
             if rc.attacks and rc.attack_classes > 0:
                 import pandas as pd
 
-                cs = pd.read_csv(self.out / "representation" / slug(clf.spec) / dname /
-                                 cam_slug(rc.cams[0]) / "class_scores.csv")
+                cs = pd.read_csv(self.layout_.representation_dir(clf.spec, dname, rc.cams[0])
+                                 / "class_scores.csv")
                 flagged = [int(c) for c in cs.sort_values("crs")["class_id"][:rc.attack_classes]]
-                folder = self.out / "attacks" / slug(clf.spec) / dname
+                folder = self.layout_.attacks_dir(clf.spec, dname)
                 key = _key("attacks", model_fingerprint(clf), data_digest, flagged,
                            rc.cams[0], self.config.seed, rc.batch_size)
 
@@ -502,12 +489,12 @@ class Study:
                            [folder / "attacks.csv"])
 
     def _turntable(self, clf: Classifier, renderer: MeshRenderer) -> None:
-        from ..report.figures import turntable_gif
+        from ..figures import turntable_gif
 
         for o in self.objects_:
             cid = self.class_ids_[(clf.spec, o.spec)]
-            folder = self.out / "turntable"
-            path = folder / f"{slug(clf.spec)}__{slug(o.spec)}.gif"
+            path = self.layout_.turntable_gif(clf.spec, o.spec)
+            folder = path.parent
             key = _key("turntable", model_fingerprint(clf), o.spec, o.digest, o.up, cid)
             sub = folder / f".{path.stem}"
             self._step(f"turntable {clf.spec} {o.spec}", sub, key,
@@ -540,7 +527,7 @@ class Study:
         assert self.out is not None
         write_text_atomic(self.out / "config.yaml",
                           yaml.safe_dump(self.config.model_dump(by_alias=True), sort_keys=False))
-        all_runs: list[dict[str, Any]] = []
+        all_runs: list[RunRecord] = []
         for clf in self.models_:
             renderer = MeshRenderer(image_size=clf.input_size)
             try:
@@ -554,10 +541,10 @@ class Study:
             if self.config.representation.enabled:
                 self._representation(clf)
         if all_runs:
-            from ..regions.semantic import save_srvr, srvr_table
+            from ..regions.srvr import save_srvr, srvr_table
 
             table = srvr_table(all_runs, seed=self.config.seed)
-            save_srvr(self.out / "srvr", all_runs, table,
+            save_srvr(self.layout_.srvr_dir, all_runs, table,
                       title=f"SRVR over {len(self.objects_)} objects x "
                             f"({len(self.starts_)} fixed + "
                             f"{self.config.regions.n_auto_starts()} auto) starts")

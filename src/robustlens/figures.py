@@ -1,9 +1,13 @@
-"""Report figures in one consistent matplotlib style (Figure API: no pyplot state, no backend switch).
+"""Every figure robustlens draws, in one matplotlib style (Figure API: no pyplot state, no
+backend switch).  The CLI commands, ``robustlens run`` and the report call these same
+functions.
 
 Every function draws on a fresh :class:`matplotlib.figure.Figure` inside :func:`style`,
-labels its axes with units and writes the file atomically (format from the suffix, PNG by
-default).  The figures:
+labels its axes with units (degrees for angles) and writes the file atomically (format from
+the suffix, PNG by default).  The figures:
 
+* :func:`map_figure` -- a semantic map: curve (1-D), heatmap (2-D), mean-projected heatmap
+  (n-D) or scatter (sampled map);
 * :func:`map_regions_figure` -- a 2-D (or 1-D) semantic map with the robust regions of every
   method overlaid, each with a few boxes of its optimisation trace and its start point;
 * :func:`score_curves_figure` -- 1-D score curves of one object, one line per model;
@@ -28,17 +32,18 @@ import matplotlib
 import numpy as np
 import pandas as pd
 import xarray as xr
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from ..errors import BadInput
-from ..io import atomic_path
+from .errors import BadInput
+from .io import atomic_path
 
 if TYPE_CHECKING:  # heavy imports only for annotations
     import trimesh
 
-    from ..models import Classifier
-    from ..render import MeshRenderer
+    from .models import Classifier
+    from .render import MeshRenderer
 
 __all__ = [
     "DPI",
@@ -46,8 +51,8 @@ __all__ = [
     "class_ranking_figure",
     "map_regions_figure",
     "method_colors",
+    "map_figure",
     "method_label",
-    "normalize_regions",
     "save_figure",
     "score_curves_figure",
     "srvr_figure",
@@ -129,33 +134,16 @@ def _axis_label(ds: xr.Dataset | None, name: str) -> str:
 
 
 # ---------------------------------------------------------------------------- regions
-def normalize_regions(doc: Mapping[str, Any]) -> dict[str, Any]:
-    """A ``regions.json`` document in one shape, whichever writer made it.
+def _doc(doc: Any) -> dict[str, Any]:
+    """A ``regions.json`` document (either shape) as drawn: ``records``, ``domain =
+    {"lower", "upper"}`` and ``periodic`` names (`robustlens.regions.records.RegionsFile`)."""
+    from .regions.records import RegionsFile
 
-    Records may sit under ``records`` or ``regions``; the domain may be
-    ``{"lower": [..], "upper": [..]}`` or ``{name: [low, high]}``; ``periodic`` may list
-    parameter names or flags.  Returns a copy with ``records`` (a list),
-    ``domain = {"lower", "upper"}`` (when known) and ``periodic`` as a list of names.
-    """
-    d = dict(doc)
-    recs = d.get("records", d.get("regions", []))
-    d["records"] = [r for r in recs if isinstance(r, Mapping)] if isinstance(recs, list) else []
-    params = [str(p) for p in d.get("params", [])]
-    dom = d.get("domain")
-    if isinstance(dom, Mapping) and not ("lower" in dom and "upper" in dom):
-        names = params or [str(k) for k in dom]
-        try:
-            d["domain"] = {"lower": [float(dom[n][0]) for n in names],
-                           "upper": [float(dom[n][1]) for n in names]}
-        except (KeyError, IndexError, TypeError, ValueError):
-            d.pop("domain")
-    elif dom is not None and not isinstance(dom, Mapping):
-        d.pop("domain")
-    per = d.get("periodic", [])
-    if isinstance(per, list) and per and all(isinstance(p, bool) for p in per):
-        per = [n for n, p in zip(params, per, strict=False) if p]
-    d["periodic"] = [str(p) for p in per] if isinstance(per, list) else []
-    return d
+    rf = doc if isinstance(doc, RegionsFile) else RegionsFile.from_json(doc)
+    return {"method": rf.method, "variant": rf.variant, "starts": rf.starts,
+            "threshold": rf.threshold, "params": rf.params, "periodic": rf.periodic,
+            "domain": {"lower": rf.lower.tolist(), "upper": rf.upper.tolist()},
+            "records": [r.to_json() for r in rf.regions if r.lower and r.upper]}
 
 
 def _trace_steps(rec: Mapping[str, Any], base_dir: Path | None) -> list[tuple[Any, Any]]:
@@ -217,7 +205,7 @@ def _periods(ds: xr.Dataset | None, names: Sequence[str], dlo: np.ndarray,
 
 def map_regions_figure(
     map_ds: xr.Dataset | None,
-    regions: Sequence[Mapping[str, Any]],
+    regions: Sequence[Any],
     path: str | os.PathLike[str],
     *,
     title: str | None = None,
@@ -229,7 +217,7 @@ def map_regions_figure(
 
     Args:
         map_ds: the map (``load_map``); ``None`` draws the boxes on the domain alone.
-        regions: parsed ``regions.json`` documents (one per method); each record's final
+        regions: ``regions.json`` documents (`RegionsFile` or parsed JSON, one per method); each record's final
             box is a thick rectangle (1-D: a thick bar), ``n_trace`` boxes picked along its
             trace are thin faint ones and its start point is a star.  One colour per method.
         path: the output file.
@@ -240,9 +228,7 @@ def map_regions_figure(
     Periodic dims (azimuth, or any flagged ``periodic`` / ``wrapped``) repeat boxes one
     period left and right so a box that wraps shows on both edges.
     """
-    from ..semantic.plot import plot_map
-
-    docs = [normalize_regions(d) for d in regions]
+    docs = [_doc(d) for d in regions]
     dirs = list(base_dirs) if base_dirs is not None else [None] * len(docs)
     labels = [method_label(d.get("method", f"method {k}"), d.get("variant"), d.get("starts"))
               for k, d in enumerate(docs)]
@@ -253,7 +239,7 @@ def map_regions_figure(
         ax = fig.add_subplot(1, 1, 1)
         names: list[str] = []
         if map_ds is not None:
-            plot_map(map_ds, ax=ax, title=title)
+            map_figure(map_ds, ax=ax, title=title)
             names = [str(d) for d in map_ds["score"].dims]
             if "sample" in names:
                 names = [str(n) for n in map_ds.coords if map_ds[n].dims == ("sample",)]
@@ -366,6 +352,63 @@ def _draw_intervals(ax: Any, recs: Sequence[Mapping[str, Any]], k: int, color: s
         ax.set_xlim(lo, hi)
 
 
+# ------------------------------------------------------------------------------- maps
+def map_figure(ds: xr.Dataset, path: str | os.PathLike[str] | None = None, *,
+               ax: Axes | None = None, title: str | None = None) -> Figure:
+    """Curve (1-D), heatmap (2-D), mean-projected heatmap (n-D) or scatter (sampled map) of
+    a map's ``score``; drawn on ``ax`` when given, saved to ``path`` when given."""
+    score = ds["score"]
+    with style():
+        if ax is None:
+            fig = Figure(figsize=(7.5, 3.6) if score.ndim != 1 else (7, 3.2),
+                         layout="constrained")
+            ax = fig.add_subplot(1, 1, 1)
+        else:
+            fig = ax.get_figure()
+        title = title or (f"{ds.attrs.get('class_name', '')} | {ds.attrs.get('mesh', '')} | "
+                          f"{ds.attrs.get('model', '')}")
+        if "sample" in score.dims:
+            names = [str(n) for n in ds.coords if ds[n].dims == ("sample",)]
+            x = ds[names[0]].values
+            y = ds[names[1]].values if len(names) > 1 else score.values
+            sc = ax.scatter(x, y, c=score.values, cmap="viridis", vmin=0, vmax=1, s=12)
+            ax.set_xlabel(_axis_label(ds, names[0]))
+            ax.set_ylabel(_axis_label(ds, names[1]) if len(names) > 1 else "score")
+            fig.colorbar(sc, ax=ax, label="true-class probability")
+            title += f" ({len(x)} random samples)"
+        elif score.ndim == 1:
+            d = str(score.dims[0])
+            ax.plot(ds[d].values, score.values, lw=1.5)
+            ax.set_xlabel(_axis_label(ds, d))
+            ax.set_ylabel("true-class probability")
+            ax.set_ylim(-0.02, 1.02)
+            ax.grid(True)
+        else:
+            d0, d1 = (str(d) for d in score.dims[:2])
+            s2 = score.mean(dim=list(score.dims[2:])) if score.ndim > 2 else score
+            mesh = ax.pcolormesh(_edges(ds[d0].values), _edges(ds[d1].values),
+                                 s2.transpose(d0, d1).values.T, cmap="viridis", vmin=0, vmax=1,
+                                 shading="flat")
+            ax.set_xlabel(_axis_label(ds, d0))
+            ax.set_ylabel(_axis_label(ds, d1))
+            extra = (" (mean over " + ", ".join(str(d) for d in score.dims[2:]) + ")"
+                     if score.ndim > 2 else "")
+            fig.colorbar(mesh, ax=ax, label="true-class probability" + extra)
+        ax.set_title(title)
+        if path is not None:
+            save_figure(fig, path)
+    return fig
+
+
+def _edges(c: np.ndarray) -> np.ndarray:
+    """Cell edges around centres ``c`` (uniform or not)."""
+    c = np.asarray(c, dtype=np.float64)
+    if len(c) == 1:
+        return np.array([c[0] - 0.5, c[0] + 0.5])
+    mid = (c[1:] + c[:-1]) / 2
+    return np.concatenate([[c[0] - (mid[0] - c[0])], mid, [c[-1] + (c[-1] - mid[-1])]])
+
+
 # ----------------------------------------------------------------------------- curves
 def score_curves_figure(curves: Mapping[str, xr.Dataset], path: str | os.PathLike[str],
                         *, title: str | None = None) -> Path:
@@ -401,10 +444,11 @@ def score_curves_figure(curves: Mapping[str, xr.Dataset], path: str | os.PathLik
 
 # ------------------------------------------------------------------------------- SRVR
 def srvr_figure(table: pd.DataFrame, path: str | os.PathLike[str], *,
-                colors: Mapping[str, str] | None = None) -> Path:
+                colors: Mapping[str, str] | None = None, subtitle: str = "") -> Path:
     """SRVR bars with CI error bars: one group per model (ranked, most robust first), one bar
     per method.  ``table`` has the columns of ``srvr.csv`` (model, method, variant, srvr,
-    srvr_low, srvr_high; variant optional); ``colors`` as in :func:`map_regions_figure`."""
+    srvr_low, srvr_high; variant optional); ``colors`` as in :func:`map_regions_figure`;
+    ``subtitle`` (e.g. what SRVR was averaged over) goes under the title."""
     df = _srvr_frame(table)
     if df.empty:
         raise BadInput("srvr: no rows to plot")
@@ -432,7 +476,8 @@ def srvr_figure(table: pd.DataFrame, path: str | os.PathLike[str], *,
                            ha="right" if len(order) > 3 else "center")
         ax.set_xlabel("model (ranked by mean SRVR)")
         ax.set_ylabel("SRVR (fraction of domain volume)")
-        ax.set_title("Semantic robustness volume ratio, 95% bootstrap CI")
+        ax.set_title("Semantic robustness volume ratio, 95% bootstrap CI"
+                     + (f"\n{subtitle}" if subtitle else ""))
         ax.grid(True, axis="y")
         ax.set_ylim(0, max(0.05, float(np.nanmax(df["srvr_high"].to_numpy(float))) * 1.15))
         ax.legend(title="method", loc="upper right")
@@ -540,7 +585,7 @@ def turntable_gif(
     import torch
     from PIL import Image, ImageDraw, ImageFont
 
-    from ..render import MeshRenderer
+    from .render import MeshRenderer
 
     if frames < 1:
         raise BadInput(f"frames {frames}: expected a positive integer")

@@ -1,0 +1,124 @@
+"""The search options ``regions`` and ``srvr`` share, and their parsing into arrays."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import click
+import numpy as np
+
+from ..errors import BadInput
+
+
+def region_options(fn: Any) -> Any:
+    """Options shared by ``regions`` and ``srvr``: parameters, domain, starts, search."""
+    opts = [
+        click.option("--param", "params", multiple=True,
+                     help="Searched scene parameter (repeat; default azimuth, elevation)."),
+        click.option("--domain", "domains", multiple=True,
+                     help="NAME=LOW:HIGH search range (default azimuth=0:360, "
+                          "elevation=-10:90, else the parameter's valid range)."),
+        click.option("--start", "starts", multiple=True,
+                     help="Start point, one value per --param, e.g. 130,30 (repeat; default: "
+                          "the paper's four)."),
+        click.option("--variant", default="ours", show_default=True,
+                     help="ours or paper."),
+        click.option("--threshold", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+                     default=0.5, show_default=True,
+                     help="Score the region must keep, in (0, 1) (variant ours; ground truth)."),
+        click.option("--max-evals", type=int, default=None,
+                     help="Cap the score evaluations per region (paper: iterations = "
+                          "max-evals / evaluations per iteration)."),
+        click.option("--set", "sets", multiple=True,
+                     help="Fix another scene parameter, e.g. --set distance=3."),
+        click.option("--batch-size", type=int, default=32, show_default=True,
+                     help="Poses rendered and classified together."),
+        click.option("--image-size", type=click.IntRange(8, 2048), default=None,
+                     help="Render size in pixels, 8..2048 (default: the model's input size)."),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
+def parse_search(params: tuple[str, ...], domains: tuple[str, ...], starts: tuple[str, ...],
+                 sets: tuple[str, ...], variant: str, methods: list[str], threshold: float,
+                 max_evals: int | None, batch_size: int) -> dict[str, Any]:
+    """Validate the search options (everything that needs no model) into a dict."""
+    import math
+
+    from ..errors import BadInput
+    from ..regions.scene import (
+        DEFAULT_PARAMS,
+        check_method,
+        check_starts,
+        check_variant,
+        max_evals_hyper,
+        scene_domain,
+        scene_periodic,
+    )
+    from ..regions.srvr import PAPER_STARTS
+    from ..render.scene import parse_assignments
+
+    names = list(params) if params else list(DEFAULT_PARAMS)
+    domain = scene_domain(names, parse_domain_specs(domains))
+    if starts:
+        pts = check_starts([parse_start(x, names) for x in starts], names, domain)
+    elif tuple(names) == DEFAULT_PARAMS:
+        pts = check_starts(PAPER_STARTS, names, domain)
+    else:
+        raise BadInput(f"--start: required when --param is not {','.join(DEFAULT_PARAMS)} "
+                       f"(one value per parameter: {', '.join(names)})")
+    check_variant(variant)
+    for m in methods:
+        check_method(m)
+    if not math.isfinite(threshold):
+        raise BadInput(f"--threshold {threshold}: expected a finite number")
+    if batch_size < 1:
+        raise BadInput(f"--batch-size {batch_size}: expected a positive integer")
+    if max_evals is not None and max_evals < 1:
+        raise BadInput(f"--max-evals {max_evals}: expected an integer >= 1")
+    fixed = parse_assignments(sets)
+    clash = sorted(set(fixed) & set(names))
+    if clash:
+        raise BadInput(f"--set {clash[0]}: also searched (--param); use one or the other")
+    hyper = {m: ({"threshold": threshold} if variant == "ours" else {})
+             | max_evals_hyper(variant, m, len(names), max_evals) for m in methods}
+    return {"names": names, "domain": domain, "starts": pts, "fixed": fixed, "hyper": hyper,
+            "periodic": scene_periodic(names, domain)}
+
+
+def parse_domain_specs(items: Iterable[str], flag: str = "--domain") -> dict[str, tuple[float, float]]:
+    """Parse ``["azimuth=0:360", "elevation=-10:90"]`` into ``{name: (low, high)}``."""
+    out: dict[str, tuple[float, float]] = {}
+    for item in items:
+        name, sep, spec = item.partition("=")
+        name = name.strip()
+        parts = spec.split(":")
+        if not sep or not name or len(parts) != 2:
+            raise BadInput(f"{flag} {item!r}: expected NAME=LOW:HIGH, e.g. elevation=-10:90")
+        try:
+            lo, hi = float(parts[0]), float(parts[1])
+        except ValueError:
+            raise BadInput(f"{flag} {item!r}: expected numbers in NAME=LOW:HIGH") from None
+        if name in out:
+            raise BadInput(f"{flag} {name}: given more than once")
+        out[name] = (lo, hi)
+    return out
+
+
+def parse_start(text: str, names: Sequence[str], flag: str = "--start") -> np.ndarray:
+    """Parse ``"130,30"`` into a float vector with one value per parameter."""
+    try:
+        vals = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise BadInput(
+            f"{flag} {text!r}: expected {len(names)} comma-separated numbers ({', '.join(names)})"
+        ) from None
+    if len(vals) != len(names):
+        raise BadInput(
+            f"{flag} {text}: has {len(vals)} value(s) but {len(names)} parameter(s) are "
+            f"searched ({', '.join(names)})"
+        )
+    return np.asarray(vals, dtype=np.float64)

@@ -1,0 +1,126 @@
+"""The study folder: where every result of ``robustlens run`` lives, and how folders are named.
+
+The runner writes through these paths and the report reads through them, so the layout is
+known in one place::
+
+    OUT/maps/<model>/<mesh>/map.nc, map.png
+    OUT/curves/<model>/<mesh>/map.nc, map.png
+    OUT/regions/<model>/<mesh>/<method>[_auto]/regions.json, regions.png, traces/
+    OUT/srvr/srvr.csv, srvr_runs.csv, srvr.png
+    OUT/data/demo/boxes.csv (the rendered demo dataset)
+    OUT/representation/<model>/<dataset>/<cam>/class_scores.csv, image_scores.csv, ...
+    OUT/attacks/<model>/<dataset>/attacks.csv, examples/
+    OUT/turntable/<model>__<mesh>.gif
+    OUT/config.yaml, provenance.json, report.html, figures/
+
+Folder names are `slug` of the model spec / mesh spec / dataset name and `cam_slug` of the
+CAM method; every step folder holds ``.done.json`` with its `step_key`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+
+__all__ = ["PARTS", "StudyLayout", "cam_slug", "slug", "step_key"]
+
+
+def slug(text: str) -> str:
+    """Filesystem-safe name: ``builtin:efficientnet_lite0`` -> ``builtin_efficientnet_lite0``."""
+    s = re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("_")
+    return s[-80:] or "x"
+
+
+def cam_slug(cam: str) -> str:
+    """Folder name of a CAM method: ``gradcam++`` -> ``gradcampp`` (distinct from gradcam)."""
+    return slug(cam.replace("+", "p"))
+
+
+def step_key(*parts: Any) -> str:
+    """The key of a step: a hash of everything that determines its result (and the version)."""
+    return hashlib.sha256(json.dumps([__version__, *parts], sort_keys=True,
+                                     default=str).encode()).hexdigest()[:16]
+
+
+#: the parts of a study, in report order: (key, title, what marks it as run)
+PARTS: list[tuple[str, str, str]] = [
+    ("maps", "Semantic maps", "maps/<model>/<mesh>/map.nc"),
+    ("curves", "Score curves", "curves/<model>/<mesh>/map.nc"),
+    ("regions", "Robust regions", "regions/<model>/<mesh>/<method>/regions.json"),
+    ("srvr", "SRVR", "srvr/srvr.csv"),
+    ("representation", "Class robustness",
+     "representation/<model>/<dataset>/<cam>/class_scores.csv"),
+    ("attacks", "Attacks", "attacks/<model>/<dataset>/attacks.csv"),
+]
+
+
+@dataclass(frozen=True)
+class StudyLayout:
+    """Paths inside one study folder ``root``."""
+
+    root: Path
+
+    def map_dir(self, model: str, mesh: str) -> Path:
+        return self.root / "maps" / slug(model) / slug(mesh)
+
+    def curve_dir(self, model: str, mesh: str) -> Path:
+        return self.root / "curves" / slug(model) / slug(mesh)
+
+    def regions_dir(self, model: str, mesh: str, method: str, starts: str = "fixed") -> Path:
+        """Runs from automatic start points go to ``<method>_auto``."""
+        sub = method if starts == "fixed" else f"{method}_{starts}"
+        return self.root / "regions" / slug(model) / slug(mesh) / sub
+
+    @property
+    def srvr_dir(self) -> Path:
+        return self.root / "srvr"
+
+    @property
+    def demo_data_dir(self) -> Path:
+        return self.root / "data" / "demo"
+
+    @staticmethod
+    def dataset_name(dataset: str) -> str:
+        """Folder name of a dataset: ``demo``, else the file's stem / the folder's name."""
+        if dataset == "demo":
+            return "demo"
+        p = Path(dataset)
+        return slug(p.stem if p.is_file() else p.name)
+
+    def representation_dir(self, model: str, dataset_name: str, cam: str) -> Path:
+        return self.root / "representation" / slug(model) / dataset_name / cam_slug(cam)
+
+    def attacks_dir(self, model: str, dataset_name: str) -> Path:
+        return self.root / "attacks" / slug(model) / dataset_name
+
+    def turntable_gif(self, model: str, mesh: str) -> Path:
+        return self.root / "turntable" / f"{slug(model)}__{slug(mesh)}.gif"
+
+    # ------------------------------------------------------------------ reading
+    def find(self, part: str, name: str, depth: int) -> list[tuple[tuple[str, ...], Path]]:
+        """Files called ``name`` exactly ``depth`` folders below ``root/part`` (sorted), with
+        those folder names."""
+        base = self.root / part
+        if not base.is_dir():
+            return []
+        out = []
+        for p in sorted(base.rglob(name)):
+            parts = p.relative_to(base).parts[:-1]
+            if p.is_file() and len(parts) == depth:
+                out.append((tuple(parts), p))
+        return out
+
+
+def spec_of(folder: str, specs: Iterable[str]) -> str:
+    """The spec among ``specs`` whose `slug` is the folder name ``folder`` (else ``folder``)."""
+    for s in specs:
+        if s == folder or slug(s) == folder:
+            return s
+    return folder
