@@ -34,3 +34,20 @@ def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
         main(args)
     out = capsys.readouterr()
     return int(exc.value.code or 0), out.out, out.err
+
+
+@pytest.fixture(scope="session")
+def real_study(tmp_path_factory):
+    """A tiny study folder that ``robustlens run`` produced (see tests/real_study.py), built
+    once per session.  Read only: tests that change it copy it first (`copy_study`)."""
+    from real_study import run_tiny_study
+
+    return run_tiny_study(tmp_path_factory.mktemp("real_study"))
+
+
+def copy_study(src, dest):
+    """A private copy of a study folder (tests edit it freely)."""
+    import shutil
+
+    shutil.copytree(src, dest)
+    return dest

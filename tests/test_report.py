@@ -11,8 +11,9 @@ import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_cli
+from conftest import copy_study, run_cli
 from PIL import Image
+from real_study import MODELS
 
 from robustlens.errors import BadInput
 from robustlens.figures import (
@@ -27,17 +28,23 @@ from robustlens.figures import (
 )
 from robustlens.regions.records import RegionsFile
 from robustlens.report import build_report
-from robustlens.report.html import fmt, load_study
-from robustlens.report.synthetic import MODELS, write_synthetic_study
+from robustlens.report.html import _duration, fmt, load_study, study_seconds
 from robustlens.semantic.maps import load_map
+from robustlens.study.layout import StudyLayout
 
 
 @pytest.fixture(scope="module")
-def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """A full synthetic study and its report (built once for the module)."""
-    out = write_synthetic_study(tmp_path_factory.mktemp("study") / "out")
+def study(real_study: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A copy of the tiny study `robustlens run` produced, and its report rebuilt."""
+    out = copy_study(real_study, tmp_path_factory.mktemp("study") / "out")
     path = build_report(out)
     return out, path.read_text(encoding="utf-8")
+
+
+def _best_srvr(out: Path) -> pd.DataFrame:
+    """Per method label, the srvr.csv row of the most robust model."""
+    df = pd.read_csv(out / "srvr" / "srvr.csv")
+    return df.loc[df.groupby(["method", "variant", "starts"])["srvr"].idxmax()]
 
 
 # ------------------------------------------------------------------------------ figures
@@ -54,18 +61,19 @@ def test_style_sets_and_restores_rcparams():
 
 def test_figures_are_written_with_the_style(tmp_path, study):
     out, _ = study
-    m = "builtin_robust_net"
-    ds = load_map(out / "maps" / m / "demo_mug" / "map.nc")
-    docs = [json.loads((out / "regions" / m / "demo_mug" / meth / "regions.json").read_text())
-            for meth in ("oir_b", "naive")]
-    dirs = [out / "regions" / m / "demo_mug" / meth for meth in ("oir_b", "naive")]
+    lay, m = StudyLayout(out), MODELS[0]
+    ds = load_map(lay.map_dir(m, "demo:mug") / "map.nc")
+    dirs = [lay.regions_dir(m, "demo:mug", meth) for meth in ("oir_b", "naive")]
+    # typed records and the raw JSON draw alike
+    docs = [RegionsFile.read(dirs[0] / "regions.json"),
+            json.loads((dirs[1] / "regions.json").read_text())]
     files = [
         map_regions_figure(ds, docs, tmp_path / "map.png", base_dirs=dirs),
         map_regions_figure(None, docs, tmp_path / "domain.png"),
-        score_curves_figure({s: load_map(out / "curves" / s.replace(":", "_") / "demo_mug")
-                             for s in MODELS}, tmp_path / "curves.png"),
+        score_curves_figure({s: load_map(lay.curve_dir(s, "demo:mug")) for s in MODELS},
+                            tmp_path / "curves.png"),
         srvr_figure(pd.read_csv(out / "srvr" / "srvr.csv"), tmp_path / "srvr.png"),
-        class_ranking_figure(pd.read_csv(out / "representation" / m / "planted_cue" / "gradcam"
+        class_ranking_figure(pd.read_csv(lay.representation_dir(m, "demo", "gradcam++")
                                          / "class_scores.csv"), tmp_path / "classes.png"),
         srvr_figure(pd.read_csv(out / "srvr" / "srvr.csv"), tmp_path / "srvr.svg"),
     ]
@@ -149,19 +157,27 @@ def test_turntable_gif_has_one_frame_per_azimuth(tmp_path):
 
 # ------------------------------------------------------------------------------- report
 def test_summary_names_the_most_robust_model_and_context_classes(study):
-    _, html = study
+    out, html = study
     summary = html.split('id="summary"', 1)[1].split("</section>", 1)[0]
     best = re.findall(r'class="best-model">([^<]+)<', summary)
-    assert best and set(best) == {"builtin:robust_net"}
-    assert "0.210 [0.168, 0.252]" in summary  # SRVR with its CI
-    assert "lean on context" in summary and "ball (CRS 0.210 [0.170, 0.250], lift 0.70)" \
-        in summary
-    assert "3 min 5 s" in summary  # finished - started
+    rows = _best_srvr(out)
+    assert best and set(best) == set(rows["model"])
+    for r in rows.itertuples():  # SRVR with its CI
+        assert f"{fmt(r.srvr)} [{fmt(r.srvr_low)}, {fmt(r.srvr_high)}]" in summary
+    for m in MODELS:  # the least robust class of each model's class robustness
+        cs = pd.read_csv(StudyLayout(out).representation_dir(m, "demo", "gradcam++")
+                         / "class_scores.csv")
+        assert f"{m} / demo / Grad-CAM++:" in summary
+        assert str(cs.sort_values("crs")["class_name"].iloc[0]) in summary
+    prov = json.loads((out / "provenance.json").read_text())
+    assert f"The study took {_duration(study_seconds(prov))}" in summary
     assert "Not run in this study" not in summary
-    # representation folders are titled with the model's spec and the CAM method's name,
-    # not their folder names
-    assert "builtin:fragile_net / planted_cue / Grad-CAM" in html
-    assert "/ gradcam" not in html
+    # headings name models by spec and CAM methods by name, never by folder name
+    headings = re.findall(r"<h[1-4][^>]*>([^<]*)</h[1-4]>", html)
+    assert f"{MODELS[1]} / demo / Grad-CAM++" in headings
+    assert f"{MODELS[0]} — demo:mug" in headings
+    assert not [h for h in headings if "gradcampp" in h or "python_" in h]
+    assert f"{MODELS[0]} — demo:bucket</a>" in html  # turntable caption
 
 
 def test_report_is_self_contained_with_working_links(study):
@@ -181,31 +197,47 @@ def test_report_is_self_contained_with_working_links(study):
     for h in re.findall(r'href="#([^"]+)"', html):
         assert h in anchors, h
     # regions table: start, box with units, volume ratio, evaluations, IoU
-    assert "azimuth 70.0–190°, elevation 0.0–60.0°" in html
+    assert re.search(r"azimuth -?[\d.]+–-?[\d.]+°, elevation -?[\d.]+–-?[\d.]+°", html)
     assert "<th scope=\"col\">IoU</th>" in html
     assert (out / "figures" / "srvr.png").is_file()
 
 
-def test_report_tolerates_missing_parts_and_extra_columns(tmp_path):
-    out = write_synthetic_study(tmp_path / "s", parts={"srvr"})
+def _only(real_study: Path, dest: Path, keep: set[str]) -> Path:
+    """A copy of the real study with only the top-level entries in ``keep``."""
+    import shutil
+
+    out = copy_study(real_study, dest)
+    for p in out.iterdir():
+        if p.name not in keep:
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+    return out
+
+
+def test_report_tolerates_missing_parts_and_extra_columns(tmp_path, real_study):
+    out = _only(real_study, tmp_path / "s", {"srvr"})
+    best = set(_best_srvr(out)["model"])
     df = pd.read_csv(out / "srvr" / "srvr.csv")
-    df.insert(0, "rank", range(1, len(df) + 1))
+    assert "rank" in df.columns and "n_meshes" in df.columns  # beyond what the table names
     df["note"] = "x"
     df.to_csv(out / "srvr" / "srvr.csv", index=False)
     html = build_report(out).read_text(encoding="utf-8")
-    assert 'class="best-model">builtin:robust_net<' in html
+    assert set(re.findall(r'class="best-model">([^<]+)<', html)) == best
     assert "Not run in this study: Semantic maps, Score curves, Robust regions, Class " \
            "robustness, Attacks." in html
-    assert "<th scope=\"col\">note</th>" in html
+    for col in ("note", "rank", "n_meshes"):
+        assert f"<th scope=\"col\">{col}</th>" in html
     assert "No provenance.json" in html
 
-    out2 = write_synthetic_study(tmp_path / "r", parts={"representation"})
+    # provenance.json names the model behind the representation folder
+    out2 = _only(real_study, tmp_path / "r", {"representation", "provenance.json"})
     html2 = build_report(out2).read_text(encoding="utf-8")
-    assert "SRVR was not run" in html2 and "lean on context" in html2
+    assert "SRVR was not run" in html2 and f"{MODELS[0]} / demo / Grad-CAM++:" in html2
+    assert "Not run in this study: Semantic maps, Score curves, Robust regions, SRVR, " \
+           "Attacks." in html2
 
 
-def test_unreadable_files_are_reported_not_fatal(tmp_path):
-    out = write_synthetic_study(tmp_path / "s", parts={"srvr", "provenance"})
+def test_unreadable_files_are_reported_not_fatal(tmp_path, real_study):
+    out = _only(real_study, tmp_path / "s", {"srvr", "provenance.json"})
     bad = out / "maps" / "m" / "demo_mug" / "map.nc"
     bad.parent.mkdir(parents=True)
     bad.write_text("not netcdf")
@@ -230,8 +262,8 @@ def test_empty_or_missing_folder_is_bad_input(tmp_path, capsys):
     assert not (tmp_path / "report.html").exists()
 
 
-def test_cli_report_rebuilds_and_prints_path(tmp_path, capsys):
-    out = write_synthetic_study(tmp_path / "s", parts={"srvr"})
+def test_cli_report_rebuilds_and_prints_path(tmp_path, capsys, real_study):
+    out = _only(real_study, tmp_path / "s", {"srvr"})
     code, stdout, _ = run_cli(["-q", "report", str(out)], capsys)
     assert code == 0 and stdout.strip() == str(out / "report.html")
     assert (out / "report.html").is_file()

@@ -32,3 +32,9 @@ def boom():
 
 def leave():
     sys.exit(3)
+
+
+def build_b():
+    """A second tiny model with other weights (a study ranking two models)."""
+    torch.manual_seed(1)
+    return Tiny()

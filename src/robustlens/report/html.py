@@ -251,6 +251,15 @@ def _where(it: Item, cam: bool = False) -> str:
     return " / ".join([it.name or (it.key[0] if it.key else "")] + rest)
 
 
+def _gif_name(st: Study, p: Path) -> str:
+    """``model — mesh`` of a turntable ``<model>__<mesh>.gif`` (specs, not folder names)."""
+    model, sep, mesh = p.stem.partition("__")
+    if p.parent.name != "turntable" or not sep:
+        return st.rel(p)
+    meshes = st.provenance.get("meshes")
+    return f"{st.model_name(model)} — {spec_of(mesh, meshes if isinstance(meshes, Mapping) else [])}"
+
+
 def _hidden(p: Path, root: Path) -> bool:
     return any(part.startswith(".") for part in p.relative_to(root).parts)
 
@@ -731,7 +740,8 @@ def render_report(st: Study, figdir: Path | None = None) -> str:
         "srvr": _srvr_section(st, figdir),
         "classes": _class_sections(st, figdir),
         "attacks": _attack_sections(st),
-        "gifs": [{"img": data_uri(p), "name": st.rel(p), "href": st.rel(p)} for p in st.gifs],
+        "gifs": [{"img": data_uri(p), "name": _gif_name(st, p), "href": st.rel(p)}
+                 for p in st.gifs],
         "provenance": _provenance(st),
     }
     ctx["problems"] = list(st.problems)  # after the figures: their failures are listed too
