@@ -68,7 +68,7 @@ OURS_DEFAULTS: dict[str, Any] = {
     "fd_step": 1e-3,  # oir_w finite-difference step without grad_fn, fraction of width
     "trades": None,  # oir_w volume trades; None: 2 (n - 1) for oir_w, else 0
     "trade_frac": 0.04,  # shrink of a trade, fraction of the box width
-    "alternatives": None,  # runner-up lattice boxes refined; None: 2 (n <= 2), 1 (3-D), else 0
+    "alternatives": None,  # runner-up lattice boxes refined; None: 3 (n <= 2), 1 (3-D), else 0
 }
 
 _FLOOD_SHARE = 0.6  # the flood fill may spend at most this share of the budget ...
@@ -151,7 +151,7 @@ class _Search:
         self.rounds = 0
         self.n_alternatives = 0
         alt = hyper["alternatives"]
-        self.alternatives = (2 if n <= 2 else 1 if n == 3 else 0) if alt is None else int(alt)
+        self.alternatives = (3 if n <= 2 else 1 if n == 3 else 0) if alt is None else int(alt)
 
     # ------------------------------------------------------------------ evaluation
     def remaining(self) -> int:
@@ -305,7 +305,8 @@ class _Search:
     ) -> list[tuple[list[int], list[int]]]:
         """The exact largest lattice box, then up to ``k`` runners-up: for each face of
         the best box, the largest box that leaves that face's node layer out (a
-        volume trade on the lattice, solved exactly), largest first.  Several boxes can
+        volume trade on the lattice, solved exactly), and for each dim the largest box
+        one node thick in it, largest first.  Several boxes can
         be nearly as large at the lattice resolution; refining each tells them apart."""
         good = state == 1
         lo_k, hi_k = largest_box_mask(good, start, self.periodic)
@@ -328,6 +329,20 @@ class _Search:
                 cnt = int(np.prod(np.asarray(b) - np.asarray(a) + 1))
                 if cnt > 0 and (a, b) not in [o[:2] for o in alts]:
                     alts.append((a, b, cnt))
+        # boxes one node thick in dim i (the layer through x0): a ridge or a flat band
+        # whose thickness the lattice cannot see; ranked as if refinement gave them
+        # two nodes of thickness (the most it can add is just under 2 steps)
+        for i in range(self.n):
+            if hi_k[i] == lo_k[i]:
+                continue
+            g = np.zeros_like(good)
+            idx = [slice(None)] * self.n
+            idx[i] = start[i]
+            g[tuple(idx)] = good[tuple(idx)]
+            a, b = largest_box_mask(g, start, self.periodic)
+            cnt = 2 * int(np.prod(np.asarray(b) - np.asarray(a) + 1))
+            if (a, b) not in [o[:2] for o in alts] and (a, b) != (lo_k, hi_k):
+                alts.append((a, b, cnt))
         alts.sort(key=lambda t: -t[2])
         return out + [(a, b) for a, b, _ in alts[:k]]
 
@@ -579,6 +594,7 @@ class _Search:
         undone, so the last converged box is kept."""
         tried: set[int] = set()
         frac = self.trade_frac
+        trade_cost = 0
         while self.n_trades < self.trades:
             movable = [i for i in range(self.n) if not self.full_circle(i, self.lo, self.hi)]
             if self.method == "oir_w":
@@ -593,6 +609,9 @@ class _Search:
             if len(movable) < 2 or not order:
                 return
             i = order[0]
+            if 2 * trade_cost > self.remaining():
+                return  # keep the budget's last share: stop trading, still converged
+            spent = self.ev.n_evaluations
             tried.add(i)
             self.n_trades += 1
             snap = self.lo.copy(), self.hi.copy()
@@ -612,6 +631,7 @@ class _Search:
                 self.lo, self.hi = snap
                 self.log_trace()
                 raise
+            trade_cost = max(trade_cost, self.ev.n_evaluations - spent)
             if self.volume_ratio() > before * _TRADE_GAIN:
                 self.n_trades_accepted += 1
                 tried = {i}
