@@ -28,13 +28,21 @@ point cached (2^-40 grid of the domain width) so nothing is scored twice:
    oir_b and oir_w also sample the face cell centres between them (a notch between
    lattice lines stops the face).  The test spacing on a face is at most ``h``.
 
-oir_w then makes **gradient-guided volume trades**: at the most constraining tested
-point of each face it takes the score gradient (``grad_fn``, or central differences
-with step ``fd_step`` x width, one batched call), ranks the dims by score cost per
-unit of log-width (``|df/dx_i| * width_i``; equal on all active dims at the optimum),
-shrinks the most expensive dim by ``trade_frac`` of the lattice step, lets the other
-faces regrow (doubling steps, then bisection), then regrows the shrunk dim; a trade
-is kept only if the volume grows.  At most ``trades`` trials (default 2(n-1)).
+Then **volume trades**, for every method: at the most constraining tested point of
+each face the search takes the score gradient (central differences with step
+``fd_step`` x width, one batched call; oir_w uses ``grad_fn`` when given), ranks the
+dims by score cost per unit of log-width (``|df/dx_i| * width_i``, equal on all
+active dims at the optimum), shrinks the most expensive dim by ``trade_frac`` of its
+width, lets the other faces regrow (doubling steps, then bisection, then the dense
+check), then regrows the shrunk dim; a trade is kept only if the volume grows.
+``trades`` trials at most (default 1; oir_w 2(n-1)), and none that the remaining
+budget could not pay twice.  Before that, ``alternatives`` runner-up lattice boxes (a
+face layer left out, or one node thick in a dim: ridges and flat bands) are refined
+too and the largest result is kept (default 3 in 1-D / 2-D, 1 in 3-D, 0 above).
+
+The methods keep their flavour: naive tests face corners (bisection) and corners plus
+lattice lines (verification); oir_b adds the face centre and the face cell centres;
+oir_w adds gradient-guided trades (``grad_fn``) and more of them.
 
 Budget: ``max_evals`` (default ``750 * 2**n``: 1500 in 1-D, 3000 in 2-D, 6000 in 3-D,
 12000 in 4-D) bounds the evaluations exactly (a flood round is cut to the nodes
@@ -576,7 +584,7 @@ class _Search:
     def costs(self) -> np.ndarray:
         """Score cost per unit log-width of each dim at its binding point."""
         b = np.stack(self.binding_points())
-        if self.ev.grad_fn is not None:
+        if self.ev.grad_fn is not None and self.method == "oir_w":  # naive / oir_b: black box
             _, g = self.score(np.zeros((0, self.n)), b)
             grad = np.asarray(g)
         else:
@@ -597,14 +605,10 @@ class _Search:
         trade_cost = 0
         while self.n_trades < self.trades:
             movable = [i for i in range(self.n) if not self.full_circle(i, self.lo, self.hi)]
-            if self.method == "oir_w":
-                cost = self.costs()
-                if cost.max() <= 0:
-                    return
-                order = [int(i) for i in np.argsort(-cost, kind="stable")]
-            else:
-                order = [int(i) for i in np.argsort(-(self.hi - self.lo) / self.width,
-                                                    kind="stable")]
+            cost = self.costs()
+            if cost.max() <= 0:
+                return
+            order = [int(i) for i in np.argsort(-cost, kind="stable")]
             order = [i for i in order if i in movable and i not in tried]
             if len(movable) < 2 or not order:
                 return
