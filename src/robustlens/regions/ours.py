@@ -83,7 +83,7 @@ _FLOOD_SHARE = 0.6  # the flood fill may spend at most this share of the budget 
 _MIN_CELLS, _MAX_CELLS = 8, 48
 # refine the lattice where the box spans fewer nodes than this (by dimension: in 3-D
 # and more every halving multiplies the flood cost by 2 per halved dim)
-_MIN_NODES = {1: 8, 2: 8, 3: 4}
+_MIN_NODES = {1: 16, 2: 16, 3: 4}
 _MIN_NODES_HIGH = 3
 _TRADE_GAIN = 1.001
 
@@ -228,12 +228,27 @@ class _Search:
             return float(self.x0[i] + k * self.h[i])
         return float(self.axes[i][k])
 
-    def flood(self) -> tuple[np.ndarray, list[int]]:
+    def flood(
+        self, window: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> tuple[np.ndarray, list[int]]:
+        """Breadth-first flood fill of the good nodes connected to x0 (inside
+        ``window`` = (lower, upper) coordinates, unwrapped, if given)."""
         coords, start = self.build_lattice()
         self.axes = coords
         shape = tuple(len(c) for c in coords)
         state = np.zeros(shape, np.int8)  # 0 unscored, 1 good, -1 bad
         st = tuple(start)
+        inside = np.ones(shape, bool)
+        if window is not None:
+            for i, c in enumerate(coords):
+                wl, wh = window[0][i], window[1][i]
+                if self.periodic[i]:
+                    ok = wl + np.mod(c - wl, self.width[i]) <= wh
+                else:
+                    ok = (c >= wl) & (c <= wh)
+                sh = [1] * self.n
+                sh[i] = -1
+                inside &= ok.reshape(sh)
         frontier = np.zeros(shape, bool)
         frontier[st] = True
         cap = int(_FLOOD_SHARE * self.max_evals)
@@ -263,12 +278,12 @@ class _Search:
                 return state, start
             newly = np.zeros(shape, bool)
             newly[tuple(idx[good].T)] = True
-            frontier = self._neighbours(newly) & (state == 0)
+            frontier = self._neighbours(newly) & (state == 0) & inside
         return state, start
 
     def refine_lattice(self, state: np.ndarray, start: list[int]) -> tuple[np.ndarray, list[int]]:
         """Halve the lattice step in the dims where the largest box spans fewer than
-        ``_MIN_NODES`` nodes (8 in 1-D / 2-D, 4 in 3-D, 3 above) and flood again (cached nodes are not rescored), while the
+        ``_MIN_NODES`` nodes (16 in 1-D / 2-D, 4 in 3-D, 3 above) and flood again (cached nodes are not rescored), while the
         projected cost fits the flood share of the budget and the step stays above
         4 ``xtol``.  A thin region (a ridge, a small island) is thus found at a
         resolution adapted to its size.  A level whose flood the budget cuts short is
@@ -281,13 +296,29 @@ class _Search:
             thin = (counts < k_min) & ~full & (self.h / 2 >= 4 * self.tol)
             if not thin.any():
                 break
-            projected = 1.5 * int((state == 1).sum() + (state == -1).sum()) * 2 ** int(thin.sum())
-            if self.ev.n_evaluations + projected > _FLOOD_SHARE * self.max_evals:
-                break
+            room = _FLOOD_SHARE * self.max_evals - self.ev.n_evaluations
+            factor = 1.5 * 2 ** int(thin.sum())
+            window = None
+            if factor * int((state != 0).sum()) > room:
+                # the whole component is too dear at the finer step: flood a window of
+                # the box plus two steps on every side instead
+                if factor * float(np.prod(counts + 4)) > room:
+                    break
+                wlo, whi = self.dlo.copy(), self.dhi.copy()
+                for i in range(self.n):
+                    if full[i]:
+                        continue
+                    if self.periodic[i]:
+                        wlo[i], whi[i] = self.coord(i, lo_k[i] - 2), self.coord(i, hi_k[i] + 2)
+                    else:
+                        last = len(self.axes[i]) - 1
+                        wlo[i] = self.coord(i, max(lo_k[i] - 2, 0))
+                        whi[i] = self.coord(i, min(hi_k[i] + 2, last))
+                window = (wlo, whi)
             saved = (self.cells.copy(), self.h.copy(), self.axes, self.flood_cut)
             self.cells = np.where(thin, 2 * self.cells, self.cells)
             self.h = self.width / self.cells
-            new_state, new_start = self.flood()
+            new_state, new_start = self.flood(window)
             if self.flood_cut:
                 self.cells, self.h, self.axes, self.flood_cut = saved
                 break
