@@ -301,8 +301,13 @@ class _Search:
             window = None
             if factor * int((state != 0).sum()) > room:
                 # the whole component is too dear at the finer step: flood a window of
-                # the box plus two steps on every side instead
-                if factor * float(np.prod(counts + 4)) > room:
+                # the candidate boxes (best and runners-up) plus two steps on every side
+                cands = self.candidate_boxes(state, start, self.alternatives)
+                lo_k = [min(c[0][i] for c in cands) for i in range(self.n)]
+                hi_k = [max(c[1][i] for c in cands) for i in range(self.n)]
+                span = np.asarray(hi_k) - np.asarray(lo_k) + 1
+                full = full | (self.periodic & (span >= np.asarray(state.shape)))
+                if factor * float(np.prod(np.minimum(span + 4, state.shape))) > room:
                     break
                 wlo, whi = self.dlo.copy(), self.dhi.copy()
                 for i in range(self.n):
