@@ -14,19 +14,24 @@ point cached (2^-40 grid of the domain width) so nothing is scored twice:
    previous round, so the whole ``>= threshold`` component containing ``x0`` and its
    boundary get scored -- however rugged, whatever its shape.  ``lattice`` default:
    about ``(max_evals / 3) ** (1/n)`` cells per dim, capped to [8, 48] (2-D: 31 cells,
-   e.g. 11.6 x 3.2 degrees on azimuth x elevation).
+   e.g. 11.6 x 3.2 degrees on azimuth x elevation).  Where the best box spans fewer
+   than 16 nodes in a dim (4 in 3-D, 3 above) the step there is halved and the
+   flood repeated (cached nodes are free), or only a window around the candidate
+   boxes when the whole component would be too dear: the resolution adapts to the
+   box size, down to 8 ``xtol``.
 2. **Exact largest box** of good nodes containing ``x0`` on that lattice
    (`ground_truth.largest_box_mask`: exact in any dimension, periodic dims wrap).
    This is the global step: the box is not the first locally maximal one met by
    growing faces, it is the best one on the lattice, whatever the component's shape.
 3. **Face refinement.**  Each of the 2n faces lies on a good lattice layer, and the
    next layer out contains a bad node (else the lattice box would not be largest).
-   All faces bisect their bracket together (one call per round) until it is narrower
-   than ``xtol`` x domain width.  A face test samples the *whole* candidate face of
-   the proposed box (every face's candidate at once, so where two moved faces meet is
-   tested too): naive samples the face corners plus the lattice lines crossing it;
-   oir_b and oir_w also sample the face cell centres between them (a notch between
-   lattice lines stops the face).  The test spacing on a face is at most ``h``.
+   Each face bisects its bracket to ``xtol`` x domain width with cheap tests (face
+   corners; plus the face centre for oir_b / oir_w), one dim per round so a move is
+   tested over exactly the box it bounds.  Then every moved face is tested densely at
+   its final position, all in one call: the lattice lines crossing it and its corners
+   (naive), plus the centres of its lattice cells (oir_b / oir_w).  A face failing
+   that goes back to its lattice layer and bisects with dense tests.  So the box is
+   covered by scored points at most ``h`` apart (``resolution``).
 
 Then **volume trades**, for every method: at the most constraining tested point of
 each face the search takes the score gradient (central differences with step
