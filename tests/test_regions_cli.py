@@ -61,9 +61,10 @@ def nan():
 '''
 
 HEADER_KEYS = {"model", "mesh", "class_id", "class_name", "method", "variant", "domain",
-               "params", "periodic", "threshold", "regions"}
+               "params", "periodic", "threshold", "starts", "regions"}
 RECORD_KEYS = {"start", "lower", "upper", "volume", "volume_ratio", "evaluations", "calls",
-               "converged", "grew", "wrapped", "wall_s", "trace_file"}
+               "converged", "grew", "wrapped", "resolution", "worst_score", "wall_s",
+               "trace_file"}
 SRVR_COLS = ["model", "method", "variant", "srvr", "srvr_low", "srvr_high", "frac_not_grown",
              "n_runs", "evaluations"]
 

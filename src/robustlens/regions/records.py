@@ -67,6 +67,8 @@ class RegionRecord:
     grew: bool = False
     wrapped: list[bool] = field(default_factory=list)
     stop_reason: str = ""
+    resolution: list[float] | None = None  # the search's finest step per dim (ours)
+    worst_score: float | None = None  # lowest score evaluated inside the final box (ours)
     wall_s: float = float("nan")
     trace_file: str | None = None
     ground_truth: dict[str, list[float]] | None = None
@@ -85,6 +87,8 @@ class RegionRecord:
             converged=bool(result.converged), grew=bool(result.grew),
             wrapped=[bool(w) for w in np.asarray(result.wrapped)],
             stop_reason=result.stop_reason,
+            resolution=None if result.resolution is None else _floats(result.resolution),
+            worst_score=None if result.worst_score is None else float(result.worst_score),
             wall_s=float(result.info.get("wall_s", float("nan"))), trace_file=trace_file,
             ground_truth=None if gt is None else {"lower": _floats(gt[0]),
                                                   "upper": _floats(gt[1])},
@@ -108,7 +112,10 @@ class RegionRecord:
             calls=int(num("calls", "n_calls", 0)),
             converged=bool(d.get("converged", False)), grew=bool(d.get("grew", False)),
             wrapped=[bool(w) for w in d.get("wrapped", [])],
-            stop_reason=str(d.get("stop_reason") or ""), wall_s=num("wall_s"),
+            stop_reason=str(d.get("stop_reason") or ""),
+            resolution=None if d.get("resolution") is None else _floats(d["resolution"]),
+            worst_score=None if d.get("worst_score") is None else float(d["worst_score"]),
+            wall_s=num("wall_s"),
             trace_file=d.get("trace_file"),
             ground_truth=({"lower": _floats(gt["lower"]), "upper": _floats(gt["upper"])}
                           if isinstance(gt, Mapping) else None),
