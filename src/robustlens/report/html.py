@@ -199,18 +199,15 @@ def load_study(out_dir: str | os.PathLike[str]) -> Study:
             st.srvr = df
         except (OSError, ValueError, BadInput) as exc:
             st.problems.append(f"{st.rel(sp)}: unreadable ({_first(exc)})")
-    base = r / "representation"
-    if base.is_dir():
-        for p in sorted(base.rglob("class_scores.csv")):
-            key = p.relative_to(base).parts[:-1]
-            try:
-                df = pd.read_csv(p)
-                if "crs" not in df.columns:
-                    raise ValueError("no 'crs' column")
-            except (OSError, ValueError) as exc:
-                st.problems.append(f"{st.rel(p)}: unreadable ({_first(exc)})")
-                continue
-            st.representation.append(Item(tuple(key), p.parent, df, key[0] if key else ""))
+    for key, p in lay.find("representation", "class_scores.csv", 3):
+        try:
+            df = pd.read_csv(p)
+            if "crs" not in df.columns:
+                raise ValueError("no 'crs' column")
+        except (OSError, ValueError) as exc:
+            st.problems.append(f"{st.rel(p)}: unreadable ({_first(exc)})")
+            continue
+        st.representation.append(Item(key, p.parent, df, key[0]))
 
     for key, p in lay.find("attacks", "attacks.csv", 2):
         try:
