@@ -18,6 +18,7 @@ from matplotlib.patches import Rectangle
 from ..io import atomic_path
 from ..models.base import Classifier
 from .cam import compute_cams
+from .cam_methods import cam_name
 from .datasets import BoxItem, as_items, prepare_batch
 
 
@@ -67,5 +68,5 @@ def plot_cam_overlays(classifier: Classifier, dataset: Any, image_scores: pd.Dat
         ax = fig.add_subplot(1, 1, 1)
         ax.text(0.5, 0.5, "no images", ha="center")
         ax.axis("off")
-    fig.suptitle(f"{cam} CAM of the true class; least robust classes first", fontsize=9)
+    fig.suptitle(f"{cam_name(cam)} of the true class; least robust classes first", fontsize=9)
     return _save(fig, path)
