@@ -55,3 +55,14 @@ def test_auto_starts_spread_and_fewer_when_few_correct():
 def test_auto_starts_bad_shapes():
     with pytest.raises(BadInput, match="do not agree"):
         auto_starts(np.zeros((3, 4)), np.zeros((4, 3)), [np.arange(3), np.arange(4)], 0, 2)
+
+
+def test_auto_starts_need_the_threshold():
+    # a correct top-1 below the region threshold is no robust start
+    top1 = np.ones((36, 10), int)
+    score = np.full((36, 10), 0.3)
+    score[10, 4] = 0.8
+    score[30, 8] = 0.6
+    pts = auto_starts(score, top1, [AZ, EL], 1, k=4, periodic=[True, False],
+                      widths=[360, 100], threshold=0.5)
+    np.testing.assert_allclose(pts, [[100, 30], [300, 70]])

@@ -2,10 +2,11 @@
 
 The paper's four fixed start points are often poses the model does not recognise at all
 (42-85% of the authors' runs never grew), so their regions measure recognition, not
-robustness. ``auto_starts`` picks ``k`` poses whose top-1 prediction is the true class,
-by farthest-point sampling on the map's grid: the first is the best-scoring correct cell,
-each next one the correct cell farthest (in domain-normalised units, azimuth wrapping
-around) from those already picked.
+robustness. ``auto_starts`` picks ``k`` poses whose top-1 prediction is the true class and
+whose score reaches the region threshold (a correct top-1 at probability 0.3 is no robust
+start: its region is empty by definition), by farthest-point sampling on the map's grid: the
+first is the best-scoring such cell, each next one the such cell farthest (in
+domain-normalised units, azimuth wrapping around) from those already picked.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from ..errors import BadInput
 
 #: how :func:`auto_starts` chooses, recorded in provenance.
 AUTO_STARTS_RULE = ("farthest-point sampling among map cells whose top-1 class is the true "
-                    "class (first: the best-scoring such cell; distances in units of the "
-                    "domain width per parameter, periodic parameters wrap)")
+                    "class and whose score is at least the region threshold (first: the "
+                    "best-scoring such cell; distances in units of the domain width per "
+                    "parameter, periodic parameters wrap)")
 
 
 def auto_starts(
@@ -30,6 +32,7 @@ def auto_starts(
     k: int,
     periodic: Sequence[bool] | None = None,
     widths: Sequence[float] | None = None,
+    threshold: float = 0.0,
 ) -> np.ndarray:
     """``k`` start points ``(m, n)`` (``m <= k``: fewer when fewer cells are correct).
 
@@ -41,6 +44,7 @@ def auto_starts(
         k: how many starts to pick.
         periodic: which dims wrap around (e.g. azimuth).
         widths: the domain width per dim, for the distance (default: the coords' span).
+        threshold: only cells scoring at least this are candidates (the region threshold).
     """
     score = np.asarray(score, dtype=np.float64)
     top1 = np.asarray(top1)
@@ -54,7 +58,7 @@ def auto_starts(
     if widths is None:
         widths = [max(float(np.ptp(c)), 1e-12) for c in coords]
     w = np.asarray(widths, dtype=np.float64)
-    idx = np.argwhere(top1 == class_id)  # (M, n) correct cells
+    idx = np.argwhere((top1 == class_id) & (score >= threshold))  # (M, n) candidate cells
     if k == 0 or len(idx) == 0:
         return np.zeros((0, n))
     pts = np.stack([np.asarray(coords[j], dtype=np.float64)[idx[:, j]] for j in range(n)],

@@ -332,13 +332,13 @@ class Study:
                 auto = auto_starts(map_da.values, top1_da.values,
                                    [map_da.coords[n].values for n in names], cid,
                                    rc.n_auto_starts(), periodic,
-                                   list(self.domain_[1] - self.domain_[0]))
+                                   list(self.domain_[1] - self.domain_[0]), rc.threshold)
                 self.auto_starts_[f"{clf.spec} {o.spec}"] = auto.tolist()
                 if len(auto):
                     start_sets.append(("auto", auto))
                 else:
-                    self.log(f"no auto starts for {clf.spec} on {o.spec}: "
-                             f"top-1 is never {clf.labels[cid]!r} on its map")
+                    self.log(f"no auto starts for {clf.spec} on {o.spec}: top-1 is never "
+                             f"{clf.labels[cid]!r} at probability >= {rc.threshold} on its map")
             for starts_kind, starts in start_sets:
                 for method in rc.methods:
                     runs += self._region_step(clf, renderer, o, cid, method, starts_kind,
