@@ -143,9 +143,9 @@ INPUTS: dict[str, tuple[set[str], Callable[[Env, list[str]], list[str]], str]] =
         a, "--mesh", __import__("os").fsdecode(bytes(e.tmp) + b"/caf\xe9.obj")), "caf\\xe9.obj"),
     "mesh-missing-brackets": (RENDERING, lambda e, a: _replace(a, "--mesh", "dir/br[/x].obj"),
                               "dir/br[/x].obj"),
-    # one line, no overflow warnings (the reason itself is render/mesh.py's to give)
+    # one line naming the file and the reason, no overflow warnings
     "mesh-1e308-coordinates": (RENDERING, lambda e, a: _replace(a, "--mesh", _big_mesh(e)),
-                               "mesh"),
+                               "big.obj: coordinates too large"),
     "batch-size-0": ({"map"}, lambda e, a: a + ["--batch-size", "0"], "--batch-size"),
     # study configs
     "cfg-empty": ({"run"}, lambda e, a: ["run", str(_write_cfg(e, "# nothing\n")), "--out",

@@ -44,15 +44,26 @@ def resolve_mesh_path(spec: str | os.PathLike[str]) -> Path:
     return p
 
 
-def normalize_mesh(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
+# Coordinates beyond this overflow float64 once squared (norms, normals): refused, not
+# silently turned into inf/NaN.
+MAX_COORDINATE = 1e150
+
+
+def normalize_mesh(mesh: trimesh.Trimesh, name: str = "mesh") -> trimesh.Trimesh:
     """Centre on the bounding-box centre and scale to a unit bounding sphere (ShapeNet's
-    ``model_normalized`` convention: the farthest vertex lies at distance 1)."""
+    ``model_normalized`` convention: the farthest vertex lies at distance 1). ``name`` (the
+    file or spec) goes into the error when the geometry cannot be normalised."""
+    v = np.asarray(mesh.vertices, dtype=np.float64)
+    extent = float(np.abs(v).max()) if v.size else 0.0
+    if extent > MAX_COORDINATE:
+        raise BadInput(f"--mesh {name}: coordinates too large ({extent:.3g}; expected at most "
+                       f"{MAX_COORDINATE:.0e} in magnitude)")
     m = mesh.copy()
     centre = (m.bounds[0] + m.bounds[1]) / 2.0
     m.apply_translation(-centre)
     radius = float(np.linalg.norm(m.vertices, axis=1).max())
     if not np.isfinite(radius) or radius <= 0:
-        raise BadInput("mesh: degenerate geometry (all vertices at one point)")
+        raise BadInput(f"--mesh {name}: degenerate geometry (all vertices at one point)")
     m.apply_scale(1.0 / radius)
     return m
 
@@ -130,7 +141,7 @@ def load_mesh(spec: str | os.PathLike[str], up: str = "y", normalize: bool = Tru
         loaded = trimesh.util.concatenate(geoms) if len(geoms) > 1 else geoms[0]
     if up == "z":
         loaded.apply_transform(trimesh.transformations.rotation_matrix(-np.pi / 2, [1, 0, 0]))
-    return normalize_mesh(loaded) if normalize else loaded
+    return normalize_mesh(loaded, str(spec)) if normalize else loaded
 
 
 def demo_class(spec: str) -> str | None:
