@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from ..errors import BadInput
+from ..representation.cam import CAM_METHODS
 from .common import (
     info,
     model_from_options,
@@ -38,7 +39,7 @@ the flagged class; 'baseline' = before pasting). Writes DIR/attacks.csv and DIR/
 @model_options
 @runtime_option
 @click.option("--cam", default="gradcam++", show_default=True,
-              type=click.Choice(["gradcam++", "gradcam", "scorecam", "smooth"]),
+              type=click.Choice(list(CAM_METHODS)),
               help="CAM method that picks the context.")
 @click.option("--q", type=float, default=0.2, show_default=True,
               help="Fraction of outside-box pixels kept as context.")

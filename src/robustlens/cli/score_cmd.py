@@ -11,6 +11,7 @@ import click
 from rich.progress import Progress
 
 from ..errors import BadInput
+from ..representation.cam import CAM_METHODS
 from .common import info, model_from_options, model_options, pop_model_kwargs, progress
 
 EPILOG = """\b
@@ -43,7 +44,7 @@ def progress_bar() -> Iterator[Progress]:
 @click.option("--data", required=True, help="Box-annotated image set (file or folder).")
 @model_options
 @click.option("--cam", default="gradcam++", show_default=True,
-              type=click.Choice(["gradcam++", "gradcam", "scorecam", "smooth"]),
+              type=click.Choice(list(CAM_METHODS)),
               help="CAM method ('smooth' = Grad-CAM++ with grad-cam's aug_smooth TTA).")
 @click.option("--correct-only", is_flag=True,
               help="Per-class CAM scores over correctly classified images only.")

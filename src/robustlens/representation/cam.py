@@ -34,7 +34,14 @@ from torch import nn
 from ..errors import BadInput
 from ..models.base import Classifier, check_image_batch
 
-CAM_METHODS: tuple[str, ...] = ("gradcam++", "gradcam", "scorecam", "smooth")
+#: The CAM methods (``method=`` / ``--cam`` value -> display name), the one list every
+#: command, config and report reads.
+CAM_METHODS: dict[str, str] = {
+    "gradcam++": "Grad-CAM++",
+    "gradcam": "Grad-CAM",
+    "scorecam": "Score-CAM",
+    "smooth": "Grad-CAM++ (TTA smooth)",
+}
 _ALIASES = {"gradcampp": "gradcam++", "grad-cam++": "gradcam++", "grad-cam": "gradcam",
             "score-cam": "scorecam", "smoothgradcam++": "smooth"}
 

@@ -113,12 +113,23 @@ class RepresentationConfig(_Strict):
     demo_background: Literal["photo", "procedural"] = Field(
         "photo", description="backgrounds of the demo set: object-free crops of real photos "
                              "(scikit-image's sample data) or procedural colour fields")
-    cams: list[Literal["gradcam++", "gradcam", "scorecam", "smooth"]] = Field(
-        default_factory=lambda: ["gradcam++"])
+    cams: list[str] = Field(default_factory=lambda: ["gradcam++"],
+                            description="CAM methods (robustlens.representation.cam.CAM_METHODS)")
     correct_only: bool = False
     batch_size: int = Field(16, ge=1)
     attacks: bool = True
     attack_classes: int = Field(2, ge=0, description="attack the k least robust classes")
+
+    @field_validator("cams")
+    @classmethod
+    def _known_cams(cls, v: list[str]) -> list[str]:
+        from ..representation.cam import CAM_METHODS  # the one list (imports torch: lazily)
+
+        for m in v:
+            if m not in CAM_METHODS:
+                raise ValueError(f"unknown CAM method {m!r}; expected one of "
+                                 f"{', '.join(CAM_METHODS)}")
+        return v
 
 
 class RayConfig(_Strict):
