@@ -67,8 +67,9 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        ctx_cmd = f" (see `robustlens {exc.ctx.info_name} --help`)" if getattr(exc, "ctx", None) \
-            and exc.ctx.info_name != "robustlens" else ""
+        ctx = getattr(exc, "ctx", None)  # UsageError has one, a plain ClickException not
+        ctx_cmd = f" (see `robustlens {ctx.info_name} --help`)" if ctx is not None \
+            and ctx.info_name != "robustlens" else ""
         print(f"error: {exc.format_message()}{ctx_cmd}", file=sys.stderr)
         sys.exit(exc.exit_code)
     except BadInput as exc:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from .common import console, info, progress
@@ -37,7 +39,7 @@ def command(config: str | None, out_dir: str | None, force: bool, runtime: str |
     cfg = load_config(config)
     if runtime is not None:
         cfg.runtime = runtime  # type: ignore[assignment]
-    study = Study(cfg, out=out_dir, force=force, log=info, progress=progress, ray=ray_address)
+    study = Study(cfg, out=Path(out_dir) if out_dir is not None else None, force=force, log=info, progress=progress, ray=ray_address)
     result = study.run()
     total = study.timings_.get("total", 0.0)
     console.print(f"study finished in {total / 60:.1f} min "

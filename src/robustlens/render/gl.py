@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -154,15 +155,15 @@ class MeshRenderer:
         self.image_size = int(image_size)
         self.msaa = int(msaa)
         self.smooth = bool(smooth)
-        self._ctx = None
+        self._ctx: Any = None
         self._thread: int | None = None
         self._mesh_key: tuple | None = None
-        self._vao = None
-        self._vbo = None
-        self._ibo = None
-        self._vao_tint = None
+        self._vao: Any = None
+        self._vbo: Any = None
+        self._ibo: Any = None
+        self._vao_tint: Any = None
         self._vertex_colours = False
-        self._draws: list[tuple[int, int, object, np.ndarray]] = []  # first, count, tex, factor
+        self._draws: list[tuple[int, int, Any, np.ndarray]] = []  # first, count, tex, factor
         self._textures: list = []
 
     # ------------------------------------------------------------------ setup
@@ -367,6 +368,13 @@ class MeshRenderer:
         return torch.from_numpy(np.ascontiguousarray(out)).permute(0, 3, 1, 2).float().div_(255.0)
 
     def close(self) -> None:
+        """Release the OpenGL context (idempotent)."""
         if self._ctx is not None:
             self._ctx.release()
             self._ctx = None
+
+    def __enter__(self) -> MeshRenderer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -122,7 +122,7 @@ def load_mesh(spec: str | os.PathLike[str], up: str = "y", normalize: bool = Tru
         for g in geoms:
             g.visual = trimesh.visual.ColorVisuals(g)
             g.process()
-        loaded = trimesh.util.concatenate(geoms) if len(geoms) > 1 else geoms[0]
+        loaded = trimesh.util.concatenate(geoms) if len(geoms) > 1 else geoms[0]  # type: ignore[assignment]
     if up == "z":
         loaded.apply_transform(trimesh.transformations.rotation_matrix(-np.pi / 2, [1, 0, 0]))
     return normalize_mesh(loaded) if normalize else loaded

@@ -12,6 +12,7 @@ import json
 import struct
 import sys
 from pathlib import Path
+from typing import Any
 
 import trimesh
 
@@ -180,7 +181,7 @@ def load_scene(path: Path, spec: str, process: bool = False) -> trimesh.Scene:
     """Parse a mesh file into a trimesh Scene (geometry not processed: NaN vertices and
     duplicate faces are still there for the caller to check)."""
     suffix = path.suffix.lower()
-    kwargs = {"process": process}
+    kwargs: dict[str, Any] = {"process": process}
     if suffix == ".stl":
         data = path.read_bytes()
         if data[:5].lower() == b"solid" and b"\x00" not in data[:65536]:
@@ -192,5 +193,5 @@ def load_scene(path: Path, spec: str, process: bool = False) -> trimesh.Scene:
     if suffix in TEXT_FORMATS:
         data = as_utf8(path.read_bytes(), spec)
         return trimesh.load_scene(io.BytesIO(data), file_type=suffix[1:],
-                                  resolver=TextResolver(path), **kwargs)
+                                  resolver=TextResolver(str(path)), **kwargs)
     return trimesh.load_scene(str(path), **kwargs)

@@ -119,7 +119,7 @@ def _predict(classifier: Classifier, images: torch.Tensor, batch: int) -> np.nda
 
 
 def _to_uint8(img: torch.Tensor, min_side: int = 160) -> np.ndarray:
-    a = (img.permute(1, 2, 0).numpy() * 255).round().clip(0, 255).astype(np.uint8)
+    a: np.ndarray = (img.permute(1, 2, 0).numpy() * 255).round().clip(0, 255).astype(np.uint8)
     s = a.shape[0]
     if s < min_side:
         f = int(np.ceil(min_side / s))

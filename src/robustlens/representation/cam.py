@@ -214,7 +214,7 @@ def compute_cams_and_logits(classifier: Classifier, images01: torch.Tensor,
 
 def _scorecam_chunk(cam: Any, size: int, budget_bytes: float = 1.0e9) -> int:
     """Images per Score-CAM call so that grad-cam's (B, C, 3, S, S) masked batch fits."""
-    acts = getattr(cam.activations_and_grads, "activations", None)
+    acts: Any = getattr(cam.activations_and_grads, "activations", None)
     try:
         channels = int(acts[0].shape[1])
     except (TypeError, IndexError, AttributeError):

@@ -390,7 +390,7 @@ def _load_xml_folder(root: Path, labels: _Labels, skip_unknown: bool) -> BoxData
     if not xmls:
         raise BadInput(f"--data {root}: no annotations found (expected a CSV, a COCO JSON, a VOC "
                        f"root or images with Pascal-style XMLs)")
-    images = {}
+    images: dict[str, Path] = {}
     for p in sorted(root.rglob("*")):
         if p.suffix.lower() in IMAGE_EXTS:
             images.setdefault(p.stem, p)
@@ -468,7 +468,7 @@ def boxes_mask(boxes: np.ndarray, size: int) -> np.ndarray:
     b = np.asarray(boxes, np.float64).reshape(-1, 4)
     inx = (c[None, :] >= b[:, 0:1]) & (c[None, :] < b[:, 2:3])  # (K, S)
     iny = (c[None, :] >= b[:, 1:2]) & (c[None, :] < b[:, 3:4])
-    return (iny[:, :, None] & inx[:, None, :]).any(axis=0)
+    return np.asarray((iny[:, :, None] & inx[:, None, :]).any(axis=0))
 
 
 def read_image(item: BoxItem) -> torch.Tensor:

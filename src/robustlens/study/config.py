@@ -56,7 +56,7 @@ class CurveConfig(_Strict):
 
 
 class SemanticConfig(_Strict):
-    meshes: list[str | MeshConfig] = Field(default_factory=lambda: [
+    meshes: list[str | MeshConfig] = Field(default_factory=lambda: [  # type: ignore[arg-type]
         "demo:mug", "demo:vase", "demo:bucket", "demo:chair", "demo:table"])
     grid: dict[str, str] = Field(default_factory=lambda: {"azimuth": "0:360:3",
                                                           "elevation": "-10:90:3"})
@@ -88,7 +88,7 @@ class RegionsConfig(_Strict):
                     "correct on its map, spread by farthest-point sampling (0 = off; "
                     "starts: auto with 0 means 4)")
     methods: list[Literal["naive", "oir_b", "oir_w"]] = Field(
-        default_factory=lambda: ["naive", "oir_b", "oir_w"])
+        default_factory=lambda: ["naive", "oir_b", "oir_w"])  # type: ignore[arg-type]
     variant: Literal["ours", "paper"] = "ours"
     threshold: float = Field(0.5, gt=0.0, lt=1.0)
     max_evals: int | None = Field(None, ge=1)
@@ -155,7 +155,8 @@ class StudyConfig(_Strict):
         "auto", description="engine of forward-only passes (maps, curves, regions, attack "
                             "predictions): auto = ONNX Runtime when the model exports and "
                             "matches PyTorch, else PyTorch; CAMs always use PyTorch")
-    models: list[str | ModelConfig] = Field(default_factory=lambda: ["default"])
+    models: list[str | ModelConfig] = Field(
+        default_factory=lambda: ["default"])  # type: ignore[arg-type]
     semantic: SemanticConfig = Field(default_factory=SemanticConfig)
     regions: RegionsConfig = Field(default_factory=RegionsConfig)
     representation: RepresentationConfig = Field(default_factory=RepresentationConfig)

@@ -1,0 +1,117 @@
+"""Regression tests for issue 10 ("one owner per concept"): the model registry, resources
+that release what they own, and the one-owner constants."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from conftest import run_cli
+
+from robustlens.errors import BadInput
+from robustlens.models import ModelOverrides, load_model, registry
+
+SRC = Path(__file__).resolve().parent.parent / "src" / "robustlens"
+TINY = Path(__file__).resolve().parent / "data" / "tiny_model.py"
+
+
+def test_python_spec_with_a_non_python_file_is_bad_input(tmp_path, capsys):
+    net = tmp_path / "net.txt"
+    net.write_text("def f():\n    return None\n")
+    with pytest.raises(BadInput, match="not a Python source file"):
+        load_model(f"python:{net}:f")
+    code, _, err = run_cli(["layers", "--model", f"python:{net}:f"], capsys)
+    assert code == 2 and err.count("\n") == 1 and "--model" in err and "net.txt" in err
+
+
+def test_failed_builtin_import_is_named(monkeypatch):
+    """A builtin whose module fails to import must not look like an unknown spec."""
+    monkeypatch.delitem(registry._BUILTINS, "planted_cue", raising=False)
+    monkeypatch.setitem(sys.modules, "robustlens.models.planted", None)  # import -> ImportError
+    with pytest.raises(BadInput) as exc:
+        load_model("builtin:planted_cue")
+    msg = str(exc.value)
+    assert "robustlens.models.planted failed (ModuleNotFoundError" in msg
+    assert "\n" not in msg
+
+
+def test_load_model_refuses_overrides_and_keywords_together():
+    with pytest.raises(TypeError, match="input_size"):
+        load_model(f"python:{TINY}:build", ModelOverrides(), input_size=32)
+    # each alone still works
+    assert load_model(f"python:{TINY}:build", input_size=32).input_size == 32
+    assert load_model(f"python:{TINY}:build", ModelOverrides(input_size=48)).input_size == 48
+
+
+def test_registry_never_imports_upward():
+    """models/ is the bottom layer: no module in it imports representation/semantic/...;
+    builtins push themselves into the registry from inside models/."""
+    upward = {"representation", "semantic", "regions", "study", "report", "cli", "render"}
+    for path in sorted((SRC / "models").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names: list[str] = []
+            if isinstance(node, ast.ImportFrom):
+                mod = node.module or ""
+                names = [mod.split(".")[0] if node.level == 2 else
+                         mod.removeprefix("robustlens.").split(".")[0]]
+            elif isinstance(node, ast.Import):
+                names = [a.name.removeprefix("robustlens.").split(".")[0] for a in node.names
+                         if a.name.startswith("robustlens.")]
+            assert not upward & set(names), f"{path.name} imports {names}"
+    assert registry.BUILTIN_MODULES == ("robustlens.models.builtins",
+                                        "robustlens.models.planted")
+    from robustlens.models import list_builtins
+
+    assert {"efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2",
+            "planted_cue"} <= set(list_builtins())
+
+
+def test_layers_command_lists_paths_and_shapes(capsys):
+    code, out, err = run_cli(["layers", "--model", f"python:{TINY}:build", "--input-size", "16"],
+                             capsys)
+    assert code == 0, err
+    rows = {line[2:].split()[0]: line for line in out.splitlines()[1:]}
+    assert list(rows) == ["features", "features.0", "features.1", "pool", "fc"]
+    assert rows["features.0"].split()[1] == "Conv2d"
+    assert rows["features.0"].endswith("(1, 4, 16, 16)") and rows["fc"].endswith("(1, 3)")
+    assert rows["pool"].endswith("(1, 4, 1, 1)")
+    # the CAM layer is marked
+    assert [line for line in out.splitlines() if line.startswith("*")][0].split()[1] == "features"
+
+
+def test_render_score_releases_the_renderer_it_owns(monkeypatch):
+    from robustlens.semantic import score as score_mod
+
+    closed: list[str] = []
+
+    class FakeRenderer:
+        def __init__(self, image_size: int) -> None:
+            self.image_size = image_size
+
+        def close(self) -> None:
+            closed.append("own")
+
+    monkeypatch.setattr(score_mod, "MeshRenderer", FakeRenderer)
+    clf = SimpleNamespace(input_size=8)
+    with score_mod.RenderScore(clf, None, 0, ["azimuth"]) as fn:  # type: ignore[arg-type]
+        assert fn.renderer.image_size == 8
+    assert closed == ["own"]
+    fn.close()  # idempotent
+    assert closed == ["own"]
+
+    class Given(FakeRenderer):
+        def close(self) -> None:
+            closed.append("given")
+
+    given = Given(8)
+    with score_mod.RenderScore(clf, None, 0, ["azimuth"], renderer=given):  # type: ignore[arg-type]
+        pass
+    assert closed == ["own"]  # the caller's renderer stays open
+    # bad input before any resource is made
+    with pytest.raises(BadInput, match="--batch-size"):
+        score_mod.RenderScore(clf, None, 0, ["azimuth"], batch_size=0)  # type: ignore[arg-type]
+    assert closed == ["own"]
