@@ -115,3 +115,41 @@ def test_render_score_releases_the_renderer_it_owns(monkeypatch):
     with pytest.raises(BadInput, match="--batch-size"):
         score_mod.RenderScore(clf, None, 0, ["azimuth"], batch_size=0)  # type: ignore[arg-type]
     assert closed == ["own"]
+
+
+@pytest.mark.parametrize("w,h", [(300, 200), (200, 300), (640, 480), (333, 500), (500, 250)])
+def test_eval_geometry_boxes_match_torchvision_v2_bounding_boxes(w, h):
+    """One owner for pixels and boxes: EvalGeometry.boxes equals torchvision's v2
+    Resize + CenterCrop applied to tv_tensors.BoundingBoxes (up to the sub-pixel
+    difference between torchvision's per-axis scale and our mean scale)."""
+    import numpy as np
+    import torch
+    from torchvision import tv_tensors
+    from torchvision.transforms import v2
+
+    from robustlens.models.geometry import EvalGeometry
+
+    rng = np.random.default_rng(w * h)
+    x0 = rng.uniform(0, w / 2, 4)
+    y0 = rng.uniform(0, h / 2, 4)
+    boxes = np.stack([x0, y0, x0 + rng.uniform(5, w / 2, 4), y0 + rng.uniform(5, h / 2, 4)], 1)
+    tv = v2.Compose([v2.Resize(256), v2.CenterCrop(224), v2.ClampBoundingBoxes()])
+    img = tv_tensors.Image(torch.zeros(3, h, w))
+    bb = tv_tensors.BoundingBoxes(torch.tensor(boxes, dtype=torch.float64), format="XYXY",
+                                  canvas_size=(h, w))
+    out_img, out_bb = tv(img, bb)
+    geo = EvalGeometry(256, 224)
+    np.testing.assert_allclose(geo.boxes(boxes, w, h), out_bb.numpy(), atol=0.75)
+    assert tuple(geo.images(torch.zeros(3, h, w)).shape) == tuple(out_img.shape) == (3, 224, 224)
+
+
+def test_one_label_index_for_classifier_and_readers(default_model):
+    from robustlens.models.labels import LabelIndex, imagenet_wnids
+
+    idx = LabelIndex(default_model.labels)
+    wnid = imagenet_wnids()[504]
+    assert idx.resolve("coffee mug", "x") == default_model.class_index("coffee mug") == 504
+    assert idx.resolve(wnid, "x") == default_model.class_index(wnid) == 504
+    # a synonym repeated inside one label is still unique
+    assert LabelIndex(["a, cup, cup", "b"]).resolve("cup", "x") == 0
+    assert LabelIndex(["a, cup", "b, cup"]).resolve("cup", "x") is None

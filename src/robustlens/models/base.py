@@ -15,6 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import BadInput
+from .geometry import EvalGeometry
+from .labels import LabelIndex
 
 
 @dataclass
@@ -114,8 +116,14 @@ class Classifier:
         return self.logits(images, forward_only=True).float().softmax(dim=1)
 
     # ----------------------------------------------------------- class lookup
+    @property
+    def label_index(self) -> LabelIndex:
+        """The label lookup (ids, names, unique synonyms, wnids) the dataset readers share."""
+        return LabelIndex(self.labels)
+
     def class_index(self, cls: int | str) -> int:
-        """Resolve a class id (int or digit string) or an exact/unique label name."""
+        """Resolve a class id (int or digit string), an exact/unique label name or an ImageNet
+        wnid (see :class:`~robustlens.models.labels.LabelIndex`)."""
         if isinstance(cls, int) or (isinstance(cls, str) and cls.strip().lstrip("-").isdigit()):
             idx = int(cls)
             n = self.num_classes
@@ -123,15 +131,9 @@ class Classifier:
                 raise BadInput(f"--class {cls}: class id out of range for model {self.spec!r} "
                                f"({n} classes), expected 0..{n - 1}")
             return idx
-        name = cls.strip().lower()
-        exact = [i for i, lab in enumerate(self.labels) if lab.lower() == name]
-        if exact:
-            return exact[0]
-        # ImageNet labels often hold synonyms: "coffee mug" vs "cup"; accept a unique synonym.
-        syn = [i for i, lab in enumerate(self.labels)
-               if name in [s.strip().lower() for s in lab.split(",")]]
-        if len(syn) == 1:
-            return syn[0]
+        found = self.label_index.resolve(cls, f"--class {cls!r}")
+        if found is not None:
+            return found
         raise BadInput(f"--class {cls!r}: unknown class name for model {self.spec!r} "
                        f"(expected a class id 0..{self.num_classes - 1} or an exact label)")
 
@@ -184,22 +186,14 @@ class Classifier:
         return [(n, type(m).__name__, shapes.get(n)) for n, m in named]
 
     # ------------------------------------------------------ eval geometry
+    @property
+    def geometry(self) -> EvalGeometry:
+        """The eval geometry for photographs (pixels and boxes): Resize + CenterCrop."""
+        return EvalGeometry(self.resize_size, self.input_size)
+
     def crop_geometry(self, width: int, height: int) -> tuple[float, float, float]:
-        """For a photo of ``width x height``: (scale, x_offset, y_offset) such that a pixel
-        coordinate ``u`` maps to ``u * scale - offset`` in the ``S x S`` network input, exactly
-        like ``Resize(resize_size)`` (shorter side) followed by ``CenterCrop(input_size)``."""
-        # torchvision truncates the long side of the resize and rounds the crop offset
-        if width <= height:
-            new_w_i = self.resize_size
-            new_h_i = int(self.resize_size * height / width)
-        else:
-            new_h_i = self.resize_size
-            new_w_i = int(self.resize_size * width / height)
-        sx, sy = new_w_i / width, new_h_i / height
-        off_x = int(round((new_w_i - self.input_size) / 2.0))
-        off_y = int(round((new_h_i - self.input_size) / 2.0))
-        assert abs(sx - sy) < 0.05 * sx
-        return (sx + sy) / 2.0, float(off_x), float(off_y)
+        """``(scale, x_offset, y_offset)`` of :meth:`EvalGeometry.crop` for this model."""
+        return self.geometry.crop(width, height)
 
 
 def check_image_batch(images: torch.Tensor, name: str = "images") -> None:
