@@ -153,3 +153,25 @@ def test_one_label_index_for_classifier_and_readers(default_model):
     # a synonym repeated inside one label is still unique
     assert LabelIndex(["a, cup, cup", "b"]).resolve("cup", "x") == 0
     assert LabelIndex(["a, cup", "b, cup"]).resolve("cup", "x") is None
+
+
+def test_one_bootstrap_known_answers():
+    """The one bootstrap (scipy, percentile) on cases with exact answers."""
+    import numpy as np
+
+    from robustlens.regions.srvr import srvr
+    from robustlens.representation.scores import bootstrap_ci
+    from robustlens.stats import bootstrap_mean_ci
+
+    # two values 0 and 1: resampled means are 0, 0.5, 1 with p = 1/4, 1/2, 1/4
+    assert bootstrap_mean_ci(np.array([0.0, 1.0]), 4000, 0.95, seed=0) == (0.0, 1.0)
+    assert bootstrap_mean_ci(np.array([0.0, 1.0]), 4000, 0.4, seed=0) == (0.5, 0.5)
+    assert bootstrap_mean_ci(np.full(7, 0.3), 100) == pytest.approx((0.3, 0.3))
+    # whole groups are resampled: every object has mean 0.5, so the CI has no width
+    x = np.array([0.0, 1.0, 0.0, 1.0])
+    assert bootstrap_mean_ci(x, 500, groups=["a", "a", "b", "b"]) == (0.5, 0.5)
+    assert bootstrap_mean_ci(x, 4000, groups=["a", "b", "a", "b"]) == (0.0, 1.0)
+    s = srvr([0.0, 0.2, 0.0, 0.2], groups=["m", "m", "v", "v"])
+    assert (s.low, s.mean, s.high) == pytest.approx((0.1, 0.1, 0.1))
+    # CRS skips non-finite scores
+    assert bootstrap_ci(np.array([0.0, np.nan, 1.0]), 4000, level=0.4) == (0.5, 0.5)
