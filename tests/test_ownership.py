@@ -175,3 +175,30 @@ def test_one_bootstrap_known_answers():
     assert (s.low, s.mean, s.high) == pytest.approx((0.1, 0.1, 0.1))
     # CRS skips non-finite scores
     assert bootstrap_ci(np.array([0.0, np.nan, 1.0]), 4000, level=0.4) == (0.5, 0.5)
+
+
+def test_paper_constants_have_one_owner():
+    from robustlens import paper
+    from robustlens.models.base import Classifier
+    from robustlens.models.geometry import imagenet_resize
+    from robustlens.regions.paper import PAPER_DEFAULTS
+    from robustlens.regions.srvr import PAPER_DOMAIN, PAPER_STARTS
+    from robustlens.render.scene import get_parameter
+
+    assert PAPER_DEFAULTS == {"lr": 0.1, "alpha": 0.05, "beta": 0.0009, "reg": 0.1,
+                              "n_iter": 800, "start_halfwidth": 1e-5, "fd_step": 1e-3}
+    assert PAPER_STARTS is paper.STARTS and PAPER_DOMAIN is paper.DOMAIN
+    assert paper.STARTS == [(130, 30), (50, 20), (200, 15), (310, 50)]
+    assert get_parameter("distance").default == paper.DISTANCE == 2.732
+    assert Classifier.__dataclass_fields__["input_size"].default == paper.IMAGE_SIZE == 224
+    assert [imagenet_resize(s) for s in (64, 224, 240, 260)] == [73, 256, 274, 297]
+    # no module but paper.py spells the paper's numbers in code (docstrings may quote them)
+    for path in SRC.rglob("*.py"):
+        if (path.name == "paper.py" and path.parent == SRC) or path.name == "synthetic.py":
+            continue  # synthetic.py: made-up report fixtures, not the protocol
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, float):
+                assert node.value not in (0.0009, 2.732), (path, node.lineno)
+            if isinstance(node, ast.Tuple) and all(isinstance(e, ast.Constant)
+                                                   for e in node.elts):
+                assert [e.value for e in node.elts] != [130, 30], (path, node.lineno)  # type: ignore[attr-defined]

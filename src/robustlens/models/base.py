@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import paper
 from ..errors import BadInput
 from .geometry import EvalGeometry
 from .labels import LabelIndex
@@ -45,7 +46,7 @@ class Classifier:
 
     module: nn.Module
     spec: str
-    input_size: int = 224
+    input_size: int = paper.IMAGE_SIZE
     resize_size: int = 256
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)

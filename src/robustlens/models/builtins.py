@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from ..errors import BadInput
 from .base import Classifier
+from .geometry import imagenet_resize
 from .registry import file_sha256, imagenet_labels, register_builtin
 
 
@@ -25,7 +26,7 @@ def _efficientnet_lite(name: str, weights_file: Callable[[], str], size: int) ->
     with contextlib.redirect_stdout(io.StringIO()):  # the package prints on load
         module = EfficientNet.from_pretrained(name, weights_path=path)
     return Classifier(module=module.eval(), spec=f"builtin:{name.replace('-', '_')}",
-                      input_size=size, resize_size=int(round(size * 256 / 224)),
+                      input_size=size, resize_size=imagenet_resize(size),
                       labels=imagenet_labels(), target_layer="_conv_head",
                       weights_sha256=file_sha256(path))
 

@@ -12,6 +12,12 @@ import torch
 import torchvision.transforms.v2.functional as TF
 
 
+def imagenet_resize(input_size: int) -> int:
+    """The torchvision ImageNet protocol's resize side for a crop of ``input_size``
+    (224 -> 256: crop = 87.5 % of the shorter side)."""
+    return int(round(input_size * 256 / 224))
+
+
 @dataclass(frozen=True)
 class EvalGeometry:
     """``Resize(resize_size)`` + ``CenterCrop(input_size)`` for ``(3, H, W)`` images and

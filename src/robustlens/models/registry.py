@@ -32,6 +32,7 @@ from torch import nn
 
 from ..errors import BadInput, first_line
 from .base import Classifier
+from .geometry import imagenet_resize
 from .runtime import OrtForward, check_onnx_input
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
@@ -210,7 +211,7 @@ def _load_onnx(path: str, ov: ModelOverrides) -> Classifier:
     check_onnx_input(module.input_shape, module.input_name, f"--model onnx:{path}")
     size = module.input_shape[-1] if isinstance(module.input_shape[-1], int) else 224
     return Classifier(module=module, spec=f"onnx:{path}", input_size=size,
-                      resize_size=int(round(size * 256 / 224)), differentiable=False,
+                      resize_size=imagenet_resize(size), differentiable=False,
                       weights_sha256=file_sha256(p), runtime="onnxruntime")
 
 
@@ -315,7 +316,7 @@ def _apply_overrides(clf: Classifier, ov: ModelOverrides) -> None:
         if ov.input_size < 8:
             raise BadInput(f"--input-size {ov.input_size}: expected an integer >= 8")
         clf.input_size = ov.input_size
-        clf.resize_size = int(round(ov.input_size * 256 / 224))
+        clf.resize_size = imagenet_resize(ov.input_size)
     if ov.mean is not None:
         clf.mean = tuple(ov.mean)  # type: ignore[assignment]
     if ov.std is not None:

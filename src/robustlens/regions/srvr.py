@@ -14,16 +14,17 @@ from typing import Any
 
 import numpy as np
 
+from robustlens import paper
 from robustlens.errors import BadInput
 from robustlens.regions.result import RegionResult
 from robustlens.stats import bootstrap_mean_ci
 
 __all__ = ["PAPER_DOMAIN", "PAPER_STARTS", "SRVRSummary", "srvr", "volume_ratios"]
 
-#: Reference start points (azimuth, elevation) in degrees.
-PAPER_STARTS: list[tuple[float, float]] = [(130, 30), (50, 20), (200, 15), (310, 50)]
+#: Reference start points (azimuth, elevation) in degrees (:data:`robustlens.paper.STARTS`).
+PAPER_STARTS: list[tuple[float, float]] = paper.STARTS
 #: Reference domain ((azimuth_min, elevation_min), (azimuth_max, elevation_max)) in degrees.
-PAPER_DOMAIN: tuple[tuple[float, float], tuple[float, float]] = ((0, -10), (360, 90))
+PAPER_DOMAIN: tuple[tuple[float, float], tuple[float, float]] = paper.DOMAIN
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import trimesh
 
+from .. import paper
 from ..errors import BadInput
 from .camera import light_direction, perspective, view_matrix
 from .materials import Materials, materials_of, srgb_to_linear
@@ -149,7 +150,7 @@ class MeshRenderer:
     The OpenGL context belongs to the thread that first renders; use one renderer per thread.
     """
 
-    def __init__(self, image_size: int = 224, msaa: int = 4, smooth: bool = True) -> None:
+    def __init__(self, image_size: int = paper.IMAGE_SIZE, msaa: int = 4, smooth: bool = True) -> None:
         if image_size < 8 or image_size > 2048:
             raise BadInput(f"--image-size {image_size}: expected 8..2048 pixels")
         self.image_size = int(image_size)
