@@ -92,6 +92,18 @@ def bright_map(models: dict[str, str], tmp_path_factory: pytest.TempPathFactory)
     return out / "map.nc"
 
 
+def _box_iou(lo1, hi1, lo2, hi2, period0: float = 360.0) -> float:
+    """IoU of two (azimuth, elevation) boxes, azimuth periodic: overlap on the circle is the
+    best of the shifts -1, 0, +1 turn (boxes narrower than one turn)."""
+    lo1, hi1, lo2, hi2 = (np.asarray(v, float) for v in (lo1, hi1, lo2, hi2))
+    az = max(max(0.0, min(hi1[0], hi2[0] + k) - max(lo1[0], lo2[0] + k))
+             for k in (-period0, 0.0, period0))
+    el = max(0.0, min(hi1[1], hi2[1]) - max(lo1[1], lo2[1]))
+    inter = az * el
+    union = np.prod(hi1 - lo1) + np.prod(hi2 - lo2) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
 # ----------------------------------------------------------------------------- regions
 def test_regions_end_to_end(models: dict[str, str], tmp_path: Path, capsys) -> None:
     out = tmp_path / "r"
@@ -111,7 +123,10 @@ def test_regions_end_to_end(models: dict[str, str], tmp_path: Path, capsys) -> N
         assert RECORD_KEYS <= set(rec)
         lo, hi, x0 = (np.array(rec[k]) for k in ("lower", "upper", "start"))
         assert (lo <= x0).all() and (x0 <= hi).all()
-        assert 0.0 <= rec["volume_ratio"] <= 1.0
+        # known answer: the clipped box volume over the domain's (360 x 100 degrees)
+        width = np.minimum(hi, [360.0, 90.0]) - np.maximum(lo, [-360.0, -10.0])
+        width[0] = min(hi[0] - lo[0], 360.0)  # azimuth is periodic: at most one turn
+        assert rec["volume_ratio"] == pytest.approx(float(np.prod(width)) / 36000.0, rel=1e-6)
         assert rec["evaluations"] >= rec["calls"] >= 1
         assert rec["wall_s"] >= 0
         trace = json.loads((out / rec["trace_file"]).read_text())
@@ -132,8 +147,10 @@ def test_regions_with_map_iou(models: dict[str, str], bright_map: Path, tmp_path
                             *_model_args(models["bright"]), "--out", str(out)], capsys)
     assert code == 0, err
     rec = json.loads((out / "regions.json").read_text())["regions"][0]
-    assert 0.0 <= rec["iou"] <= 1.0
     assert set(rec["ground_truth"]) == {"lower", "upper"}
+    assert rec["iou"] == pytest.approx(_box_iou(rec["lower"], rec["upper"],
+                                                rec["ground_truth"]["lower"],
+                                                rec["ground_truth"]["upper"]), abs=1e-9)
     assert "IoU" in err  # printed
     assert (out / "regions.png").is_file()
 
