@@ -112,7 +112,7 @@ def test_render_score_releases_the_renderer_it_owns(monkeypatch):
         pass
     assert closed == ["own"]  # the caller's renderer stays open
     # bad input before any resource is made
-    with pytest.raises(BadInput, match="--batch-size"):
+    with pytest.raises(BadInput, match="^batch_size 0"):
         score_mod.RenderScore(clf, None, 0, ["azimuth"], batch_size=0)  # type: ignore[arg-type]
     assert closed == ["own"]
 
@@ -202,3 +202,25 @@ def test_paper_constants_have_one_owner():
             if isinstance(node, ast.Tuple) and all(isinstance(e, ast.Constant)
                                                    for e in node.elts):
                 assert [e.value for e in node.elts] != [130, 30], (path, node.lineno)  # type: ignore[attr-defined]
+
+
+def test_errors_carry_parameter_names_and_the_cli_names_the_flag(capsys):
+    from robustlens.errors import cli_flag
+    from robustlens.representation.scores import ClassRobustness
+
+    e = BadInput("0: expected an integer >= 1", param="batch_size")
+    assert str(e) == "batch_size 0: expected an integer >= 1" and e.param == "batch_size"
+    assert e.named(cli_flag(e.param)) == "--batch-size 0: expected an integer >= 1"
+    assert e.named("representation.batch_size").startswith("representation.batch_size 0:")
+    assert str(BadInput(": give one", param="grid")) == "grid: give one"
+    assert str(BadInput("whole message")) == "whole message"
+    # library code raises with the parameter name, not a CLI flag ...
+    with pytest.raises(BadInput) as exc:
+        ClassRobustness(batch_size=0)
+    assert exc.value.param == "batch_size" and not str(exc.value).startswith("--")
+    with pytest.raises(BadInput) as exc2:
+        load_model("timm:no_such_net_xyz")
+    assert exc2.value.param == "model" and str(exc2.value).startswith("model timm:")
+    # ... and the CLI still names the flag in its one line
+    code, _, err = run_cli(["layers", "--model", "timm:no_such_net_xyz"], capsys)
+    assert code == 2 and err.startswith("error: --model timm:no_such_net_xyz: unknown timm")

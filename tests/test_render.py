@@ -158,5 +158,5 @@ def test_scene_parameter_validation():
         parse_assignments(["object_color=1,0"])
     assert parse_assignments(["object_color=1,0,0.5", "distance=3"]) == {
         "object_r": 1.0, "object_g": 0.0, "object_b": 0.5, "distance": 3.0}
-    with pytest.raises(BadInput, match="--image-size"):
+    with pytest.raises(BadInput, match="^image_size"):
         MeshRenderer(image_size=2)

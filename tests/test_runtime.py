@@ -141,7 +141,7 @@ def test_unexportable_model(user_models, cache):
     lines: list[str] = []
     rt.prepare_runtime(clf, "auto", log=lines.append)
     assert clf.runtime == "torch" and "ONNX export failed" in lines[0]
-    with pytest.raises(BadInput, match=r"--runtime onnxruntime: model 'python:.*cummax' cannot be "
+    with pytest.raises(BadInput, match=r"^runtime onnxruntime: model 'python:.*cummax' cannot be "
                                        r"exported to ONNX \(.*aten::cummax"):
         rt.prepare_runtime(clf, "onnxruntime", log=lines.append)
     assert not list((cache / "onnx").glob("*.onnx"))  # nothing half-written in the cache
@@ -191,7 +191,7 @@ def test_cuda_without_ort_cuda_provider(user_models, cache, monkeypatch):
 
 
 def test_bad_runtime_name(user_models):
-    with pytest.raises(BadInput, match="--runtime 'tensorrt'"):
+    with pytest.raises(BadInput, match="^runtime 'tensorrt'"):
         rt.prepare_runtime(_load(user_models, "tiny"), "tensorrt")
 
 

@@ -13,7 +13,7 @@ import warnings
 
 import click
 
-from ..errors import BadInput, printable
+from ..errors import BadInput, cli_flag, printable
 from .common import VERBOSITY
 
 EPILOG = """\b
@@ -73,7 +73,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"error: {exc.format_message()}{ctx_cmd}", file=sys.stderr)
         sys.exit(exc.exit_code)
     except BadInput as exc:
-        print(f"error: {printable(str(exc))}", file=sys.stderr)
+        msg = exc.named(cli_flag(exc.param)) if exc.param else str(exc)
+        print(f"error: {printable(msg)}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

@@ -129,14 +129,14 @@ class Classifier:
             idx = int(cls)
             n = self.num_classes
             if not 0 <= idx < n:
-                raise BadInput(f"--class {cls}: class id out of range for model {self.spec!r} "
-                               f"({n} classes), expected 0..{n - 1}")
+                raise BadInput(f"{cls}: class id out of range for model {self.spec!r} "
+                               f"({n} classes), expected 0..{n - 1}", param="class")
             return idx
         found = self.label_index.resolve(cls, f"--class {cls!r}")
         if found is not None:
             return found
-        raise BadInput(f"--class {cls!r}: unknown class name for model {self.spec!r} "
-                       f"(expected a class id 0..{self.num_classes - 1} or an exact label)")
+        raise BadInput(f"{cls!r}: unknown class name for model {self.spec!r} "
+                       f"(expected a class id 0..{self.num_classes - 1} or an exact label)", param="class")
 
     # ------------------------------------------------------------- CAM layer
     def layer(self, path: str | None = None) -> nn.Module:
@@ -149,14 +149,14 @@ class Classifier:
             if part.isdigit() and isinstance(mod, (nn.Sequential, nn.ModuleList)):
                 idx = int(part)
                 if idx >= len(mod):
-                    raise BadInput(f"--target-layer {path!r}: index {idx} out of range in model "
-                                   f"{self.spec!r}")
+                    raise BadInput(f"{path!r}: index {idx} out of range in model "
+                                   f"{self.spec!r}", param="target_layer")
                 mod = mod[idx]
             elif hasattr(mod, part) and isinstance(getattr(mod, part), nn.Module):
                 mod = getattr(mod, part)
             else:
-                raise BadInput(f"--target-layer {path!r}: no module {part!r} in model {self.spec!r}"
-                               f" (see `robustlens layers --model {self.spec}`)")
+                raise BadInput(f"{path!r}: no module {part!r} in model {self.spec!r}"
+                               f" (see `robustlens layers --model {self.spec}`)", param="target_layer")
         return mod
 
     @torch.no_grad()

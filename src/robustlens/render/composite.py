@@ -115,7 +115,7 @@ def make_rendered_dataset(out_dir: str | os.PathLike[str], meshes: Sequence[str]
         classes = [demo_class(m) or "" for m in meshes]
         missing = [m for m, c in zip(meshes, classes, strict=True) if not c]
         if missing:
-            raise BadInput(f"--mesh {missing[0]}: not a demo mesh; give its class")
+            raise BadInput(f"{missing[0]}: not a demo mesh; give its class", param="mesh")
     if len(classes) != len(meshes):
         raise BadInput("classes: expected one class per mesh")
     rng = np.random.default_rng(seed)

@@ -152,7 +152,7 @@ class MeshRenderer:
 
     def __init__(self, image_size: int = paper.IMAGE_SIZE, msaa: int = 4, smooth: bool = True) -> None:
         if image_size < 8 or image_size > 2048:
-            raise BadInput(f"--image-size {image_size}: expected 8..2048 pixels")
+            raise BadInput(f"{image_size}: expected 8..2048 pixels", param="image_size")
         self.image_size = int(image_size)
         self.msaa = int(msaa)
         self.smooth = bool(smooth)

@@ -146,7 +146,7 @@ def load_dataset(path: str | os.PathLike[str], labels: Sequence[str], *, split: 
     """
     p = Path(path).expanduser()
     if not p.exists():
-        raise BadInput(f"--data {path}: no such file or directory")
+        raise BadInput(f"{path}: no such file or directory", param="data")
     lab = LabelIndex(labels)
     if p.is_file():
         if p.suffix.lower() == ".csv":
@@ -154,7 +154,7 @@ def load_dataset(path: str | os.PathLike[str], labels: Sequence[str], *, split: 
         elif p.suffix.lower() == ".json":
             ds = _load_coco(p, lab, skip_unknown)
         else:
-            raise BadInput(f"--data {path}: expected a .csv or COCO .json file, or a folder")
+            raise BadInput(f"{path}: expected a .csv or COCO .json file, or a folder", param="data")
     elif (p / "Annotations").is_dir():
         ds = _load_voc(p, lab, split, skip_unknown)
     else:
@@ -164,17 +164,17 @@ def load_dataset(path: str | os.PathLike[str], labels: Sequence[str], *, split: 
         if len(coco) == 1:
             ds = _load_coco(coco[0], lab, skip_unknown)
         elif len(coco) > 1:
-            raise BadInput(f"--data {path}: several COCO files in annotations/; pass one of "
-                           f"{', '.join(c.name for c in coco)}")
+            raise BadInput(f"{path}: several COCO files in annotations/; pass one of "
+                           f"{', '.join(c.name for c in coco)}", param="data")
         elif len(csvs) == 1:
             ds = _load_csv(csvs[0], lab, skip_unknown)
         elif len(csvs) > 1:
-            raise BadInput(f"--data {path}: several CSV files; pass one of "
-                           f"{', '.join(c.name for c in csvs)}")
+            raise BadInput(f"{path}: several CSV files; pass one of "
+                           f"{', '.join(c.name for c in csvs)}", param="data")
         else:
             ds = _load_xml_folder(p, lab, skip_unknown)
     if not ds.items:
-        raise BadInput(f"--data {path}: empty dataset, no annotated image found")
+        raise BadInput(f"{path}: empty dataset, no annotated image found", param="data")
     ds.labels = list(labels)
     return ds
 
@@ -223,7 +223,7 @@ def _load_csv(path: Path, labels: LabelIndex, skip_unknown: bool) -> BoxDataset:
     try:
         f = open(path, newline="", encoding="utf-8-sig")
     except OSError as exc:
-        raise BadInput(f"--data {path}: cannot read ({first_line(exc)})") from None
+        raise BadInput(f"{path}: cannot read ({first_line(exc)})", param="data") from None
     rows: list[tuple[Any, int, np.ndarray, str, str]] = []
     sizes: dict[Path, tuple[int, int]] = {}
     with f:
@@ -310,7 +310,7 @@ def _load_voc(root: Path, labels: LabelIndex, split: str | None, skip_unknown: b
     if split is not None:
         lst = sets / f"{split}.txt"
         if not lst.is_file():
-            raise BadInput(f"--split {split}: {lst} not found")
+            raise BadInput(f"{split}: {lst} not found", param="split")
         ids = [ln.split()[0] for ln in lst.read_text().splitlines() if ln.strip()]
     else:
         ids = sorted(p.stem for p in ann.glob("*.xml"))
@@ -330,8 +330,8 @@ def _load_voc(root: Path, labels: LabelIndex, split: str | None, skip_unknown: b
 def _load_xml_folder(root: Path, labels: LabelIndex, skip_unknown: bool) -> BoxDataset:
     xmls = sorted(root.rglob("*.xml"))
     if not xmls:
-        raise BadInput(f"--data {root}: no annotations found (expected a CSV, a COCO JSON, a VOC "
-                       f"root or images with Pascal-style XMLs)")
+        raise BadInput(f"{root}: no annotations found (expected a CSV, a COCO JSON, a VOC "
+                       f"root or images with Pascal-style XMLs)", param="data")
     images: dict[str, Path] = {}
     for p in sorted(root.rglob("*")):
         if p.suffix.lower() in IMAGE_EXTS:
@@ -356,7 +356,7 @@ def _load_coco(path: Path, labels: LabelIndex, skip_unknown: bool) -> BoxDataset
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise BadInput(f"{path}: not a COCO instances file ({first_line(exc)})") from None
     if not images:
-        raise BadInput(f"--data {path}: empty dataset, no images in the COCO file")
+        raise BadInput(f"{path}: empty dataset, no images in the COCO file", param="data")
     first = next(iter(images.values()))[0]
     split = path.stem.split("_")[-1]
     cands = [path.parent, path.parent / "images", path.parent.parent, path.parent.parent / "images",

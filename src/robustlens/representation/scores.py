@@ -166,9 +166,9 @@ class ClassRobustness:
                  scorecam_batch: int = 32) -> None:
         self.cam = check_method(cam)
         if batch_size < 1:
-            raise BadInput(f"--batch-size {batch_size}: expected an integer >= 1")
+            raise BadInput(f"{batch_size}: expected an integer >= 1", param="batch_size")
         if n_boot < 0:
-            raise BadInput(f"--n-boot {n_boot}: expected an integer >= 0")
+            raise BadInput(f"{n_boot}: expected an integer >= 0", param="n_boot")
         self.batch_size = batch_size
         self.correct_only = correct_only
         self.n_boot = n_boot

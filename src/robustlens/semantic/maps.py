@@ -46,15 +46,15 @@ class SemanticMap:
     def __init__(self, axes: Sequence[GridAxis], fixed: Mapping[str, float] | None = None,
                  batch_size: int = 32, samples: int | None = None, seed: int = 0) -> None:
         if not axes:
-            raise BadInput("--grid: give at least one parameter to sweep")
+            raise BadInput(": give at least one parameter to sweep", param="grid")
         self.axes = list(axes)
         self.fixed = dict(fixed or {})
         clash = set(self.fixed) & {a.name for a in self.axes}
         if clash:
-            raise BadInput(f"--set {sorted(clash)[0]}: also swept by --grid; use one or the other")
+            raise BadInput(f"{sorted(clash)[0]}: also swept by --grid; use one or the other", param="set")
         self.batch_size = batch_size
         if samples is not None and samples < 1:
-            raise BadInput(f"--samples {samples}: expected a positive integer")
+            raise BadInput(f"{samples}: expected a positive integer", param="samples")
         self.samples = samples
         self.seed = seed
 
@@ -179,6 +179,7 @@ def load_map(path: str | Path) -> xr.Dataset:
     if p.is_dir():
         p = p / "map.nc"
     if not p.is_file():
+        # whole message (no param=): the report strips the leading flag from it
         raise BadInput(f"--map {path}: file not found (expected a map.nc written by `robustlens map`)")
     try:
         ds = xr.load_dataset(p, engine="h5netcdf")

@@ -50,7 +50,7 @@ class RenderScore:
             get_parameter(n)
         self.fixed = dict(fixed or {})
         if batch_size < 1:
-            raise BadInput(f"--batch-size {batch_size}: expected a positive integer")
+            raise BadInput(f"{batch_size}: expected a positive integer", param="batch_size")
         self._owns_renderer = renderer is None
         self.renderer = renderer or MeshRenderer(image_size=classifier.input_size)
         self.batch_size = int(batch_size)
