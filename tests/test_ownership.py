@@ -224,3 +224,24 @@ def test_errors_carry_parameter_names_and_the_cli_names_the_flag(capsys):
     # ... and the CLI still names the flag in its one line
     code, _, err = run_cli(["layers", "--model", "timm:no_such_net_xyz"], capsys)
     assert code == 2 and err.startswith("error: --model timm:no_such_net_xyz: unknown timm")
+
+
+def test_semantic_map_accepts_a_mapping_of_values():
+    import numpy as np
+
+    from robustlens.semantic import SemanticMap, parse_grids
+
+    from_map = SemanticMap({"azimuth": np.array([0.0, 90.0, 180.0]), "elevation": "0:60:30"})
+    from_cli = SemanticMap(parse_grids(["azimuth=0,90,180", "elevation=0:60:30"]))
+    np.testing.assert_array_equal(from_map.points(), from_cli.points())
+    assert from_map.points().tolist()[:3] == [[0, 0], [0, 30], [90, 0]]
+    assert SemanticMap(["azimuth=0:360:90"]).n_poses() == 4
+    for bad, why in [({"azimuth": [90.0, 0.0]}, "strictly increasing"),
+                     ({"azimuth": []}, "expected 1.."),
+                     ({"elevation": [0.0, 120.0]}, "elevation"),
+                     ({"nope": [1.0]}, "nope")]:
+        with pytest.raises(BadInput, match=why):
+            SemanticMap(bad)
+    with pytest.raises(BadInput) as exc:
+        SemanticMap({"azimuth": [2.0, 1.0]})
+    assert exc.value.param == "axes"

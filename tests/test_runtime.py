@@ -248,10 +248,10 @@ def test_default_runtime_map_equals_torch_map():
     assert len(smap.points()) == 30
     rt.prepare_runtime(clf, "auto", log=lambda m: None)
     assert clf.runtime == "onnxruntime"
-    fast = smap.run(clf, mesh, 504)
+    fast = smap.run(clf, mesh, 504).map_
     assert fast.attrs["runtime"] == "onnxruntime"
     rt.prepare_runtime(clf, "torch")
-    ref = smap.run(clf, mesh, 504)
+    ref = smap.run(clf, mesh, 504).map_
     assert ref.attrs["runtime"] == "torch"
     d = np.abs(fast["score"].values - ref["score"].values)
     assert d.max() <= 2e-3, d.max()
