@@ -185,5 +185,6 @@ def test_bad_batch_size_and_q(tmp_path, capsys) -> None:
     with pytest.raises(BadInput, match="^batch_size 0"):
         ClassRobustness(batch_size=0)
     csv_path = make_planted_dataset(tmp_path / "d", n_per_class=1, seed=5)
-    assert "--q 1.5" in _cli(capsys, ["attack", "--data", str(csv_path), "--model", "planted_cue",
-                                      "--classes", "0", "--q", "1.5", "--out", str(tmp_path / "o")])
+    assert "'--q': 1.5 is not in the range 0<x<=1" in _cli(
+        capsys, ["attack", "--data", str(csv_path), "--model", "planted_cue", "--classes", "0",
+                 "--q", "1.5", "--out", str(tmp_path / "o")])

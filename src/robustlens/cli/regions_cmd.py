@@ -51,12 +51,12 @@ def region_options(fn: Any) -> Any:
         click.option("--threshold", type=click.FloatRange(0, 1, min_open=True, max_open=True),
                      default=0.5, show_default=True,
                      help="Score the region must keep, in (0, 1) (variant ours; ground truth)."),
-        click.option("--max-evals", type=int, default=None,
+        click.option("--max-evals", type=click.IntRange(min=1), default=None,
                      help="Cap the score evaluations per region (paper: iterations = "
                           "max-evals / evaluations per iteration)."),
         click.option("--set", "sets", multiple=True,
                      help="Fix another scene parameter, e.g. --set distance=3."),
-        click.option("--batch-size", type=int, default=32, show_default=True,
+        click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
                      help="Poses rendered and classified together."),
         click.option("--image-size", type=click.IntRange(8, 2048), default=None,
                      help="Render size in pixels, 8..2048 (default: the model's input size)."),
@@ -100,10 +100,7 @@ def parse_search(params: tuple[str, ...], domains: tuple[str, ...], starts: tupl
         check_method(m)
     if not math.isfinite(threshold):
         raise BadInput(f"--threshold {threshold}: expected a finite number")
-    if batch_size < 1:
-        raise BadInput(f"--batch-size {batch_size}: expected a positive integer")
-    if max_evals is not None and max_evals < 1:
-        raise BadInput(f"--max-evals {max_evals}: expected an integer >= 1")
+    # --batch-size and --max-evals ranges: click.IntRange on the options
     fixed = parse_assignments(sets)
     clash = sorted(set(fixed) & set(names))
     if clash:

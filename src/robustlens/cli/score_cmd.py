@@ -55,7 +55,7 @@ def progress_bar() -> Iterator[Progress]:
 @click.option("--split", default=None, help="VOC image set (ImageSets/Main/SPLIT.txt).")
 @click.option("--skip-unknown-labels", is_flag=True,
               help="Drop objects whose label is not a model class instead of failing.")
-@click.option("--top", type=int, default=20, show_default=True,
+@click.option("--top", type=click.IntRange(min=1), default=20, show_default=True,
               help="Classes in the ranking chart.")
 @click.option("--overlay-classes", type=int, default=4, show_default=True,
               help="Least robust classes shown in cam_overlays.png.")
@@ -76,8 +76,6 @@ def command(**kwargs: Any) -> None:
     data = kwargs["data"]
     if not Path(data).expanduser().exists():
         raise BadInput(f"--data {data}: no such file or directory")
-    if kwargs["top"] < 1:
-        raise BadInput(f"--top {kwargs['top']}: expected an integer >= 1")
     check_out_dir(kwargs["out"])
     clf = model_from_options(**mk)
     est = ClassRobustness(cam=kwargs["cam"], batch_size=kwargs["batch_size"],
