@@ -23,7 +23,7 @@ Examples:
   robustlens regions --mesh demo:mug --map out/mug/map.nc --method oir_b --out out/mug_regions
   robustlens srvr --model default --model efficientnet_lite2 --mesh demo:mug --out out/srvr
   robustlens score --data boxes.csv --cam gradcam++ --out out/scores
-  robustlens models    robustlens meshes    robustlens params
+  robustlens models    robustlens meshes    robustlens params    robustlens layers
 
 Exit codes: 0 ok, 2 bad input, 1 internal error."""
 
