@@ -245,3 +245,21 @@ def test_semantic_map_accepts_a_mapping_of_values():
     with pytest.raises(BadInput) as exc:
         SemanticMap({"azimuth": [2.0, 1.0]})
     assert exc.value.param == "axes"
+
+
+def test_study_errors_name_the_config_field(tmp_path, capsys):
+    import yaml
+
+    from robustlens.study.config import config_error
+
+    assert str(config_error(BadInput("timm:x: unknown", param="model"))) == \
+        "config models timm:x: unknown"
+    assert str(config_error(BadInput("whole"))) == "whole"
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text(yaml.safe_dump({"models": [{"spec": "timm:no_such_net_xyz"}],
+                                   "semantic": {"meshes": [{"mesh": "demo:mug", "class": 504}]},
+                                   "report": False}))
+    code, _, err = run_cli(["run", str(cfg), "--out", str(tmp_path / "o")], capsys)
+    assert code == 2 and err == "error: config models timm:no_such_net_xyz: unknown timm model " \
+                                "(see timm.list_models())\n"
+    assert not (tmp_path / "o").exists()

@@ -274,3 +274,22 @@ def load_config(path: str | Path | None) -> StudyConfig:
         loc = ".".join(str(x) for x in err["loc"])
         more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
         raise BadInput(f"config {p}: field {loc}: {err['msg']}{more}") from None
+
+
+#: library parameter (``BadInput.param``) -> the config field that sets it, so an error
+#: raised deep in the library names the field the user wrote (like the CLI names its flag)
+CONFIG_FIELDS: dict[str, str] = {
+    "model": "models", "weights": "models.weights", "input_size": "models.input_size",
+    "mean": "models.mean", "std": "models.std", "labels": "models.labels",
+    "target_layer": "models.target_layer", "device": "device", "runtime": "runtime",
+    "mesh": "semantic.meshes", "up": "semantic.meshes.up", "data": "representation.datasets",
+    "cam": "representation.cams",
+}
+
+
+def config_error(exc: BadInput) -> BadInput:
+    """``exc`` re-worded for a study config: its parameter named by the config field
+    (``config models timm:x: unknown timm model``); unchanged when there is no such field."""
+    field = CONFIG_FIELDS.get(exc.param or "")
+    return BadInput(exc.named(f"config {field}")) if field else exc
+
