@@ -263,3 +263,23 @@ def test_study_errors_name_the_config_field(tmp_path, capsys):
     assert code == 2 and err == "error: config models timm:no_such_net_xyz: unknown timm model " \
                                 "(see timm.list_models())\n"
     assert not (tmp_path / "o").exists()
+
+
+def test_cam_hooks_are_released_even_on_failure():
+    import torch
+
+    from robustlens.representation.cam import compute_cams
+
+    clf = load_model("planted_cue")
+
+    def n_hooks() -> int:
+        return sum(len(m._forward_hooks) + len(m._backward_hooks) + len(m._forward_pre_hooks)
+                   for m in clf.module.modules())
+
+    assert n_hooks() == 0
+    cams = compute_cams(clf, torch.rand(2, 3, 64, 64), [0, 4], method="gradcam")
+    assert cams.shape == (2, 64, 64) and n_hooks() == 0
+    with pytest.raises(BadInput):
+        compute_cams(clf, torch.rand(1, 3, 64, 64), [99], method="gradcam")
+    assert n_hooks() == 0
+    assert all(p.requires_grad for p in clf.module.parameters())
