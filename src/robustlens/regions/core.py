@@ -8,18 +8,18 @@ finite-difference points) in ONE call so a renderer + classifier can batch them.
 Variants
 --------
 ``"paper"``: the reference update rules exactly as printed (see `paper`).
-``"ours"`` (default): threshold-based per-face line search (see `ours`).
+``"ours"`` (default): the largest box on which the score stays >= ``threshold``: lattice
+flood fill, exact largest lattice box, batched face bisection (see `ours`).
 
 Hyper-parameters (keyword arguments)
 ------------------------------------
 paper: ``lr=0.1, alpha=0.05, beta=0.0009, reg=0.1, n_iter=800, start_halfwidth=1e-5,
 fd_step=1e-3`` (central differences with step ``fd_step`` x domain width per dim
 when OIR_W has no ``grad_fn``).
-ours: ``threshold=0.5, init_step=1/32, grow=2.0, xtol=1e-3, max_iter=400,
-max_evals=None, face_points=None, fd_step=1e-3, trades=None, trade_frac=0.25,
-kkt_tol=0.2`` (steps and tolerances are fractions of the domain width per dim;
-``face_points`` None means 0 for naive and 1 (face centre) otherwise; ``trades`` None
-means 4(n-1) for oir_w and 0 otherwise).
+ours: ``threshold=0.5, max_evals=None (750 * 2**n: 3000 in 2-D), max_iter=2000,
+lattice=None (flood-fill cells per dim, from the budget), xtol=1e-3, fd_step=1e-3,
+trades=None (2(n-1) for oir_w, else 0), trade_frac=0.5`` (tolerances are fractions of
+the domain width per dim; see `ours`).
 both: ``periodic`` (bool mask (n,) or list of dim indices; only "ours" wraps, the
 paper rules clip), ``grow_tol=1e-3`` (a region *grew* when the geometric mean of its
 widths relative to the domain widths exceeds it).
@@ -137,18 +137,25 @@ def _check_hyper(variant: str, hyper: dict[str, Any]) -> dict[str, Any]:
             positive(name)
         integer("n_iter", 1)
     else:
-        for name in ("init_step", "xtol", "kkt_tol"):
-            positive(name)
+        positive("xtol")
         if not np.isfinite(number("threshold")):
             raise BadInput(f"threshold: expected a finite number, got {h['threshold']!r}")
-        if not number("grow") > 1:
-            raise BadInput(f"grow: expected a number > 1, got {h['grow']!r}")
-        if not 0 < number("trade_frac") < 1:
-            raise BadInput(f"trade_frac: expected a fraction in (0, 1), got {h['trade_frac']!r}")
+        if not 0 < number("trade_frac") <= 1:
+            raise BadInput(f"trade_frac: expected a fraction in (0, 1], got {h['trade_frac']!r}")
         integer("max_iter", 1)
         integer("max_evals", 1, optional=True)
-        integer("face_points", 0, optional=True)
         integer("trades", 0, optional=True)
+        integer("alternatives", 0, optional=True)
+        lat = h["lattice"]
+        if lat is not None:
+            arr = np.atleast_1d(np.asarray(lat, dtype=object))
+            if arr.ndim != 1 or not all(
+                isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 2
+                for v in arr
+            ):
+                raise BadInput(
+                    f"lattice: expected an integer >= 2 (cells per dim) or one per dim, got {lat!r}"
+                )
     if float(h["fd_step"]) >= 0.5:
         raise BadInput(
             f"fd_step: expected a fraction of the domain width < 0.5, got {h['fd_step']}"
@@ -237,8 +244,12 @@ class RobustRegion:
             threshold=threshold,
             stop_reason=raw["stop_reason"],
             hyper=hyper_out,
+            resolution=raw.get("resolution"),
+            worst_score=raw.get("worst_score"),
             info={
-                k: raw[k] for k in ("n_trades", "n_trades_accepted", "trades_cut_short") if k in raw
+                k: raw[k]
+                for k in ("n_trades", "n_trades_accepted", "n_alternatives", "max_evals", "lattice")
+                if k in raw
             },
         )
         return self

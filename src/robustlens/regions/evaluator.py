@@ -115,6 +115,13 @@ class Evaluator:
         return arr
 
     # ------------------------------------------------------------------ public
+    def count_new(self, pts: np.ndarray) -> int:
+        """How many distinct points of ``pts`` (N, n) a call would score (cache misses)."""
+        if not self.use_cache:
+            return len(pts)
+        keys = set(self._keys(self.wrap(np.asarray(pts, dtype=np.float64))))
+        return sum(k not in self._cache for k in keys)
+
     def evaluate(
         self, pts: np.ndarray, grad_pts: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray | None]:

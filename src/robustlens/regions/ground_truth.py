@@ -31,7 +31,14 @@ from scipy.interpolate import RegularGridInterpolator
 
 from robustlens.errors import BadInput
 
-__all__ = ["ground_truth_box", "iou", "largest_box", "map_domain", "map_score_fn"]
+__all__ = [
+    "ground_truth_box",
+    "iou",
+    "largest_box",
+    "largest_box_mask",
+    "map_domain",
+    "map_score_fn",
+]
 
 _INF = np.inf
 
@@ -196,6 +203,35 @@ def largest_box(
     per = _periodic_mask(periodic, arr.ndim)
     _, lo, hi = _best_nd(good, [int(v) for v in idx], per)
     return tuple(int(v) for v in lo), tuple(int(v) for v in hi)
+
+
+def largest_box_mask(
+    good: np.ndarray, start: Sequence[int], periodic: np.ndarray
+) -> tuple[list[int], list[int]]:
+    """`largest_box` on a bool array (no validation): inclusive ``(lo, hi)`` index lists.
+
+    Non-periodic axes are first cropped to the bounding box of the good cells, which
+    keeps the exhaustive n-D search cheap when the good cells are a small part of a
+    large lattice (a flood-filled component).
+    """
+    per = np.asarray(periodic, bool)
+    offs = []
+    sl = []
+    for ax in range(good.ndim):
+        if per[ax]:
+            offs.append(0)
+            sl.append(slice(None))
+            continue
+        other = tuple(a for a in range(good.ndim) if a != ax)
+        hit = np.flatnonzero(good.any(axis=other)) if good.ndim > 1 else np.flatnonzero(good)
+        a, b = (int(hit[0]), int(hit[-1])) if hit.size else (int(start[ax]), int(start[ax]))
+        a, b = min(a, int(start[ax])), max(b, int(start[ax]))
+        offs.append(a)
+        sl.append(slice(a, b + 1))
+    sub = good[tuple(sl)]
+    st = [int(s) - o for s, o in zip(start, offs, strict=True)]
+    _, lo, hi = _best_nd(sub, st, per)
+    return [v + o for v, o in zip(lo, offs, strict=True)], [v + o for v, o in zip(hi, offs, strict=True)]
 
 
 # ---------------------------------------------------------------------- xarray maps

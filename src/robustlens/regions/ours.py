@@ -1,130 +1,120 @@
-"""Variant "ours": a threshold-based, scale-free, batched robust-region search.
+"""Variant "ours": the largest sound box around ``x0`` (lattice flood-fill, exact box, faces).
 
-Goal: the largest axis-aligned box ``[lower, upper]`` containing ``x0`` on which the
-score stays ``>= threshold`` (checked at sample points).
+Objective: the largest axis-aligned box ``[lower, upper]`` containing ``x0`` on which
+the score stays ``>= threshold`` -- *at the resolution tested*: no point the search
+scored inside the returned box is below the threshold (``RegionResult.worst_score``),
+and the tested points are at most ``RegionResult.resolution`` apart per dim.
 
-Face line search (all methods)
-------------------------------
-Each of the 2n faces of the box runs its own 1-D line search on its outward
-offset.  While a face's tests pass, its step doubles (``grow``, starting at
-``init_step`` x domain width); the first failing test brackets the threshold
-crossing, and the bracket is then bisected until it is narrower than ``xtol`` x
-domain width, or the face reaches the domain edge.  A face test samples the
-*candidate* face (the face moved outward by its step, spanning the current box in
-the other dims).  Every test of one step, the current box's corners and any
-finite-difference points go to ``score_fn`` in ONE call; evaluations are cached on a
-2^-40 grid of the domain width, so no point is scored twice.
+Three steps, every round of each sent to ``score_fn`` in ONE batched call, every
+point cached (2^-40 grid of the domain width) so nothing is scored twice:
 
-Passing faces move together, which creates corners no test saw (two faces moved
-at once).  The next step's call re-checks the current box's corners; a failing
-corner sends all but one of the faces it touches back to their previous
-positions, with their brackets closed there.  Every returned box therefore has
-all its corners ``>= threshold``; faces are certified at their sample points only.
+1. **Flood fill** on a lattice anchored at ``x0`` (spacing ``h`` = domain width /
+   ``lattice`` per dim; the domain edges are lattice nodes too).  Breadth-first from
+   ``x0``: each round scores the unscored neighbours of the nodes found good in the
+   previous round, so the whole ``>= threshold`` component containing ``x0`` and its
+   boundary get scored -- however rugged, whatever its shape.  ``lattice`` default:
+   about ``(max_evals / 3) ** (1/n)`` cells per dim, capped to [8, 48] (2-D: 31 cells,
+   e.g. 11.6 x 3.2 degrees on azimuth x elevation).  Where the best box spans fewer
+   than 16 nodes in a dim (4 in 3-D, 3 above) the step there is halved and the
+   flood repeated (cached nodes are free), or only a window around the candidate
+   boxes when the whole component would be too dear: the resolution adapts to the
+   box size, down to 8 ``xtol``.
+2. **Exact largest box** of good nodes containing ``x0`` on that lattice
+   (`ground_truth.largest_box_mask`: exact in any dimension, periodic dims wrap).
+   This is the global step: the box is not the first locally maximal one met by
+   growing faces, it is the best one on the lattice, whatever the component's shape.
+3. **Face refinement.**  Each of the 2n faces lies on a good lattice layer, and the
+   next layer out contains a bad node (else the lattice box would not be largest).
+   Each face bisects its bracket to ``xtol`` x domain width with cheap tests (face
+   corners; plus the face centre for oir_b / oir_w), one dim per round so a move is
+   tested over exactly the box it bounds.  Then every moved face is tested densely at
+   its final position, all in one call: the lattice lines crossing it and its corners
+   (naive), plus the centres of its lattice cells (oir_b / oir_w).  A face failing
+   that goes back to its lattice layer and bisects with dense tests.  So the box is
+   covered by scored points at most ``h`` apart (``resolution``).
 
-Steps are fractions of the domain width, never multiplied by the box volume, so
-the search works the same in 1-D and 6-D; bounds never leave the domain (except
-by wrapping on ``periodic`` dims, where the width is capped at the period).
+Then **volume trades**, for every method: at the most constraining tested point of
+each face the search takes the score gradient (central differences with step
+``fd_step`` x width, one batched call; oir_w uses ``grad_fn`` when given), ranks the
+dims by score cost per unit of log-width (``|df/dx_i| * width_i``, equal on all
+active dims at the optimum), shrinks the most expensive dim by ``trade_frac`` of its
+width, lets the other faces regrow (doubling steps, then bisection, then the dense
+check), then regrows the shrunk dim; a trade is kept only if the volume grows.
+``trades`` trials at most (default 1; oir_w 2(n-1)), and none that the remaining
+budget could not pay twice.  Before that, ``alternatives`` runner-up lattice boxes (a
+face layer left out, or one node thick in a dim: ridges and flat bands) are refined
+too and the largest result is kept (default 3 in 1-D / 2-D, 1 in 3-D, 0 above).
 
-Why bisection and not secant / Newton steps: we tried both.  On product-like
-landscapes (soft edges in several dims) a face that reaches its crossing in one
-or two predicted steps takes all the slack of the shared corners, and the other
-dims are then blocked: 5-20 % less volume (IoU 0.5-0.6 on a soft 2-D map) than
-with faces that close their brackets in lock step.  Bisection also makes the cost
-predictable: about log2(distance / init_step) + log2(step / xtol) steps.
+The methods keep their flavour: naive tests face corners (bisection) and corners plus
+lattice lines (verification); oir_b adds the face centre and the face cell centres;
+oir_w adds gradient-guided trades (``grad_fn``) and more of them.
 
-Methods
--------
-* ``naive`` -- a *maximal* box (no face can move outward), judged on the box
-  corners only, like the reference naive method (inner corners only) but with no
-  regulariser capping the box.  Cheapest; blind to dips inside faces.
-* ``oir_b`` (black box, the default) -- a maximal box judged on the *outer* box:
-  every face test samples the candidate face's corners plus ``face_points``
-  interior points (default 1: the face centre; more: Halton points), so a notch
-  entering a face between its corners stops it.  Costs about 2n more evaluations
-  per step than naive.
-* ``oir_w`` (white box) -- the *largest* box: the oir_b search, then volume
-  *trades* steered by the score gradient at the most constraining box corner
-  (``grad_fn`` if given, else central differences with step ``fd_step`` x domain
-  width, clipped to the domain, batched in one call).  At the largest box, moving
-  any face outward costs the same score per unit of log-volume (KKT:
-  ``|df/dx_i| * width_i`` equal over the dims that corner constrains).  While the
-  costs differ by more than ``kkt_tol`` (20 %), the dim with the largest cost is
-  shrunk by ``trade_frac`` of its extent on each side of ``x0``, the other dims
-  regrow, then it regrows; the result is kept if the volume grew by > 0.1 %.  The
-  fraction halves after a round without gain (down to 2 %), at most ``trades``
-  trials (default 4(n-1)); a dim whose shrinking freed no other dim is not tried
-  again.  This matters when dims trade off (soft, product-like edges), where the
-  greedy search lets whichever face arrives first take the shared slack; on
-  box-shaped regions the corner gradient involves one dim only, and trading stops
-  after at most one futile trial per dim.  Without
-  trades (1-D) it equals ``oir_b``.  ``trades=k`` also enables black-box trades
-  for ``oir_b`` / ``naive`` (widest dim first, no gradient, no KKT stop).  If
-  ``max_iter`` / ``max_evals`` runs out during a trade, the last converged box is
-  kept (``info["trades_cut_short"]``).
+Budget: ``max_evals`` (default ``750 * 2**n``: 1500 in 1-D, 3000 in 2-D, 6000 in 3-D,
+12000 in 4-D) bounds the evaluations exactly (a flood round is cut to the nodes
+nearest ``x0``; unscored nodes count as bad).  When it runs out the result says
+``converged=False, stop_reason="budget"`` and is still sound: only verified moves are
+kept.  ``max_iter`` bounds the number of ``score_fn`` calls the same way.  A final
+guard shrinks the box away from any scored point below the threshold that lies
+inside it (only a non-deterministic score can cause one), so the box is sound by
+construction and by check.
 """
 
 from __future__ import annotations
 
-import copy
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.stats import qmc
 
 from robustlens.regions.evaluator import Evaluator
-from robustlens.regions.paper import corner_mask, corners
+from robustlens.regions.ground_truth import largest_box_mask
 from robustlens.regions.result import TraceStep, box_volume
 
-__all__ = ["OURS_DEFAULTS", "run_ours"]
+__all__ = ["OURS_DEFAULTS", "default_max_evals", "run_ours"]
 
 OURS_DEFAULTS: dict[str, Any] = {
     "threshold": 0.5,
-    "init_step": 1.0 / 32.0,  # first step of every face, fraction of the domain width
-    "grow": 2.0,  # growth factor of a face's step while its tests pass
-    "xtol": 1e-3,  # bracket tolerance, fraction of the domain width
-    "max_iter": 400,  # steps (= score_fn calls) at most
-    "max_evals": None,  # evaluation budget (None: unlimited)
-    "face_points": None,  # interior samples per face; None: naive 0, oir_b/oir_w 1
-    "slab_spacing": 1.0 / 32.0,  # test planes inside a long step at most this far apart
-    # (fraction of the domain width), so a narrow dip of the score is not jumped over;
-    # 0 tests the new face position only
-    "fd_step": 1e-3,  # finite-difference step (oir_w without grad_fn), fraction of width
-    "trades": None,  # volume trade trials; None: oir_w 4 (n - 1), else 0
-    "trade_frac": 0.25,  # first shrink fraction of a trade
-    "kkt_tol": 0.2,  # oir_w: stop trading when corner costs agree within this
+    "max_evals": None,  # evaluation budget; None: 750 * 2**n
+    "max_iter": 2000,  # search rounds (score_fn calls, cached rounds included) at most
+    "lattice": None,  # flood-fill cells per dim (int or list); None: from the budget
+    "xtol": 1e-3,  # face bracket tolerance, fraction of the domain width
+    "fd_step": 1e-3,  # oir_w finite-difference step without grad_fn, fraction of width
+    "trades": None,  # oir_w volume trades; None: 2 (n - 1) for oir_w, else 0
+    "trade_frac": 0.04,  # shrink of a trade, fraction of the box width
+    "alternatives": None,  # runner-up lattice boxes refined; None: 3 (n <= 2), 1 (3-D), else 0
 }
 
-_MIN_TRADE_FRAC = 0.02
-_ACTIVE = 0.02  # oir_w: a dim is constrained by a corner if its cost is > 2 % of the largest
+_FLOOD_SHARE = 0.6  # the flood fill may spend at most this share of the budget ...
+_MIN_CELLS, _MAX_CELLS = 8, 48
+# refine the lattice where the box spans fewer nodes than this (by dimension: in 3-D
+# and more every halving multiplies the flood cost by 2 per halved dim)
+_MIN_NODES = {1: 16, 2: 16, 3: 4}
+_MIN_NODES_HIGH = 3
 _TRADE_GAIN = 1.001
 
 
-@dataclass
-class _Face:
-    dim: int
-    sign: int  # -1: lower face, +1: upper face
-    tol: float
-    step: float
-    bracketed: bool = False
-    fail_pos: float = math.nan
-    done: bool = False
-
-
-def _unit_face_samples(n: int, face_points: int) -> np.ndarray:
-    """Samples on the unit (n-1)-cube: its corners, the centre, then Halton points."""
-    d = n - 1
-    if d == 0:
+def _product(axes: list[np.ndarray]) -> np.ndarray:
+    """Cartesian product (N, len(axes)) of coordinate arrays."""
+    if not axes:
         return np.zeros((1, 0))
-    rows = [corner_mask(d).T]
-    if face_points >= 1:
-        rows.append(np.full((1, d), 0.5))
-    if face_points >= 2:
-        seq = qmc.Halton(d=d, scramble=False).random(face_points + 2)
-        seq = seq[~((seq == 0).all(axis=1) | (seq == 0.5).all(axis=1))]  # origin, centre
-        rows.append(seq[: face_points - 1])
-    return np.concatenate(rows, axis=0)
+    grid = np.meshgrid(*axes, indexing="ij")
+    return np.stack([g.ravel() for g in grid], axis=1)
+
+
+def default_max_evals(n: int) -> int:
+    """Default evaluation budget of an n-D search: ``750 * 2**n``."""
+    return 750 * 2**n
+
+
+def default_lattice(n: int, max_evals: int) -> int:
+    """Cells per dim such that the full lattice is about a third of the budget."""
+    return int(np.clip(math.floor((max_evals / 3.0) ** (1.0 / n)), _MIN_CELLS, _MAX_CELLS))
+
+
+class _Budget(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class _Search:
@@ -140,377 +130,639 @@ class _Search:
     ) -> None:
         self.ev = ev
         self.x0 = x0
-        self.dlo = lower
-        self.dhi = upper
+        self.dlo, self.dhi = lower, upper
         self.width = upper - lower
         self.periodic = periodic
         self.method = method
         self.n = n = x0.shape[0]
         self.t = float(hyper["threshold"])
-        self.grow = float(hyper["grow"])
+        me = hyper["max_evals"]
+        self.max_evals = default_max_evals(n) if me is None else int(me)
         self.max_iter = int(hyper["max_iter"])
-        self.max_evals = hyper["max_evals"]
-        fp = hyper["face_points"]
-        fp = (0 if method == "naive" else 1) if fp is None else int(fp)
-        self.unit = _unit_face_samples(n, fp)
+        lat = hyper["lattice"]
+        if lat is None:
+            cells = np.full(n, default_lattice(n, self.max_evals))
+        else:
+            cells = np.broadcast_to(np.asarray(lat, dtype=np.int64), (n,)).copy()
+        self.cells = cells
+        self.h = self.width / cells  # lattice spacing per dim
+        self.tol = float(hyper["xtol"]) * self.width
+        self.fd = float(hyper["fd_step"]) * self.width
         tr = hyper["trades"]
-        self.trades = (4 * (n - 1) if method == "oir_w" else 0) if tr is None else int(tr)
+        self.trades = (2 * (n - 1) if method == "oir_w" else 1) if tr is None else int(tr)
         self.trade_frac = float(hyper["trade_frac"])
-        self.kkt_tol = float(hyper["kkt_tol"])
-        self.h = float(hyper["fd_step"]) * self.width
-        self.mask = corner_mask(n)
+        self.fine_faces = method != "naive"
         self.lo = x0.copy()
         self.hi = x0.copy()
-        self.tol = float(hyper["xtol"]) * self.width
-        step = float(hyper["init_step"]) * self.width
-        self.slab = float(hyper["slab_spacing"]) * self.width
-        self.faces = [
-            _Face(dim=i, sign=s, tol=float(self.tol[i]), step=float(step[i]))
-            for i in range(n)
-            for s in (-1, 1)
-        ]
         self.trace: list[TraceStep] = []
-        self.moved: dict[int, tuple[_Face, float]] = {}
-        self.steps = 0
-        self.last_corner_values = np.zeros(0)
+        self.pts: list[np.ndarray] = []  # every point sent, unwrapped
+        self.vals: list[np.ndarray] = []
+        self.axes: list[np.ndarray] = []  # lattice node coordinates per dim (non-periodic)
         self.n_trades = 0
         self.n_trades_accepted = 0
-        self.trades_cut_short = False
+        self.flood_cut = False
+        self.rounds = 0
+        self.n_alternatives = 0
+        alt = hyper["alternatives"]
+        self.alternatives = (3 if n <= 2 else 1 if n == 3 else 0) if alt is None else int(alt)
 
-    # ----------------------------------------------------------------- geometry
-    def pos(self, f: _Face) -> float:
-        return float(self.lo[f.dim] if f.sign < 0 else self.hi[f.dim])
+    # ------------------------------------------------------------------ evaluation
+    def remaining(self) -> int:
+        return self.max_evals - self.ev.n_evaluations
 
-    def set_pos(self, f: _Face, v: float) -> None:
-        if f.sign < 0:
-            self.lo[f.dim] = v
-        else:
-            self.hi[f.dim] = v
+    def score(self, x: np.ndarray, grad_x: np.ndarray | None = None) -> tuple[np.ndarray, Any]:
+        """One batched call (at most); raises `_Budget` if it would not fit."""
+        # rounds count even when every point is cached: a hard bound on the loops
+        if self.rounds >= self.max_iter:
+            raise _Budget("max_iter")
+        self.rounds += 1
+        g_cost = 0 if grad_x is None else len(grad_x) * self.n
+        if len(x) + g_cost > self.remaining() and self.ev.count_new(x) + g_cost > self.remaining():
+            raise _Budget("budget")
+        vals, g = self.ev.evaluate(x, grad_x)
+        if len(x):
+            self.pts.append(np.asarray(x, dtype=np.float64))
+            self.vals.append(vals)
+        return vals, g
 
-    def at_edge(self, f: _Face) -> bool:
-        if self.periodic[f.dim]:
-            return bool(self.hi[f.dim] - self.lo[f.dim] >= self.width[f.dim] * (1 - 1e-12))
-        edge = self.dlo[f.dim] if f.sign < 0 else self.dhi[f.dim]
-        return bool(abs(self.pos(f) - edge) <= 1e-12 * self.width[f.dim])
-
-    def face_samples(self, f: _Face, q: float) -> np.ndarray:
-        other = [j for j in range(self.n) if j != f.dim]
-        lo, hi, u = self.lo[other], self.hi[other], self.unit
-        x = np.empty((u.shape[0], self.n))
-        x[:, f.dim] = q
-        # exact bounds at unit 0 / 1: face corners are box corners bit for bit
-        x[:, other] = np.where(u == 0, lo, np.where(u == 1, hi, lo + u * (hi - lo)))
-        return x
-
-    def volume_ratio(self) -> float:
-        v = box_volume(self.lo, self.hi, self.dlo, self.dhi, self.periodic)
+    # --------------------------------------------------------------------- helpers
+    def volume_ratio(self, lo: np.ndarray | None = None, hi: np.ndarray | None = None) -> float:
+        lo = self.lo if lo is None else lo
+        hi = self.hi if hi is None else hi
+        v = box_volume(lo, hi, self.dlo, self.dhi, self.periodic)
         return v / float(np.prod(self.width))
 
     def log_trace(self) -> None:
         self.trace.append((self.lo.copy(), self.hi.copy(), -self.volume_ratio()))
 
-    # -------------------------------------------------------------- proposals
-    def proposals(self) -> dict[int, float]:
-        """Outward offset to test for every face still moving."""
-        props: dict[int, float] = {}
-        for fi, f in enumerate(self.faces):
-            if f.done:
+    def full_circle(self, i: int, lo: np.ndarray, hi: np.ndarray) -> bool:
+        return bool(self.periodic[i] and hi[i] - lo[i] >= self.width[i] * (1 - 1e-12))
+
+    # ---------------------------------------------------------------- 1. flood fill
+    def build_lattice(self) -> tuple[list[np.ndarray], list[int]]:
+        coords, start = [], []
+        for i in range(self.n):
+            h, x0 = float(self.h[i]), float(self.x0[i])
+            if self.periodic[i]:
+                m = int(self.cells[i])
+                coords.append(x0 + h * np.arange(m))
+                start.append(0)
                 continue
-            p = self.pos(f)
-            if f.bracketed:
-                d = abs(f.fail_pos - p)
-                if d <= f.tol:
-                    f.done = True
-                    continue
-                c = d / 2
+            lo, hi, w = float(self.dlo[i]), float(self.dhi[i]), float(self.width[i])
+            kneg = math.floor((x0 - lo) / h + 1e-9)
+            kpos = math.floor((hi - x0) / h + 1e-9)
+            c = x0 + h * np.arange(-kneg, kpos + 1)
+            s = kneg
+            # the domain edges are nodes: a box can reach them exactly
+            if c[0] - lo > 1e-6 * w:
+                c = np.r_[lo, c]
+                s += 1
             else:
-                c = f.step
-            if not self.periodic[f.dim]:
-                room = (p - self.dlo[f.dim]) if f.sign < 0 else (self.dhi[f.dim] - p)
-                if room <= 1e-12 * self.width[f.dim]:
-                    f.done = True
+                c[0] = lo if kneg > 0 else c[0]
+            if hi - c[-1] > 1e-6 * w:
+                c = np.r_[c, hi]
+            elif kpos > 0:
+                c[-1] = hi
+            coords.append(c)
+            start.append(s)
+        return coords, start
+
+    def coord(self, i: int, k: int) -> float:
+        """Coordinate of lattice index k of dim i (unwrapped on periodic dims)."""
+        if self.periodic[i]:
+            return float(self.x0[i] + k * self.h[i])
+        return float(self.axes[i][k])
+
+    def flood(
+        self, window: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> tuple[np.ndarray, list[int]]:
+        """Breadth-first flood fill of the good nodes connected to x0 (inside
+        ``window`` = (lower, upper) coordinates, unwrapped, if given)."""
+        coords, start = self.build_lattice()
+        self.axes = coords
+        shape = tuple(len(c) for c in coords)
+        state = np.zeros(shape, np.int8)  # 0 unscored, 1 good, -1 bad
+        st = tuple(start)
+        inside = np.ones(shape, bool)
+        if window is not None:
+            for i, c in enumerate(coords):
+                wl, wh = window[0][i], window[1][i]
+                if self.periodic[i]:
+                    ok = wl + np.mod(c - wl, self.width[i]) <= wh
+                else:
+                    ok = (c >= wl) & (c <= wh)
+                sh = [1] * self.n
+                sh[i] = -1
+                inside &= ok.reshape(sh)
+        frontier = np.zeros(shape, bool)
+        frontier[st] = True
+        cap = int(_FLOOD_SHARE * self.max_evals)
+        while frontier.any():
+            idx = np.argwhere(frontier)
+            spent = self.ev.n_evaluations
+            room = min(cap - spent, self.remaining())
+            if len(idx) > room:
+                self.flood_cut = True
+                if room <= 0:
+                    break
+                # nearest nodes to x0 first (in units of the lattice step)
+                d = np.abs(idx - np.asarray(start))
+                if self.periodic.any():
+                    m = np.asarray(shape)
+                    d = np.where(self.periodic, np.minimum(d, m - d), d)
+                idx = idx[np.argsort((d**2).sum(axis=1), kind="stable")[:room]]
+            x = np.stack([coords[i][idx[:, i]] for i in range(self.n)], axis=1)
+            try:
+                vals, _ = self.score(x)
+            except _Budget:
+                self.flood_cut = True
+                break
+            good = vals >= self.t
+            state[tuple(idx.T)] = np.where(good, 1, -1)
+            if state[st] != 1:
+                return state, start
+            newly = np.zeros(shape, bool)
+            newly[tuple(idx[good].T)] = True
+            frontier = self._neighbours(newly) & (state == 0) & inside
+        return state, start
+
+    def refine_lattice(self, state: np.ndarray, start: list[int]) -> tuple[np.ndarray, list[int]]:
+        """Halve the lattice step in the dims where the largest box spans fewer than
+        ``_MIN_NODES`` nodes (16 in 1-D / 2-D, 4 in 3-D, 3 above) and flood again (cached nodes are not rescored), while the
+        projected cost fits the flood share of the budget and the step stays above
+        4 ``xtol``.  A thin region (a ridge, a small island) is thus found at a
+        resolution adapted to its size.  A level whose flood the budget cuts short is
+        dropped (the previous, complete one is kept)."""
+        for _ in range(8):
+            lo_k, hi_k = largest_box_mask(state == 1, start, self.periodic)
+            counts = np.asarray(hi_k) - np.asarray(lo_k) + 1
+            full = self.periodic & (counts >= np.asarray(state.shape))
+            k_min = _MIN_NODES.get(self.n, _MIN_NODES_HIGH)
+            thin = (counts < k_min) & ~full & (self.h / 2 >= 4 * self.tol)
+            if not thin.any():
+                break
+            room = _FLOOD_SHARE * self.max_evals - self.ev.n_evaluations
+            factor = 1.5 * 2 ** int(thin.sum())
+            window = None
+            if factor * int((state != 0).sum()) > room:
+                # the whole component is too dear at the finer step: flood a window of
+                # the candidate boxes (best and runners-up) plus two steps on every side
+                cands = self.candidate_boxes(state, start, self.alternatives)
+                lo_k = [min(c[0][i] for c in cands) for i in range(self.n)]
+                hi_k = [max(c[1][i] for c in cands) for i in range(self.n)]
+                span = np.asarray(hi_k) - np.asarray(lo_k) + 1
+                full = full | (self.periodic & (span >= np.asarray(state.shape)))
+                if factor * float(np.prod(np.minimum(span + 4, state.shape))) > room:
+                    break
+                wlo, whi = self.dlo.copy(), self.dhi.copy()
+                for i in range(self.n):
+                    if full[i]:
+                        continue
+                    if self.periodic[i]:
+                        wlo[i], whi[i] = self.coord(i, lo_k[i] - 2), self.coord(i, hi_k[i] + 2)
+                    else:
+                        last = len(self.axes[i]) - 1
+                        wlo[i] = self.coord(i, max(lo_k[i] - 2, 0))
+                        whi[i] = self.coord(i, min(hi_k[i] + 2, last))
+                window = (wlo, whi)
+            saved = (self.cells.copy(), self.h.copy(), self.axes, self.flood_cut)
+            self.cells = np.where(thin, 2 * self.cells, self.cells)
+            self.h = self.width / self.cells
+            new_state, new_start = self.flood(window)
+            if self.flood_cut:
+                self.cells, self.h, self.axes, self.flood_cut = saved
+                break
+            state, start = new_state, new_start
+        return state, start
+
+    def _neighbours(self, mask: np.ndarray) -> np.ndarray:
+        out = np.zeros_like(mask)
+        for ax in range(self.n):
+            if self.periodic[ax]:
+                out |= np.roll(mask, 1, axis=ax) | np.roll(mask, -1, axis=ax)
+                continue
+            sl_a = [slice(None)] * self.n
+            sl_b = [slice(None)] * self.n
+            sl_a[ax], sl_b[ax] = slice(1, None), slice(None, -1)
+            out[tuple(sl_a)] |= mask[tuple(sl_b)]
+            out[tuple(sl_b)] |= mask[tuple(sl_a)]
+        return out
+
+    # ------------------------------------------------------------ 2. lattice box
+    def candidate_boxes(
+        self, state: np.ndarray, start: list[int], k: int
+    ) -> list[tuple[list[int], list[int]]]:
+        """The exact largest lattice box, then up to ``k`` runners-up: for each face of
+        the best box, the largest box that leaves that face's node layer out (a
+        volume trade on the lattice, solved exactly), and for each dim the largest box
+        one node thick in it, largest first.  Several boxes can
+        be nearly as large at the lattice resolution; refining each tells them apart."""
+        good = state == 1
+        lo_k, hi_k = largest_box_mask(good, start, self.periodic)
+        out = [(lo_k, hi_k)]
+        if k <= 0:
+            return out
+        alts = []
+        for i in range(self.n):
+            m = state.shape[i]
+            if self.periodic[i] and hi_k[i] - lo_k[i] + 1 >= m:
+                continue
+            for layer in (lo_k[i], hi_k[i]):
+                if layer == start[i]:
+                    continue
+                g = good.copy()
+                idx = [slice(None)] * self.n
+                idx[i] = layer % m if self.periodic[i] else layer
+                g[tuple(idx)] = False
+                a, b = largest_box_mask(g, start, self.periodic)
+                cnt = int(np.prod(np.asarray(b) - np.asarray(a) + 1))
+                if cnt > 0 and (a, b) not in [o[:2] for o in alts]:
+                    alts.append((a, b, cnt))
+        # boxes one node thick in dim i (the layer through x0): a ridge or a flat band
+        # whose thickness the lattice cannot see; ranked as if refinement gave them
+        # two nodes of thickness (the most it can add is just under 2 steps)
+        for i in range(self.n):
+            if hi_k[i] == lo_k[i]:
+                continue
+            g = np.zeros_like(good)
+            idx = [slice(None)] * self.n
+            idx[i] = start[i]
+            g[tuple(idx)] = good[tuple(idx)]
+            a, b = largest_box_mask(g, start, self.periodic)
+            cnt = 2 * int(np.prod(np.asarray(b) - np.asarray(a) + 1))
+            if (a, b) not in [o[:2] for o in alts] and (a, b) != (lo_k, hi_k):
+                alts.append((a, b, cnt))
+        alts.sort(key=lambda t: -t[2])
+        return out + [(a, b) for a, b, _ in alts[:k]]
+
+    def lattice_box(
+        self, box: tuple[list[int], list[int]], shape: tuple[int, ...]
+    ) -> list[dict[str, Any] | None]:
+        """Set the box to a lattice box; returns the 2n face brackets."""
+        lo_k, hi_k = box
+        faces: list[dict[str, Any] | None] = []
+        for i in range(self.n):
+            m = shape[i]
+            full = self.periodic[i] and hi_k[i] - lo_k[i] + 1 >= m
+            if full:
+                self.lo[i], self.hi[i] = self.dlo[i], self.dhi[i]
+                faces += [None, None]
+                continue
+            self.lo[i], self.hi[i] = self.coord(i, lo_k[i]), self.coord(i, hi_k[i])
+            for side, k in ((-1, lo_k[i] - 1), (1, hi_k[i] + 1)):
+                if not self.periodic[i] and not 0 <= k < m:
+                    faces.append(None)  # at the domain edge
+                else:
+                    faces.append({"dim": i, "side": side, "bad": self.coord(i, k), "step": None})
+        return faces
+
+    # ------------------------------------------------------------- 3. face tests
+    def axis_samples(self, j: int, a: float, b: float) -> np.ndarray:
+        """Test coordinates on [a, b] along dim j: both ends and the lattice lines inside."""
+        h, x0 = float(self.h[j]), float(self.x0[j])
+        if self.periodic[j]:
+            ks = np.arange(math.ceil((a - x0) / h - 1e-9), math.floor((b - x0) / h + 1e-9) + 1)
+            inner = x0 + h * ks
+        else:
+            c = self.axes[j]
+            inner = c[(c >= a) & (c <= b)]
+        return np.unique(np.r_[a, inner[(inner > a) & (inner < b)], b])
+
+    def face_points(self, i: int, q: float, dense: bool) -> np.ndarray:
+        """Test points of the face of dim i at offset q spanning the current box.
+
+        Cheap (bisection): the face corners, plus the face centre for oir_b / oir_w.
+        Dense (verification): the lattice lines crossing the face and its corners,
+        plus (oir_b / oir_w) the centres of the face's lattice cells.
+        """
+        other = [j for j in range(self.n) if j != i]
+        if dense:
+            axes = [self.axis_samples(j, self.lo[j], self.hi[j]) for j in other]
+        else:
+            axes = [np.unique(np.r_[self.lo[j], self.hi[j]]) for j in other]
+        blocks = [_product(axes)]
+        if self.fine_faces and other:
+            mids = [0.5 * (a[:-1] + a[1:]) if len(a) > 1 else a for a in axes]
+            blocks.append(_product(mids))
+        pts = np.concatenate(blocks)
+        out = np.empty((len(pts), self.n))
+        out[:, other] = pts
+        out[:, i] = q
+        return out
+
+    def proposals(self, faces: list[dict[str, Any] | None], dim: int) -> dict[int, float]:
+        """Outward offset to test for every face of ``dim`` still moving (drops finished
+        faces: sets them to None)."""
+        props: dict[int, float] = {}
+        for fi, f in enumerate(faces):
+            if f is None or f["dim"] != dim:
+                continue
+            i, side = f["dim"], f["side"]
+            p = self.lo[i] if side < 0 else self.hi[i]
+            if self.full_circle(i, self.lo, self.hi):
+                faces[fi] = None
+                continue
+            if f["bad"] is not None:
+                gap = abs(f["bad"] - p)
+                if gap <= self.tol[i]:
+                    faces[fi] = None
+                    continue
+                c = gap / 2
+            else:
+                c = f["step"]
+            if not self.periodic[i]:
+                room = (p - self.dlo[i]) if side < 0 else (self.dhi[i] - p)
+                if room <= 1e-12 * self.width[i]:
+                    faces[fi] = None
                     continue
                 c = min(c, float(room))
-            props[fi] = c
-        for i in np.flatnonzero(self.periodic).tolist():
-            period = float(self.width[i])
-            room = period - float(self.hi[i] - self.lo[i])
-            pair = [fi for fi in (2 * i, 2 * i + 1) if fi in props]
-            if room <= 1e-12 * period:
-                for fi in (2 * i, 2 * i + 1):
-                    self.faces[fi].done = True
-                    props.pop(fi, None)
+            if not c > 1e-12 * self.width[i]:
+                faces[fi] = None
                 continue
-            total = sum(props[fi] for fi in pair)
-            if total > room:
+            props[fi] = c
+        if self.periodic[dim] and props:
+            # the two faces of a periodic dim must not overlap: share the gap left
+            i = dim
+            pair = list(props)
+            room = float(self.width[i] - (self.hi[i] - self.lo[i]))
+            tot = sum(props[fi] for fi in pair)
+            if tot > room:
                 for fi in pair:
-                    props[fi] *= room / total
+                    props[fi] *= room / tot
         return props
 
-    # -------------------------------------------------------------- reverting
-    def revert(self, bad: np.ndarray) -> None:
-        """Handle failing corners of the current box after a step that moved several faces.
-
-        A failing corner touches >= 2 faces moved by the last step (a corner touching
-        one moved face was part of that face's own test).  All of them but the one
-        that moved furthest (relative to the domain width) go back to their previous
-        positions, their brackets closed there; the corner then becomes one that the
-        kept face's test already passed.
+    def move_round(self, faces: list[dict[str, Any] | None], dense: bool, dim: int) -> bool:
+        """One batched round: the moving faces of ``dim`` (at most two, which do not touch)
+        test their candidates over the current box, so an accepted move is tested over
+        exactly the box it bounds.  Returns False when no face of ``dim`` is left to move.
         """
-        moved = self.moved
-        reverted: set[int] = set()
-        touching: set[int] = set()
-        for k in np.flatnonzero(bad):
-            faces_k = [2 * i + int((k >> i) & 1) for i in range(self.n)]
-            touching.update(faces_k)
-            if any(fi in reverted for fi in faces_k):
-                continue
-            live = [fi for fi in faces_k if fi in moved]
-
-            def rel_move(fi: int) -> float:
-                f = self.faces[fi]
-                return abs(self.pos(f) - moved[fi][1]) / float(self.width[f.dim])
-
-            keep = max(live, key=rel_move) if len(live) > 1 else -1
-            reverted.update(fi for fi in live if fi != keep)
-        if not reverted:
-            # Only possible with a non-deterministic score_fn: pull the faces touching
-            # the failing corners halfway back to x0 and close their brackets there.
-            for fi in touching:
-                f = self.faces[fi]
-                q = self.pos(f)
-                self.set_pos(f, 0.5 * (q + self.x0[f.dim]))
-                f.bracketed, f.fail_pos, f.done = True, q, False
-            self.moved = {}
-            return
-        for fi in reverted:
-            snap, old = moved[fi]
-            q = self.pos(self.faces[fi])
-            f = copy.copy(snap)
-            self.faces[fi] = f
-            self.set_pos(f, old)
-            f.bracketed, f.fail_pos, f.done = True, q, False
-        # faces moved last step and not reverted may still form untested corners with
-        # the reverted ones: keep them revertible
-        self.moved = {fi: v for fi, v in moved.items() if fi not in reverted}
-
-    # ------------------------------------------------------------------- steps
-    def step(self) -> str:
-        """One optimisation step = at most one score_fn call.
-
-        Returns "not_robust" (the start point fails), "corner_fail" (a corner of the
-        current box failed: call `revert`), "done" (no face left to move and the box
-        passed its corner check) or "moved".
-        """
-        t = self.t
-        n_corners = 2**self.n
-        props = self.proposals()
-        blocks = [corners(self.lo, self.hi, self.mask)]
-        spans: list[tuple[int, float, slice, int]] = []
-        start = n_corners
-        for fi, c in props.items():
-            f = self.faces[fi]
-            # the swept slab is tested on planes at most `slab` apart (all in this one call):
-            # a step that doubled past a narrow dip of the score must not jump over it
-            sp = float(self.slab[f.dim])
-            planes = 1 if sp <= 0 else min(16, max(1, math.ceil(c / sp - 1e-9)))
-            p0 = self.pos(f)
-            x = np.concatenate([self.face_samples(f, p0 + f.sign * c * k / planes)
-                                for k in range(1, planes + 1)])
-            blocks.append(x)
-            spans.append((fi, c, slice(start, start + len(x)), planes))
-            start += len(x)
-        vals, _ = self.ev.evaluate(np.concatenate(blocks, axis=0))
-        self.steps += 1
-        self.last_corner_values = vals[:n_corners]
-        if (vals[:n_corners] < t).any():
-            return "not_robust" if self.steps == 1 else "corner_fail"
+        props = self.proposals(faces, dim)
         if not props:
-            return "done"
-        new_moved: dict[int, tuple[_Face, float]] = {}
-        for fi, c, sl, planes in spans:
-            f = self.faces[fi]
-            p_old = self.pos(f)
-            q = p_old + f.sign * c
-            plane_ok = vals[sl].reshape(planes, -1).min(axis=1) >= t
-            if plane_ok.all():
-                new_moved[fi] = (copy.copy(f), p_old)
-                if not f.bracketed:
-                    f.step = self.grow * c
-                self.set_pos(f, q)
-                if self.at_edge(f):
-                    if not self.periodic[f.dim]:
-                        self.set_pos(f, float(self.dlo[f.dim] if f.sign < 0 else self.dhi[f.dim]))
-                    f.done = True
+            return False
+        blocks, spans, start = [], [], 0
+        for fi, c in props.items():
+            f = faces[fi]
+            assert f is not None
+            i = f["dim"]
+            q = (self.lo[i] - c) if f["side"] < 0 else (self.hi[i] + c)
+            x = self.face_points(i, q, dense)
+            blocks.append(x)
+            spans.append((fi, q, slice(start, start + len(x))))
+            start += len(x)
+        vals, _ = self.score(np.concatenate(blocks))
+        for fi, q, sl in spans:
+            f = faces[fi]
+            assert f is not None
+            i = f["dim"]
+            if vals[sl].min() >= self.t:
+                if f["side"] < 0:
+                    self.lo[i] = q
+                else:
+                    self.hi[i] = q
+                if f["bad"] is None:
+                    f["step"] *= 2
             else:
-                # Bracket at the full step, as without slab planes: on a score that falls
-                # monotonically past the edge every plane passes exactly when the last one
-                # does, so smooth plateaus are searched exactly as before; a dip inside the
-                # slab still fails the step and bisection closes in on the face.
-                f.bracketed, f.fail_pos = True, q
+                f["bad"] = q
         for i in np.flatnonzero(self.periodic).tolist():
-            if self.hi[i] - self.lo[i] >= self.width[i] * (1 - 1e-12):
-                self.hi[i] = self.lo[i] + self.width[i]
-                self.faces[2 * i].done = self.faces[2 * i + 1].done = True
-        self.moved = new_moved
-        return "moved"
+            if self.full_circle(i, self.lo, self.hi):
+                self.lo[i], self.hi[i] = self.dlo[i], self.dhi[i]
+        self.log_trace()
+        return True
 
-    def out_of_budget(self) -> str | None:
-        if self.steps >= self.max_iter:
-            return "max_iter"
-        if self.max_evals is not None and self.ev.n_evaluations >= self.max_evals:
-            return "budget"
-        return None
-
-    def converge(self, reject_on_corner_fail: bool = False) -> str:
-        """Steps until every face is done.
-
-        Returns "converged", "not_robust", "rejected" (``reject_on_corner_fail`` and
-        the first check of the current box failed), "max_iter" or "budget".
-        """
-        first = True
-        while True:
-            stop = self.out_of_budget()
-            if stop:
-                return stop
-            res = self.step()
-            if res == "not_robust":
-                return res
-            if res == "corner_fail":
-                if first and reject_on_corner_fail:
-                    return "rejected"
-                self.revert(self.last_corner_values < self.t)
-            first = False
+    def refine(self, faces: list[dict[str, Any] | None], log_entry: bool = False) -> None:
+        """`_refine`; if the budget runs out midway the box goes back to its entry
+        state (sound at the lattice resolution) before `_Budget` propagates."""
+        entry = (self.lo.copy(), self.hi.copy())
+        if log_entry:
             self.log_trace()
-            if res == "done":
-                return "converged"
+        try:
+            self._refine(faces)
+        except _Budget:
+            self.lo, self.hi = entry
+            self.log_trace()
+            raise
 
-    # -------------------------------------------------------------------- trades
-    def save(self) -> tuple[Any, ...]:
-        return self.lo.copy(), self.hi.copy(), copy.deepcopy(self.faces), dict(self.moved)
+    def _refine(self, faces: list[dict[str, Any] | None]) -> None:
+        """Move faces out until every bracket is below tolerance (raises `_Budget`).
 
-    def restore(self, s: tuple[Any, ...]) -> None:
-        self.lo, self.hi = s[0].copy(), s[1].copy()
-        self.faces, self.moved = copy.deepcopy(s[2]), dict(s[3])
-
-    def reset_face(self, f: _Face) -> None:
-        f.bracketed, f.fail_pos, f.done = False, math.nan, False
-        f.step = 4 * f.tol
-
-    def trade(self, i: int, frac: float) -> str:
-        """Shrink dim i by ``frac`` of its extent on each side of x0, regrow the other
-        dims, then let dim i regrow too.  Returns the stop reason."""
-        self.lo[i] += frac * (self.x0[i] - self.lo[i])
-        self.hi[i] -= frac * (self.hi[i] - self.x0[i])
-        self.moved = {}
-        for f in self.faces:
-            if f.dim == i:
-                f.done = True
+        A face with ``bad`` set bisects; one without grows by doubling ``step``.  The
+        box at entry is sound at the lattice resolution.  Phase A moves the faces
+        with cheap tests, one dim per round (so a move is tested over exactly the box
+        it bounds, corners included); phase B tests every moved face densely at its
+        final position over the final box (one call); a face that fails goes back to
+        its entry position and bisects with dense tests (phase C).
+        """
+        entry = (self.lo.copy(), self.hi.copy())
+        self.sweep(faces, dense=False)
+        moved = [(i, s) for i in range(self.n) for s in (-1, 1)
+                 if not self.full_circle(i, self.lo, self.hi)
+                 and (self.lo[i] if s < 0 else self.hi[i]) != entry[(s + 1) // 2][i]]
+        if not moved:
+            return
+        blocks, spans, start = [], [], 0
+        for i, s in moved:
+            x = self.face_points(i, self.lo[i] if s < 0 else self.hi[i], dense=True)
+            blocks.append(x)
+            spans.append((i, s, slice(start, start + len(x))))
+            start += len(x)
+        vals, _ = self.score(np.concatenate(blocks))
+        retry: list[dict[str, Any] | None] = []
+        for i, s, sl in spans:
+            if vals[sl].min() >= self.t:
+                continue
+            if s < 0:
+                bad, self.lo[i] = self.lo[i], entry[0][i]
             else:
-                self.reset_face(f)
-        before = [(f, self.pos(f)) for f in self.faces if f.dim != i]
-        stop = self.converge(reject_on_corner_fail=True)
-        if stop != "converged":
-            return stop
-        if all(abs(self.pos(f) - p) <= f.tol for f, p in before):
-            return "no_effect"  # the other dims are not blocked by dim i
-        for fi in (2 * i, 2 * i + 1):
-            self.reset_face(self.faces[fi])
-        return self.converge()
+                bad, self.hi[i] = self.hi[i], entry[1][i]
+            retry.append({"dim": i, "side": s, "bad": bad, "step": None})
+        if not retry:
+            return
+        self.log_trace()
+        self.sweep(retry, dense=True)
 
-    def corner_gradient(self, k: int) -> np.ndarray:
-        """Score gradient at corner k of the current box (one call)."""
-        x = corners(self.lo, self.hi, self.mask)[k : k + 1]
-        if self.ev.grad_fn is not None:
-            _, g = self.ev.evaluate(np.zeros((0, self.n)), x)
-            assert g is not None
-            return g[0]
-        eye = np.eye(self.n) * self.h
-        xp, xm = x + eye, x - eye
-        per = self.periodic
-        xp[:, ~per] = np.minimum(xp[:, ~per], self.dhi[~per])
-        xm[:, ~per] = np.maximum(xm[:, ~per], self.dlo[~per])
-        vals, _ = self.ev.evaluate(np.concatenate([xp, xm], axis=0))
-        return (vals[: self.n] - vals[self.n :]) / np.diag(xp - xm)
-
-    def trade_order(self) -> list[int]:
-        """Dims to shrink, most promising first; [] when no trade can help."""
-        n = self.n
-        ext = (self.hi - self.lo) / self.width
-        if self.method != "oir_w":
-            return [int(i) for i in np.argsort(-ext, kind="stable")]
-        vals, _ = self.ev.evaluate(corners(self.lo, self.hi, self.mask))  # cached
-        k = int(np.argmin(vals))
-        g = self.corner_gradient(k)
-        signs = np.where((k >> np.arange(n)) & 1, 1.0, -1.0)
-        cost = np.maximum(-signs * g, 0.0) * (self.hi - self.lo)  # score per log-width
-        faces = [self.faces[2 * i + int((k >> i) & 1)] for i in range(n)]
-        # dims this corner constrains (a dim whose score does not change here is blocked
-        # elsewhere, so shrinking another dim cannot free it) and that could grow
-        active = cost > _ACTIVE * cost.max() if cost.max() > 0 else np.zeros(n, bool)
-        free = active & np.array([not self.at_edge(f) for f in faces])
-        order = []
-        for i in np.argsort(-cost, kind="stable"):
-            others = [j for j in range(n) if j != i and free[j]]
-            if active[i] and others and cost[i] > (1 + self.kkt_tol) * min(cost[others]):
-                order.append(int(i))
-        return order
-
-    def polish(self) -> str:
-        """Volume-improving trades (see the module docstring)."""
-        frac = self.trade_frac
-        best = self.volume_ratio()
-        futile: set[int] = set()  # dims whose shrinking freed no other dim
-        while self.n_trades < self.trades and frac >= _MIN_TRADE_FRAC:
-            order = [i for i in self.trade_order() if i not in futile]
-            if not order:
+    def best_of(self, boxes: list[tuple[list[int], list[int]]], shape: tuple[int, ...]) -> None:
+        """Refine each candidate lattice box; keep the largest result.  A runner-up is
+        refined only while the budget leaves room for it (twice the first one's cost)."""
+        best: tuple[np.ndarray, np.ndarray] | None = None
+        cost = 0
+        for k, box in enumerate(boxes):
+            if k > 0 and 2 * cost > self.remaining():
                 break
-            gained = False
-            for i in order:
-                if self.n_trades >= self.trades:
-                    break
-                snap = self.save()
-                self.n_trades += 1
-                stop = self.trade(i, frac)
-                vol = self.volume_ratio()
-                if stop == "converged" and vol > best * _TRADE_GAIN:
-                    best = vol
-                    gained = True
-                    self.n_trades_accepted += 1
-                    break
-                self.restore(snap)
-                self.log_trace()
-                if stop in ("rejected", "no_effect"):
-                    futile.add(i)
-                if stop in ("max_iter", "budget"):
-                    # the restored box is the last converged one: keep it, stop trading
-                    self.trades_cut_short = True
-                    return "converged"
-            if not gained:
-                frac /= 2
-        return "converged"
+            spent = self.ev.n_evaluations
+            self.lo, self.hi = self.x0.copy(), self.x0.copy()
+            self.refine(self.lattice_box(box, shape), log_entry=True)
+            cost = max(cost, self.ev.n_evaluations - spent)
+            if best is None or self.volume_ratio() > self.volume_ratio(*best):
+                best = (self.lo.copy(), self.hi.copy())
+            if k > 0:
+                self.n_alternatives += 1
+        assert best is not None
+        self.lo, self.hi = best
+        self.log_trace()
 
-    # -------------------------------------------------------------------- run
-    def run(self) -> dict[str, Any]:
-        stop = self.converge()
-        if stop == "converged" and self.trades > 0 and self.n > 1 and self.volume_ratio() > 0:
-            stop = self.polish()
-        if stop in ("max_iter", "budget") and self.moved:
-            # The last moves were not verified jointly: check the corners once more and,
-            # if one fails, fall back to the previous (verified) box.
-            vals, _ = self.ev.evaluate(corners(self.lo, self.hi, self.mask))
-            if (vals < self.t).any():
-                for fi, (snap, old) in self.moved.items():
-                    self.faces[fi] = snap
-                    self.set_pos(snap, old)
+    def sweep(self, faces: list[dict[str, Any] | None], dense: bool) -> None:
+        """Rounds over the dims in turn until no face moves."""
+        active = True
+        while active:
+            active = False
+            for d in range(self.n):
+                active |= self.move_round(faces, dense, d)
+
+    # ------------------------------------------------------------------- trades
+    def binding_points(self) -> list[np.ndarray]:
+        """Per dim, the lowest-scoring tested point on the box boundary of that dim."""
+        pts, vals = np.concatenate(self.pts), np.concatenate(self.vals)
+        inside = self.inside(pts, self.lo, self.hi)
+        out = []
+        for i in range(self.n):
+            on = inside & (
+                (np.abs(pts[:, i] - self.lo[i]) <= 1e-9 * self.width[i])
+                | (np.abs(pts[:, i] - self.hi[i]) <= 1e-9 * self.width[i])
+            )
+            out.append(pts[np.flatnonzero(on)[np.argmin(vals[on])]] if on.any() else self.x0)
+        return out
+
+    def costs(self) -> np.ndarray:
+        """Score cost per unit log-width of each dim at its binding point."""
+        b = np.stack(self.binding_points())
+        if self.ev.grad_fn is not None and self.method == "oir_w":  # naive / oir_b: black box
+            _, g = self.score(np.zeros((0, self.n)), b)
+            grad = np.asarray(g)
+        else:
+            eye = np.eye(self.n) * self.fd
+            xp = b[:, None, :] + eye[None]
+            xm = b[:, None, :] - eye[None]
+            vals, _ = self.score(np.concatenate([xp.reshape(-1, self.n), xm.reshape(-1, self.n)]))
+            k = self.n * self.n
+            grad = (vals[:k] - vals[k:]).reshape(self.n, self.n) / (2 * self.fd)
+        diag = np.abs(np.diag(grad))
+        return diag * (self.hi - self.lo)
+
+    def polish(self) -> None:
+        """Volume trades (see the module docstring); a trade cut short by the budget is
+        undone, so the last converged box is kept."""
+        tried: set[int] = set()
+        frac = self.trade_frac
+        trade_cost = 0
+        while self.n_trades < self.trades:
+            movable = [i for i in range(self.n) if not self.full_circle(i, self.lo, self.hi)]
+            cost = self.costs()
+            if cost.max() <= 0:
+                return
+            order = [int(i) for i in np.argsort(-cost, kind="stable")]
+            order = [i for i in order if i in movable and i not in tried]
+            if len(movable) < 2 or not order:
+                return
+            i = order[0]
+            if 2 * trade_cost > self.remaining():
+                return  # keep the budget's last share: stop trading, still converged
+            spent = self.ev.n_evaluations
+            tried.add(i)
+            self.n_trades += 1
+            snap = self.lo.copy(), self.hi.copy()
+            before = self.volume_ratio()
+            d = frac * float(self.hi[i] - self.lo[i]) / 2
+            try:
+                self.lo[i] = min(self.lo[i] + d, self.x0[i])
+                self.hi[i] = max(self.hi[i] - d, self.x0[i])
+                step = np.maximum((frac / 2) * (self.hi - self.lo), 2 * self.tol)
+                grow = [{"dim": j, "side": s, "bad": None, "step": float(step[j])}
+                        for j in range(self.n) for s in (-1, 1) if j != i]
+                self.refine(grow)  # type: ignore[arg-type]
+                back = [{"dim": i, "side": s, "bad": None, "step": max(d / 2, 2 * self.tol[i])}
+                        for s in (-1, 1)]
+                self.refine(back)  # type: ignore[arg-type]
+            except _Budget:
+                self.lo, self.hi = snap
                 self.log_trace()
-        lo, hi = self.lo.copy(), self.hi.copy()
+                raise
+            trade_cost = max(trade_cost, self.ev.n_evaluations - spent)
+            if self.volume_ratio() > before * _TRADE_GAIN:
+                self.n_trades_accepted += 1
+                tried = {i}
+            else:
+                self.lo, self.hi = snap
+                self.log_trace()
+                if len(tried) >= len(movable):
+                    tried = set()
+                    frac /= 2
+
+    # -------------------------------------------------------------------- guard
+    def inside(self, pts: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        p = pts.copy()
+        per = self.periodic
+        if per.any():
+            p[:, per] = lo[per] + np.mod(p[:, per] - lo[per], self.width[per])
+        eps = 1e-12 * self.width
+        return ((p >= lo - eps) & (p <= hi + eps)).all(axis=1)
+
+    def guard(self) -> None:
+        """Shrink the box away from any scored point below threshold inside it."""
+        if not self.pts:
+            return
+        pts, vals = np.concatenate(self.pts), np.concatenate(self.vals)
+        bad_pts = pts[vals < self.t]
+        for _ in range(len(bad_pts) + 1):
+            inside = self.inside(bad_pts, self.lo, self.hi)
+            if not inside.any():
+                return
+            p = bad_pts[np.flatnonzero(inside)[0]].copy()
+            per = self.periodic
+            p[per] = self.lo[per] + np.mod(p[per] - self.lo[per], self.width[per])
+            best, best_v = None, -1.0
+            for i in range(self.n):
+                lo, hi = self.lo.copy(), self.hi.copy()
+                gap = 1e-9 * self.width[i]
+                if p[i] > self.x0[i]:
+                    hi[i] = p[i] - gap
+                elif p[i] < self.x0[i]:
+                    lo[i] = p[i] + gap
+                else:
+                    continue
+                v = self.volume_ratio(lo, hi)
+                if v > best_v:
+                    best, best_v = (lo, hi), v
+            if best is None:  # the start point itself scored low once: give up
+                self.lo, self.hi = self.x0.copy(), self.x0.copy()
+                return
+            self.lo, self.hi = best
+
+    def worst_inside(self) -> float:
+        pts, vals = np.concatenate(self.pts), np.concatenate(self.vals)
+        inside = self.inside(pts, self.lo, self.hi)
+        return float(vals[inside].min()) if inside.any() else float("nan")
+
+    # ---------------------------------------------------------------------- run
+    def run(self) -> dict[str, Any]:
+        stop = "converged"
+        try:
+            state, start = self.flood()
+            if state[tuple(start)] != 1:
+                stop = "not_robust"
+            else:
+                state, start = self.refine_lattice(state, start)
+                self.best_of(self.candidate_boxes(state, start, self.alternatives), state.shape)
+                if self.trades > 0 and self.n > 1:
+                    self.polish()
+        except _Budget as b:
+            stop = b.reason
+        if stop == "converged" and self.flood_cut:
+            stop = "budget"
         if stop == "not_robust":
-            lo, hi = self.x0.copy(), self.x0.copy()
+            self.lo, self.hi = self.x0.copy(), self.x0.copy()
+        self.guard()
+        lo, hi = self.lo.copy(), self.hi.copy()
         for i in np.flatnonzero(self.periodic).tolist():
             if hi[i] - lo[i] >= self.width[i] * (1 - 1e-12):
                 lo[i], hi[i] = self.dlo[i], self.dhi[i]
+        if not self.trace or not (
+            np.array_equal(self.trace[-1][0], lo) and np.array_equal(self.trace[-1][1], hi)
+        ):
+            self.lo, self.hi = lo, hi
+            self.log_trace()
         wrapped = self.periodic & ((lo < self.dlo) | (hi > self.dhi))
+        worst = self.worst_inside() if self.pts else float("nan")
+        resolution = np.where(stop == "not_robust", 0.0, self.h)
         return {
             "lower": lo,
             "upper": hi,
@@ -518,9 +770,13 @@ class _Search:
             "converged": stop in ("converged", "not_robust"),
             "stop_reason": stop,
             "wrapped": wrapped,
+            "resolution": np.asarray(resolution, dtype=np.float64),
+            "worst_score": worst,
             "n_trades": self.n_trades,
             "n_trades_accepted": self.n_trades_accepted,
-            "trades_cut_short": self.trades_cut_short,
+            "n_alternatives": self.n_alternatives,
+            "max_evals": self.max_evals,
+            "lattice": [int(c) for c in self.cells],
         }
 
 
@@ -533,5 +789,5 @@ def run_ours(
     method: str,
     hyper: dict[str, Any],
 ) -> dict[str, Any]:
-    """Run the threshold search; returns the raw pieces of a `RegionResult`."""
+    """Run the search; returns the raw pieces of a `RegionResult`."""
     return _Search(ev, x0, lower, upper, periodic, method, hyper).run()

@@ -65,19 +65,29 @@ class RegionResult:
         of the accepted box.
     converged:
         Paper: the last step moved no bound by more than 1e-9 of the domain width.
-        Ours: every face's bracket is below tolerance (or the face hit the domain
-        edge), the final box passed its corner check, and a non-robust start
+        Ours: the flood fill finished within the budget and every face's bracket is
+        below tolerance (or the face hit the domain edge); a non-robust start
         (``stop_reason="not_robust"``, empty box at ``x0``) also counts as settled.
     grew:
         The region is meaningfully larger than the start box: the geometric mean
         of its widths relative to the domain widths exceeds ``grow_tol`` (1e-3).
     stop_reason:
-        "converged", "max_iter", "budget", "not_robust" (start score below the
+        "converged", "max_iter" (ours: ``max_iter`` calls), "budget" (ours:
+        ``max_evals`` reached; the box is still sound), "not_robust" (start score below the
         threshold), "collapsed" (paper: a bound crossed the other) or "diverged"
         (paper: non-finite bounds).
+    resolution:
+        Variant "ours": the test spacing per dim, shape ``(n,)``: scored points inside
+        the box are at most this far apart (the flood-fill lattice step; faces are
+        tested at least as densely).  Zeros for a non-robust start; None for "paper".
+    worst_score:
+        Variant "ours": the lowest score among the scored points inside the closed box
+        (``>= threshold`` by construction: the box is sound at ``resolution``); None
+        for "paper".
     hyper, info:
         The hyper-parameters used; extra counters (ours: ``n_trades``,
-        ``n_trades_accepted``).
+        ``n_trades_accepted``, ``max_evals`` (the budget used), ``lattice`` (cells per
+        dim)).
     """
 
     lower: np.ndarray
@@ -100,6 +110,8 @@ class RegionResult:
     stop_reason: str = ""
     hyper: dict[str, Any] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
+    resolution: np.ndarray | None = None
+    worst_score: float | None = None
 
     @property
     def n(self) -> int:
@@ -141,6 +153,8 @@ class RegionResult:
             "periodic": [bool(w) for w in np.asarray(self.periodic)],
             "threshold": None if self.threshold is None else float(self.threshold),
             "stop_reason": self.stop_reason,
+            "resolution": None if self.resolution is None else _lst(self.resolution),
+            "worst_score": None if self.worst_score is None else _num(self.worst_score),
             "hyper": {k: _jsonable(v) for k, v in self.hyper.items()},
             "info": {k: _jsonable(v) for k, v in self.info.items()},
         }
@@ -180,6 +194,8 @@ class RegionResult:
             stop_reason=str(d.get("stop_reason", "")),
             hyper=dict(d.get("hyper", {})),
             info=dict(d.get("info", {})),
+            resolution=None if d.get("resolution") is None else arr(d["resolution"], float),
+            worst_score=None if d.get("worst_score") is None else float(d["worst_score"]),
         )
 
 

@@ -463,6 +463,8 @@ def region_record(
         "grew": bool(result.grew),
         "wrapped": [bool(w) for w in np.asarray(result.wrapped)],
         "stop_reason": result.stop_reason,
+        "resolution": None if result.resolution is None else [float(v) for v in result.resolution],
+        "worst_score": None if result.worst_score is None else float(result.worst_score),
         "wall_s": float(result.info.get("wall_s", float("nan"))),
         "trace_file": trace_file,
     }

@@ -21,8 +21,13 @@ def demo_meshes() -> dict[str, Path]:
 
 
 def resolve_mesh_path(spec: str | os.PathLike[str]) -> Path:
-    """``demo:NAME`` -> shipped file; anything else is a path that must exist."""
+    """``demo:NAME`` -> shipped file; ``pkg:SOURCE/NAME`` -> the file inside its installed
+    package; anything else is a path that must exist."""
+    from .catalog import is_pkg_spec, resolve_pkg
+
     s = str(spec)
+    if is_pkg_spec(s):
+        return resolve_pkg(s)[0]
     if s.startswith("demo:"):
         name = s[5:]
         demos = demo_meshes()
