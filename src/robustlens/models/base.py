@@ -132,7 +132,7 @@ class Classifier:
                 raise BadInput(f"{cls}: class id out of range for model {self.spec!r} "
                                f"({n} classes), expected 0..{n - 1}", param="class")
             return idx
-        found = self.label_index.resolve(cls, f"--class {cls!r}")
+        found = self.label_index.resolve(cls, f"{cls!r}", param="class")
         if found is not None:
             return found
         raise BadInput(f"{cls!r}: unknown class name for model {self.spec!r} "

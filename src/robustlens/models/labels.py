@@ -38,15 +38,16 @@ class LabelIndex:
         self.syn = {k: v[0] for k, v in syn.items() if len(v) == 1}
         self._wnid: dict[str, int] | None = None
 
-    def resolve(self, label: str, where: str) -> int | None:
-        """Class id of ``label``; None when unknown (the caller decides).  BadInput (naming
-        ``where``) for an id out of range or a wnid on a model that is not ImageNet-1k."""
+    def resolve(self, label: str, where: str, param: str | None = None) -> int | None:
+        """Class id of ``label``; None when unknown (the caller decides).  BadInput (about
+        ``where``, parameter ``param``) for an id out of range or a wnid on a model that is
+        not ImageNet-1k."""
         s = str(label).strip()
         if s.lstrip("-").isdigit():
             idx = int(s)
             if not 0 <= idx < len(self.labels):
                 raise BadInput(f"{where}: class id {idx} out of range, expected "
-                               f"0..{len(self.labels) - 1}")
+                               f"0..{len(self.labels) - 1}", param=param)
             return idx
         key = s.lower()
         if key in self.exact:
@@ -59,7 +60,8 @@ class LabelIndex:
             if s in self._wnid:
                 if len(self.labels) != 1000:
                     raise BadInput(f"{where}: ImageNet wnid {s} needs a 1000-class ImageNet "
-                                   f"model, this one has {len(self.labels)} classes")
+                                   f"model, this one has {len(self.labels)} classes",
+                                   param=param)
                 return self._wnid[s]
         return None
 

@@ -208,7 +208,7 @@ def _load_onnx(path: str, ov: ModelOverrides) -> Classifier:
         raise
     except Exception as exc:
         raise BadInput(f"onnx:{path}: onnxruntime cannot load it ({first_line(exc)})", param="model") from None
-    check_onnx_input(module.input_shape, module.input_name, f"--model onnx:{path}")
+    check_onnx_input(module.input_shape, module.input_name, f"onnx:{path}", param="model")
     size = module.input_shape[-1] if isinstance(module.input_shape[-1], int) else 224
     return Classifier(module=module, spec=f"onnx:{path}", input_size=size,
                       resize_size=imagenet_resize(size), differentiable=False,

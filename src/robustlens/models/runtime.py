@@ -138,13 +138,15 @@ class OrtForward(nn.Module):
         return torch.from_numpy(np.asarray(out)).to(x.device)
 
 
-def check_onnx_input(shape: list[Any], name: str, where: str) -> None:
-    """BadInput unless an ONNX input ``shape`` is ``(B, 3, H, W)`` (symbolic dims allowed)."""
+def check_onnx_input(shape: list[Any], name: str, where: str, param: str | None = None) -> None:
+    """BadInput (about ``where``, parameter ``param``) unless an ONNX input ``shape`` is
+    ``(B, 3, H, W)`` (symbolic dims allowed)."""
     ok = len(shape) == 4 and (not isinstance(shape[1], int) or shape[1] == 3)
     ok = ok and all(not isinstance(d, int) or d > 0 for d in shape[2:])
     if not ok:
         dims = ", ".join(str(d) if d is not None else "?" for d in shape)
-        raise BadInput(f"{where}: input {name!r} has shape ({dims}), expected (B, 3, H, W) images")
+        raise BadInput(f"{where}: input {name!r} has shape ({dims}), expected (B, 3, H, W) images",
+                       param=param)
 
 
 # ------------------------------------------------------------------ export + cache
