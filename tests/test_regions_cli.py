@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli
+from conftest import box_iou, run_cli
 
 MODELS_PY = '''
 import torch
@@ -92,18 +92,6 @@ def bright_map(models: dict[str, str], tmp_path_factory: pytest.TempPathFactory)
     return out / "map.nc"
 
 
-def _box_iou(lo1, hi1, lo2, hi2, period0: float = 360.0) -> float:
-    """IoU of two (azimuth, elevation) boxes, azimuth periodic: overlap on the circle is the
-    best of the shifts -1, 0, +1 turn (boxes narrower than one turn)."""
-    lo1, hi1, lo2, hi2 = (np.asarray(v, float) for v in (lo1, hi1, lo2, hi2))
-    az = max(max(0.0, min(hi1[0], hi2[0] + k) - max(lo1[0], lo2[0] + k))
-             for k in (-period0, 0.0, period0))
-    el = max(0.0, min(hi1[1], hi2[1]) - max(lo1[1], lo2[1]))
-    inter = az * el
-    union = np.prod(hi1 - lo1) + np.prod(hi2 - lo2) - inter
-    return float(inter / union) if union > 0 else 0.0
-
-
 # ----------------------------------------------------------------------------- regions
 def test_regions_end_to_end(models: dict[str, str], tmp_path: Path, capsys) -> None:
     out = tmp_path / "r"
@@ -148,7 +136,7 @@ def test_regions_with_map_iou(models: dict[str, str], bright_map: Path, tmp_path
     assert code == 0, err
     rec = json.loads((out / "regions.json").read_text())["regions"][0]
     assert set(rec["ground_truth"]) == {"lower", "upper"}
-    assert rec["iou"] == pytest.approx(_box_iou(rec["lower"], rec["upper"],
+    assert rec["iou"] == pytest.approx(box_iou(rec["lower"], rec["upper"],
                                                 rec["ground_truth"]["lower"],
                                                 rec["ground_truth"]["upper"]), abs=1e-9)
     assert "IoU" in err  # printed
