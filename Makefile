@@ -1,6 +1,6 @@
 # robustlens: two commands on a fresh machine
 #   make demo   install everything into .venv, run the embedded default study, build the report
-#   make test   install everything into .venv (and Chromium for the browser test), run lint + tests
+#   make test   install everything into .venv (and Chromium for the browser test), run lint (ruff, mypy) + tests
 # Other targets: make bench (benchmark tables), make meshes / make planted (rebuild shipped data).
 
 PYTHON ?= python3
@@ -27,10 +27,12 @@ demo: $(STAMP)
 test: $(STAMP)
 	-bash scripts/install_chromium.sh
 	$(VENV)/bin/ruff check src tests benchmarks scripts
+	$(VENV)/bin/mypy src
 	$(PY) -m pytest
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks scripts
+	$(VENV)/bin/mypy src
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py

@@ -54,7 +54,8 @@ def status(key):  # VmHWM: ru_maxrss would keep the parent's peak across fork + 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 base = status("VmHWM")
 t = time.perf_counter()
-ds = SemanticMap(parse_grids(sys.argv[5].split()), batch_size=32).run(clf, mesh, 504, renderer)
+ds = SemanticMap(parse_grids(sys.argv[5].split()), batch_size=32).run(clf, mesh, 504,
+                                                                     renderer).map_
 dt = time.perf_counter() - t
 peak = status("VmHWM")
 print(ds["score"].size, base, peak, dt, clf.runtime)

@@ -83,7 +83,7 @@ def ensure_maps(maps_dir: Path, models: list[str], meshes: list[str], step: int)
             cid = clf.class_index(demo_class(f"demo:{mesh}") or "")
             ds = SemanticMap(axes, batch_size=32).run(
                 clf, load_mesh(f"demo:{mesh}"), cid, renderer, mesh_name=f"demo:{mesh}"
-            )
+            ).map_
             save_map(ds, maps_dir / model / mesh / "map.nc")
 
 

@@ -63,7 +63,7 @@ def objects(args: argparse.Namespace, tmp: Path) -> list[tuple[str, str, str]]:
 
 
 def sweep(clf, mesh, cls: int, axes, renderer) -> tuple[float, float, tuple, str, str]:
-    ds = SemanticMap(axes).run(clf, mesh, cls, renderer=renderer)
+    ds = SemanticMap(axes).run(clf, mesh, cls, renderer=renderer).map_
     s, top = ds["score"].values, ds["top1"].values
     i = np.unravel_index(int(np.argmax(s)), s.shape)
     freq = Counter(top.ravel().tolist()).most_common(1)[0][0]

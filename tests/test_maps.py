@@ -49,7 +49,7 @@ def test_duplicate_grid():
 
 def test_sphere_map_is_flat_over_azimuth(default_model, renderer):
     sphere = normalize_mesh(trimesh.creation.icosphere(subdivisions=5))
-    ds = SemanticMap(parse_grids(["azimuth=0:360:30"])).run(default_model, sphere, 504, renderer)
+    ds = SemanticMap(parse_grids(["azimuth=0:360:30"])).run(default_model, sphere, 504, renderer).map_
     s = ds["score"].values
     top = ds["top1"].values
     assert s.shape == (12,)
@@ -61,7 +61,7 @@ def test_map_values_and_format(tmp_path, default_model, renderer):
     mug = load_mesh("demo:mug")
     axes = parse_grids(["azimuth=0:360:90", "elevation=0:60:30"])
     ds = SemanticMap(axes, fixed={"distance": 3.0}, batch_size=3).run(
-        default_model, mug, 504, renderer, mesh_name="demo:mug")
+        default_model, mug, 504, renderer, mesh_name="demo:mug").map_
     assert ds["score"].dims == ("azimuth", "elevation") and ds["score"].shape == (4, 2)
     np.testing.assert_array_equal(ds["azimuth"].values, [0, 90, 180, 270])
     assert ds["azimuth"].attrs["units"] == "deg"
@@ -85,11 +85,11 @@ def test_map_values_and_format(tmp_path, default_model, renderer):
 def test_sampled_nd_map(default_model, renderer):
     mug = load_mesh("demo:mug")
     axes = parse_grids(["azimuth=0:360:1", "elevation=-10:90:1", "distance=2:4:0.5"])
-    ds = SemanticMap(axes, samples=10, seed=3).run(default_model, mug, 504, renderer)
+    ds = SemanticMap(axes, samples=10, seed=3).run(default_model, mug, 504, renderer).map_
     assert ds["score"].dims == ("sample",) and ds["score"].shape == (10,)
     d = ds["distance"].values
     assert d.min() >= 2 and d.max() < 4
-    ds2 = SemanticMap(axes, samples=10, seed=3).run(default_model, mug, 504, renderer)
+    ds2 = SemanticMap(axes, samples=10, seed=3).run(default_model, mug, 504, renderer).map_
     np.testing.assert_array_equal(ds["azimuth"].values, ds2["azimuth"].values)
 
 

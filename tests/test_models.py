@@ -158,12 +158,12 @@ def test_model_output_not_BC(tmp_path):
 def test_bad_overrides(tmp_path, tiny):
     path = tmp_path / "tiny.pt"
     torch.jit.script(tiny).save(str(path))
-    with pytest.raises(BadInput, match="--labels"):
+    with pytest.raises(BadInput, match="^labels"):
         load_model(f"torchscript:{path}", labels_file=str(tmp_path / "none.txt"))
     (tmp_path / "three.txt").write_text("a\nb\nc\n")
     with pytest.raises(BadInput, match="5 classes but 3 labels"):
         load_model(f"torchscript:{path}", labels_file=str(tmp_path / "three.txt"))
-    with pytest.raises(BadInput, match="--weights"):
+    with pytest.raises(BadInput, match="^weights"):
         load_model(f"torchscript:{path}", weights=str(tmp_path / "nope.pth"))
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli
+from conftest import box_iou, run_cli
 
 MODELS_PY = '''
 import torch
@@ -112,7 +112,10 @@ def test_regions_end_to_end(models: dict[str, str], tmp_path: Path, capsys) -> N
         assert RECORD_KEYS <= set(rec)
         lo, hi, x0 = (np.array(rec[k]) for k in ("lower", "upper", "start"))
         assert (lo <= x0).all() and (x0 <= hi).all()
-        assert 0.0 <= rec["volume_ratio"] <= 1.0
+        # known answer: the clipped box volume over the domain's (360 x 100 degrees)
+        width = np.minimum(hi, [360.0, 90.0]) - np.maximum(lo, [-360.0, -10.0])
+        width[0] = min(hi[0] - lo[0], 360.0)  # azimuth is periodic: at most one turn
+        assert rec["volume_ratio"] == pytest.approx(float(np.prod(width)) / 36000.0, rel=1e-6)
         assert rec["evaluations"] >= rec["calls"] >= 1
         assert rec["wall_s"] >= 0
         trace = json.loads((out / rec["trace_file"]).read_text())
@@ -133,8 +136,10 @@ def test_regions_with_map_iou(models: dict[str, str], bright_map: Path, tmp_path
                             *_model_args(models["bright"]), "--out", str(out)], capsys)
     assert code == 0, err
     rec = json.loads((out / "regions.json").read_text())["regions"][0]
-    assert 0.0 <= rec["iou"] <= 1.0
     assert set(rec["ground_truth"]) == {"lower", "upper"}
+    assert rec["iou"] == pytest.approx(box_iou(rec["lower"], rec["upper"],
+                                                rec["ground_truth"]["lower"],
+                                                rec["ground_truth"]["upper"]), abs=1e-9)
     assert "IoU" in err  # printed
     assert (out / "regions.png").is_file()
 

@@ -74,7 +74,7 @@ class _Crash(Exception):
 def test_chunked_map_equals_plain_map_and_resumes(tmp_path, default_model, renderer):
     axes = parse_grids(["azimuth=0:360:45", "elevation=0:60:30"])   # 16 poses
     plain = SemanticMap(axes, batch_size=4).run(default_model, _mug(), 504, renderer,
-                                                mesh_name="demo:mug")
+                                                mesh_name="demo:mug").map_
     # chunk size a multiple of the batch size: the very same batches -> identical numbers
     full = run_chunked_map(SemanticMap(axes, batch_size=4), default_model, _mug(), 504,
                            tmp_path / "a", None, renderer, chunk_size=8, mesh_name="demo:mug")

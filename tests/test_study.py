@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import run_cli
+from conftest import box_iou, run_cli
 from PIL import Image
 
 from robustlens.errors import BadInput
@@ -135,7 +135,11 @@ def test_tiny_study_end_to_end_and_reuse(tmp_path, capsys):
         + [f"regions {k} oir_b_auto" for k, v in auto.items() if v])
     reg = json.loads((out / "regions" / "builtin_efficientnet_lite0" / "demo_mug" / "oir_b" /
                       "regions.json").read_text())
-    assert reg["score_source"] == "map" and 0.0 <= reg["regions"][0]["iou"] <= 1.0
+    rec = reg["regions"][0]
+    assert reg["score_source"] == "map"
+    assert rec["iou"] == pytest.approx(box_iou(rec["lower"], rec["upper"],
+                                               rec["ground_truth"]["lower"],
+                                               rec["ground_truth"]["upper"]), abs=1e-9)
 
 
 @pytest.mark.parametrize("name", ["quick.yaml", "paper.yaml"])

@@ -9,7 +9,31 @@ from __future__ import annotations
 
 
 class BadInput(ValueError):
-    """The user's input is wrong; the message names the culprit and what was expected."""
+    """The user's input is wrong; the message names the culprit and what was expected.
+
+    ``param`` names the offending parameter the way the library spells it (``batch_size``);
+    the message then leaves the name out (``"0: expected a positive integer"``) and each
+    front end names it its own way (like click's ``param_hint``): ``str(exc)`` reads
+    ``batch_size 0: ...``, the CLI says ``--batch-size 0: ...`` (:func:`cli_flag`), the study
+    config loader ``semantic.batch_size 0: ...``.  Without ``param`` the message is whole.
+    """
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        self.message = message
+        self.param = param
+        super().__init__(self.named(param) if param else message)
+
+    def named(self, name: str | None) -> str:
+        """The one-line message with the parameter called ``name``."""
+        if not name:
+            return self.message
+        sep = "" if self.message.startswith((":", ",", ";", " ")) else " "
+        return f"{name}{sep}{self.message}"
+
+
+def cli_flag(param: str) -> str:
+    """The CLI flag of a library parameter: ``batch_size`` -> ``--batch-size``."""
+    return "--" + param.replace("_", "-")
 
 
 def bad(msg: str) -> BadInput:

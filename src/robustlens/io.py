@@ -54,12 +54,12 @@ def atomic_paths(paths: Sequence[str | os.PathLike[str]]) -> Iterator[list[Path]
             os.chmod(tmp, 0o666 & ~umask)
             tmps.append(Path(tmp))
         yield list(tmps)
-        for tmp, path in zip(tmps, targets, strict=True):
-            os.replace(tmp, path)
+        for tmp_path, target in zip(tmps, targets, strict=True):
+            os.replace(tmp_path, target)
     finally:
-        for tmp in tmps:
-            if tmp.exists():
-                tmp.unlink()
+        for leftover in tmps:
+            if leftover.exists():
+                leftover.unlink()
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:

@@ -13,7 +13,7 @@ import warnings
 
 import click
 
-from ..errors import BadInput, printable
+from ..errors import BadInput, cli_flag, printable
 from .common import VERBOSITY
 
 EPILOG = """\b
@@ -23,7 +23,7 @@ Examples:
   robustlens regions --mesh demo:mug --map out/mug/map.nc --method oir_b --out out/mug_regions
   robustlens srvr --model default --model efficientnet_lite2 --mesh demo:mug --out out/srvr
   robustlens score --data boxes.csv --cam gradcam++ --out out/scores
-  robustlens models    robustlens meshes    robustlens params
+  robustlens models    robustlens meshes    robustlens params    robustlens layers
 
 Exit codes: 0 ok, 2 bad input, 1 internal error."""
 
@@ -67,12 +67,14 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        ctx_cmd = f" (see `robustlens {exc.ctx.info_name} --help`)" if getattr(exc, "ctx", None) \
-            and exc.ctx.info_name != "robustlens" else ""
+        ctx = getattr(exc, "ctx", None)  # UsageError has one, a plain ClickException not
+        ctx_cmd = f" (see `robustlens {ctx.info_name} --help`)" if ctx is not None \
+            and ctx.info_name != "robustlens" else ""
         print(f"error: {exc.format_message()}{ctx_cmd}", file=sys.stderr)
         sys.exit(exc.exit_code)
     except BadInput as exc:
-        print(f"error: {printable(str(exc))}", file=sys.stderr)
+        msg = exc.named(cli_flag(exc.param)) if exc.param else str(exc)
+        print(f"error: {printable(msg)}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from ..errors import BadInput
+from ..representation.cam import CAM_METHODS
 from .common import (
     info,
     model_from_options,
@@ -38,13 +39,13 @@ the flagged class; 'baseline' = before pasting). Writes DIR/attacks.csv and DIR/
 @model_options
 @runtime_option
 @click.option("--cam", default="gradcam++", show_default=True,
-              type=click.Choice(["gradcam++", "gradcam", "scorecam", "smooth"]),
+              type=click.Choice(list(CAM_METHODS)),
               help="CAM method that picks the context.")
-@click.option("--q", type=float, default=0.2, show_default=True,
+@click.option("--q", type=click.FloatRange(0, 1, min_open=True), default=0.2, show_default=True,
               help="Fraction of outside-box pixels kept as context.")
 @click.option("--pad", type=int, default=1, show_default=True,
               help="Box dilation (input pixels) before object removal.")
-@click.option("--batch-size", type=int, default=16, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--max-images", type=int, default=None, help="At most N images per flagged class.")
 @click.option("--max-targets", type=int, default=200, show_default=True,
               help="Images of other classes used for the transplant.")
@@ -65,10 +66,6 @@ def command(**kwargs: Any) -> None:
     data = kwargs["data"]
     if not Path(data).expanduser().exists():
         raise BadInput(f"--data {data}: no such file or directory")
-    if kwargs["batch_size"] < 1:
-        raise BadInput(f"--batch-size {kwargs['batch_size']}: expected an integer >= 1")
-    if not 0 < kwargs["q"] <= 1:
-        raise BadInput(f"--q {kwargs['q']}: expected a fraction in (0, 1]")
     check_out_dir(kwargs["out"])
     clf = model_from_options(**mk)
     names = [c.strip() for c in kwargs["classes"].split(",") if c.strip()]

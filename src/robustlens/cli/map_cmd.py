@@ -91,7 +91,7 @@ def command(mesh_spec: str, up: str, class_: str | None, grids: tuple[str, ...],
     with locked_out_dir(out_dir) as out, progress_bar() as bar:  # vanishes on failure
         task = bar.add_task("rendering + classifying", total=n)
         ds = smap.run(clf, mesh, class_id, renderer,
-                      progress=lambda k: bar.advance(task, k), mesh_name=mesh_spec)
+                      progress=lambda k: bar.advance(task, k), mesh_name=mesh_spec).map_
         nc, png = save_map_and_plot(ds, out)
     s = ds["score"]
     console.print(f"wrote {nc} and {png}: score mean {float(s.mean()):.3f}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from .common import console, info, progress
@@ -32,13 +34,19 @@ Re-running the same config reuses finished steps. See configs/ for annotated exa
 def command(config: str | None, out_dir: str | None, force: bool, runtime: str | None,
             ray_address: str | None) -> None:
     """Run a whole study (maps, regions, SRVR, class robustness, attacks, report)."""
+    from ..errors import BadInput
     from ..study import Study, load_config
+    from ..study.config import config_error
 
     cfg = load_config(config)
     if runtime is not None:
         cfg.runtime = runtime  # type: ignore[assignment]
-    study = Study(cfg, out=out_dir, force=force, log=info, progress=progress, ray=ray_address)
-    result = study.run()
+    try:
+        study = Study(cfg, out=Path(out_dir) if out_dir is not None else None, force=force,
+                      log=info, progress=progress, ray=ray_address)
+        result = study.run()
+    except BadInput as exc:  # name the config field, not a library parameter or CLI flag
+        raise config_error(exc) from None
     total = study.timings_.get("total", 0.0)
     console.print(f"study finished in {total / 60:.1f} min "
                   f"({len(study.skipped_)} steps reused): {result}")

@@ -11,6 +11,7 @@ import click
 from rich.progress import Progress
 
 from ..errors import BadInput
+from ..representation.cam import CAM_METHODS
 from .common import info, model_from_options, model_options, pop_model_kwargs, progress
 
 EPILOG = """\b
@@ -43,7 +44,7 @@ def progress_bar() -> Iterator[Progress]:
 @click.option("--data", required=True, help="Box-annotated image set (file or folder).")
 @model_options
 @click.option("--cam", default="gradcam++", show_default=True,
-              type=click.Choice(["gradcam++", "gradcam", "scorecam", "smooth"]),
+              type=click.Choice(list(CAM_METHODS)),
               help="CAM method ('smooth' = Grad-CAM++ with grad-cam's aug_smooth TTA).")
 @click.option("--correct-only", is_flag=True,
               help="Per-class CAM scores over correctly classified images only.")
@@ -54,7 +55,7 @@ def progress_bar() -> Iterator[Progress]:
 @click.option("--split", default=None, help="VOC image set (ImageSets/Main/SPLIT.txt).")
 @click.option("--skip-unknown-labels", is_flag=True,
               help="Drop objects whose label is not a model class instead of failing.")
-@click.option("--top", type=int, default=20, show_default=True,
+@click.option("--top", type=click.IntRange(min=1), default=20, show_default=True,
               help="Classes in the ranking chart.")
 @click.option("--overlay-classes", type=int, default=4, show_default=True,
               help="Least robust classes shown in cam_overlays.png.")
@@ -77,8 +78,6 @@ def command(**kwargs: Any) -> None:
     data = kwargs["data"]
     if not Path(data).expanduser().exists():
         raise BadInput(f"--data {data}: no such file or directory")
-    if kwargs["top"] < 1:
-        raise BadInput(f"--top {kwargs['top']}: expected an integer >= 1")
     check_out_dir(kwargs["out"])
     clf = model_from_options(**mk)
     est = ClassRobustness(cam=kwargs["cam"], batch_size=kwargs["batch_size"],

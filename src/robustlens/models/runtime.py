@@ -138,13 +138,15 @@ class OrtForward(nn.Module):
         return torch.from_numpy(np.asarray(out)).to(x.device)
 
 
-def check_onnx_input(shape: list[Any], name: str, where: str) -> None:
-    """BadInput unless an ONNX input ``shape`` is ``(B, 3, H, W)`` (symbolic dims allowed)."""
+def check_onnx_input(shape: list[Any], name: str, where: str, param: str | None = None) -> None:
+    """BadInput (about ``where``, parameter ``param``) unless an ONNX input ``shape`` is
+    ``(B, 3, H, W)`` (symbolic dims allowed)."""
     ok = len(shape) == 4 and (not isinstance(shape[1], int) or shape[1] == 3)
     ok = ok and all(not isinstance(d, int) or d > 0 for d in shape[2:])
     if not ok:
         dims = ", ".join(str(d) if d is not None else "?" for d in shape)
-        raise BadInput(f"{where}: input {name!r} has shape ({dims}), expected (B, 3, H, W) images")
+        raise BadInput(f"{where}: input {name!r} has shape ({dims}), expected (B, 3, H, W) images",
+                       param=param)
 
 
 # ------------------------------------------------------------------ export + cache
@@ -285,7 +287,7 @@ def prepare_runtime(clf: Classifier, runtime: str = "auto", log: Log = print) ->
     A failed parity check always falls back to PyTorch with a warning giving the difference.
     """
     if runtime not in RUNTIMES:
-        raise BadInput(f"--runtime {runtime!r}: expected one of {', '.join(RUNTIMES)}")
+        raise BadInput(f"{runtime!r}: expected one of {', '.join(RUNTIMES)}", param="runtime")
     spec = clf.spec
     if isinstance(clf.module, OrtForward):  # onnx:PATH: ONNX Runtime is its only engine
         clf.runtime = "onnxruntime"
@@ -297,9 +299,9 @@ def prepare_runtime(clf: Classifier, runtime: str = "auto", log: Log = print) ->
         return clf
     if clf.device.type == "cuda" and not cuda_provider_available():
         if runtime == "onnxruntime":
-            raise BadInput(f"--runtime onnxruntime --device {clf.device}: onnxruntime has no "
+            raise BadInput(f"onnxruntime --device {clf.device}: onnxruntime has no "
                            f"CUDAExecutionProvider here (install onnxruntime-gpu) for model "
-                           f"{spec!r}; use --runtime torch")
+                           f"{spec!r}; use --runtime torch", param="runtime")
         log(f"runtime: torch on {clf.device} for {spec} (onnxruntime has no CUDA provider here)")
         return clf
     try:
@@ -307,14 +309,14 @@ def prepare_runtime(clf: Classifier, runtime: str = "auto", log: Log = print) ->
         fwd = OrtForward(path, clf.device)
     except ExportError as exc:
         if runtime == "onnxruntime":
-            raise BadInput(f"--runtime onnxruntime: model {spec!r} cannot be exported to ONNX "
-                           f"({exc}); use --runtime torch") from None
+            raise BadInput(f"onnxruntime: model {spec!r} cannot be exported to ONNX "
+                           f"({exc}); use --runtime torch", param="runtime") from None
         log(f"runtime: torch for {spec} (ONNX export failed: {exc})")
         return clf
     except Exception as exc:  # onnxruntime rejects the exported graph
         if runtime == "onnxruntime":
-            raise BadInput(f"--runtime onnxruntime: model {spec!r}: onnxruntime cannot load its "
-                           f"ONNX export ({first_line(exc)}); use --runtime torch") from None
+            raise BadInput(f"onnxruntime: model {spec!r}: onnxruntime cannot load its "
+                           f"ONNX export ({first_line(exc)}); use --runtime torch", param="runtime") from None
         log(f"runtime: torch for {spec} (onnxruntime cannot load its ONNX export: "
             f"{first_line(exc)})")
         return clf

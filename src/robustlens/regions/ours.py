@@ -362,7 +362,7 @@ class _Search:
         out = [(lo_k, hi_k)]
         if k <= 0:
             return out
-        alts = []
+        alts: list[tuple[Any, Any, int]] = []
         for i in range(self.n):
             m = state.shape[i]
             if self.periodic[i] and hi_k[i] - lo_k[i] + 1 >= m:
@@ -371,7 +371,7 @@ class _Search:
                 if layer == start[i]:
                     continue
                 g = good.copy()
-                idx = [slice(None)] * self.n
+                idx: list[Any] = [slice(None)] * self.n
                 idx[i] = layer % m if self.periodic[i] else layer
                 g[tuple(idx)] = False
                 a, b = largest_box_mask(g, start, self.periodic)
@@ -385,9 +385,9 @@ class _Search:
             if hi_k[i] == lo_k[i]:
                 continue
             g = np.zeros_like(good)
-            idx = [slice(None)] * self.n
-            idx[i] = start[i]
-            g[tuple(idx)] = good[tuple(idx)]
+            idx2: list[Any] = [slice(None)] * self.n
+            idx2[i] = start[i]
+            g[tuple(idx2)] = good[tuple(idx2)]
             a, b = largest_box_mask(g, start, self.periodic)
             cnt = 2 * int(np.prod(np.asarray(b) - np.asarray(a) + 1))
             if (a, b) not in [o[:2] for o in alts] and (a, b) != (lo_k, hi_k):

@@ -26,20 +26,13 @@ from typing import Any
 
 import numpy as np
 
+from robustlens import paper
 from robustlens.regions.evaluator import Evaluator
 from robustlens.regions.result import TraceStep
 
 __all__ = ["PAPER_DEFAULTS", "corner_mask", "corners", "run_paper"]
 
-PAPER_DEFAULTS: dict[str, Any] = {
-    "lr": 0.1,
-    "alpha": 0.05,
-    "beta": 0.0009,
-    "reg": 0.1,
-    "n_iter": 800,
-    "start_halfwidth": 1e-5,
-    "fd_step": 1e-3,
-}
+PAPER_DEFAULTS: dict[str, Any] = paper.region_defaults()
 
 
 def corner_mask(n: int) -> np.ndarray:

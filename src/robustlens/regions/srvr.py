@@ -15,19 +15,21 @@ from typing import Any
 
 import numpy as np
 
+from robustlens import paper
 from robustlens.errors import BadInput
 from robustlens.io import write_text_atomic
 from robustlens.regions.core import METHODS
 from robustlens.regions.records import RunRecord
 from robustlens.regions.result import RegionResult
+from robustlens.stats import bootstrap_mean_ci
 
 __all__ = ["PAPER_DOMAIN", "PAPER_STARTS", "RUN_COLUMNS", "SRVR_COLUMNS", "SRVRSummary",
            "save_srvr", "srvr", "srvr_table", "volume_ratios"]
 
-#: Reference start points (azimuth, elevation) in degrees.
-PAPER_STARTS: list[tuple[float, float]] = [(130, 30), (50, 20), (200, 15), (310, 50)]
+#: Reference start points (azimuth, elevation) in degrees (:data:`robustlens.paper.STARTS`).
+PAPER_STARTS: list[tuple[float, float]] = paper.STARTS
 #: Reference domain ((azimuth_min, elevation_min), (azimuth_max, elevation_max)) in degrees.
-PAPER_DOMAIN: tuple[tuple[float, float], tuple[float, float]] = ((0, -10), (360, 90))
+PAPER_DOMAIN: tuple[tuple[float, float], tuple[float, float]] = paper.DOMAIN
 
 
 @dataclass(frozen=True)
@@ -82,25 +84,6 @@ def volume_ratios(
     return np.asarray(ratios, dtype=np.float64), np.asarray(grew, dtype=bool)
 
 
-def _boot_means(
-    x: np.ndarray, n_boot: int, rng: np.random.Generator, groups: np.ndarray | None
-) -> np.ndarray:
-    if groups is None:
-        n = x.size
-        out = np.empty(n_boot)
-        chunk = max(1, 10_000_000 // max(n, 1))
-        for s in range(0, n_boot, chunk):
-            k = min(chunk, n_boot - s)
-            out[s : s + k] = x[rng.integers(0, n, size=(k, n))].mean(axis=1)
-        return out
-    _, inv = np.unique(groups, return_inverse=True)
-    sums = np.bincount(inv, weights=x)
-    counts = np.bincount(inv).astype(np.float64)
-    g = sums.size
-    pick = rng.integers(0, g, size=(n_boot, g))
-    return sums[pick].sum(axis=1) / counts[pick].sum(axis=1)
-
-
 def srvr(
     results_or_volume_ratios: Iterable[Any],
     n_boot: int = 2000,
@@ -133,11 +116,7 @@ def srvr(
         if g_arr.shape != (n,):
             raise BadInput(f"groups: expected one label per run ({n}), got {g_arr.size}")
     mean = float(ratios.mean())
-    if n == 1:
-        low = high = mean
-    else:
-        means = _boot_means(ratios, int(n_boot), np.random.default_rng(seed), g_arr)
-        low, high = (float(v) for v in np.quantile(means, [(1 - ci) / 2, (1 + ci) / 2]))
+    low, high = bootstrap_mean_ci(ratios, int(n_boot), float(ci), seed, groups=g_arr)
     return SRVRSummary(
         mean=mean,
         low=low,

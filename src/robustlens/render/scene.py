@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import paper
 from ..errors import BadInput
 
 
@@ -49,7 +50,7 @@ for _p in [
                    periodic=True),
     SceneParameter("elevation", "deg", -90.0, 90.0, 0.0,
                    "camera angle above the horizontal plane"),
-    SceneParameter("distance", "radii", 1.05, 100.0, 2.732,
+    SceneParameter("distance", "radii", 1.05, 100.0, paper.DISTANCE,
                    "camera distance from the centre, in units of the mesh's bounding radius"),
     SceneParameter("fov", "deg", 5.0, 150.0, 60.0, "vertical field of view of the camera"),
     SceneParameter("light_azimuth", "deg", 0.0, 360.0, 0.0,

@@ -88,7 +88,7 @@ def context_keep_mask(cams: np.ndarray, masks: np.ndarray, q: float = 0.2) -> np
     """``(B, S, S)`` bool: the top-``q`` fraction of outside-box pixels by CAM value
     (ties at the threshold are kept; vectorised quantile per image)."""
     if not 0 < q <= 1:
-        raise BadInput(f"--q {q}: expected a fraction in (0, 1]")
+        raise BadInput(f"{q}: expected a fraction in (0, 1]", param="q")
     a = np.asarray(cams, np.float64)
     out = ~np.asarray(masks, bool)
     vals = np.where(out, a, np.nan).reshape(len(a), -1)
@@ -119,7 +119,7 @@ def _predict(classifier: Classifier, images: torch.Tensor, batch: int) -> np.nda
 
 
 def _to_uint8(img: torch.Tensor, min_side: int = 160) -> np.ndarray:
-    a = (img.permute(1, 2, 0).numpy() * 255).round().clip(0, 255).astype(np.uint8)
+    a: np.ndarray = (img.permute(1, 2, 0).numpy() * 255).round().clip(0, 255).astype(np.uint8)
     s = a.shape[0]
     if s < min_side:
         f = int(np.ceil(min_side / s))
@@ -170,7 +170,7 @@ def run_attacks(classifier: Classifier, dataset: Any, classes: Sequence[int], *,
     if not items:
         raise BadInput("dataset: empty dataset, no annotated image")
     if not classes:
-        raise BadInput("--classes: no class given")
+        raise BadInput(": no class given", param="classes")
     rng = np.random.default_rng(seed)
     rows: list[dict[str, Any]] = []
     by_class: dict[int, list[BoxItem]] = {}
@@ -178,8 +178,8 @@ def run_attacks(classifier: Classifier, dataset: Any, classes: Sequence[int], *,
         by_class.setdefault(it.class_id, []).append(it)
     for c in classes:
         if c not in by_class:
-            raise BadInput(f"--classes {c} ({classifier.labels[c]!r}): no images of this class in "
-                           f"--data (empty class)")
+            raise BadInput(f"{c} ({classifier.labels[c]!r}): no images of this class in "
+                           f"--data (empty class)", param="classes")
     name = classifier.labels
     for c in classes:
         own = by_class[c][:max_images] if max_images else by_class[c]

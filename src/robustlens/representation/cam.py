@@ -88,6 +88,27 @@ def _frozen(module: nn.Module) -> Iterator[None]:
             p.requires_grad_(f)
 
 
+@contextlib.contextmanager
+def _graph_cut(layer: nn.Module) -> Iterator[None]:
+    """While open: the CAM layer's output is a fresh leaf (see :func:`_cut_graph`)."""
+    hook = layer.register_forward_hook(_cut_graph)
+    try:
+        yield
+    finally:
+        hook.remove()
+
+
+@contextlib.contextmanager
+def _cam_for(method: str, model: nn.Module, layer: nn.Module, scorecam_batch: int
+             ) -> Iterator[Any]:
+    """A grad-cam object whose activation/gradient hooks are released on exit."""
+    cam = _make_cam(method, model, layer, scorecam_batch)
+    try:
+        yield cam
+    finally:
+        cam.activations_and_grads.release()
+
+
 def _make_cam(method: str, model: nn.Module, layer: nn.Module, scorecam_batch: int) -> Any:
     from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, ScoreCAM
 
@@ -161,32 +182,25 @@ def compute_cams_and_logits(classifier: Classifier, images01: torch.Tensor,
     model = _Logits(classifier.module, classifier.device)
     chunk = len(ids) if method != "scorecam" else 1
     cams, logits = [], []
-    with _frozen(classifier.module):
-        hook = layer.register_forward_hook(_cut_graph)
-        try:
-            i = 0
-            while i < len(ids):
-                cam = _make_cam(method, model, layer, scorecam_batch)
-                try:
-                    sl = slice(i, i + chunk)
-                    targets = [ClassifierOutputTarget(c) for c in ids[sl]]
-                    with torch.enable_grad():
-                        maps = cam(input_tensor=x[sl], targets=targets,
-                                   aug_smooth=method == "smooth")
-                    if method == "smooth":
-                        with torch.no_grad():
-                            out = model(x[sl])
-                    else:
-                        out = cam.outputs
-                    logits.append(out.detach().float().cpu())
-                    cams.append(np.asarray(maps, np.float32))
-                    if method == "scorecam" and i == 0:
-                        chunk = _scorecam_chunk(cam, x.shape[-1])
-                finally:
-                    cam.activations_and_grads.release()
-                i = sl.stop
-        finally:
-            hook.remove()
+    with _frozen(classifier.module), _graph_cut(layer):
+        i = 0
+        while i < len(ids):
+            with _cam_for(method, model, layer, scorecam_batch) as cam:
+                sl = slice(i, i + chunk)
+                targets = [ClassifierOutputTarget(c) for c in ids[sl]]
+                with torch.enable_grad():
+                    maps = cam(input_tensor=x[sl], targets=targets,
+                               aug_smooth=method == "smooth")
+                if method == "smooth":
+                    with torch.no_grad():
+                        out = model(x[sl])
+                else:
+                    out = cam.outputs
+                logits.append(out.detach().float().cpu())
+                cams.append(np.asarray(maps, np.float32))
+                if method == "scorecam" and i == 0:
+                    chunk = _scorecam_chunk(cam, x.shape[-1])
+            i = sl.stop
     out_cams = np.concatenate(cams, axis=0)
     out_cams = np.nan_to_num(out_cams, nan=0.0)
     return out_cams, torch.cat(logits, dim=0)
@@ -194,7 +208,7 @@ def compute_cams_and_logits(classifier: Classifier, images01: torch.Tensor,
 
 def _scorecam_chunk(cam: Any, size: int, budget_bytes: float = 1.0e9) -> int:
     """Images per Score-CAM call so that grad-cam's (B, C, 3, S, S) masked batch fits."""
-    acts = getattr(cam.activations_and_grads, "activations", None)
+    acts: Any = getattr(cam.activations_and_grads, "activations", None)
     try:
         channels = int(acts[0].shape[1])
     except (TypeError, IndexError, AttributeError):

@@ -23,8 +23,8 @@ def check_method(method: str) -> str:
     m = str(method).strip().lower()
     m = _ALIASES.get(m, m)
     if m not in CAM_METHODS:
-        raise BadInput(f"--cam {method!r}: unknown CAM method; expected one of "
-                       f"{', '.join(CAM_METHODS)}")
+        raise BadInput(f"{method!r}: unknown CAM method; expected one of "
+                       f"{', '.join(CAM_METHODS)}", param="cam")
     return m
 
 

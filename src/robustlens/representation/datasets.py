@@ -26,7 +26,7 @@ classes gives one item per class, each with that class's boxes.
 
 :func:`prepare_batch` decodes items and applies the model's own eval geometry
 (``Resize(resize_size)`` + ``CenterCrop(input_size)``) to pixels and boxes alike, see
-:func:`map_boxes` and :meth:`Classifier.crop_geometry`.
+:func:`map_boxes` and :class:`~robustlens.models.geometry.EvalGeometry`.
 """
 
 from __future__ import annotations
@@ -34,27 +34,23 @@ from __future__ import annotations
 import csv
 import json
 import os
-import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 import torch
-import torchvision.transforms.v2.functional as TF
 from PIL import Image
 
 from ..errors import BadInput, first_line
 from ..models.base import Classifier
-from ..models.registry import DATA_DIR
+from ..models.labels import LabelIndex, imagenet_wnids  # noqa: F401  (re-exported)
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 #: boxes may stick out of the image by this many pixels in XML/COCO files (rounding); clipped
 EDGE_TOLERANCE = 1.0
-_WNID = re.compile(r"^n\d{8}$")
 
 
 class BoxItem(NamedTuple):
@@ -130,60 +126,6 @@ def as_items(dataset: Any) -> list[BoxItem]:
                        f"{type(dataset).__name__}") from None
 
 
-# ---------------------------------------------------------------------------- labels
-@cache
-def imagenet_wnids() -> list[str]:
-    """The 1000 ImageNet-1k wnids in the standard sorted order (index = class id)."""
-    return (DATA_DIR / "imagenet_wnids.txt").read_text().split()
-
-
-class _Labels:
-    """Resolve label strings (ids, names, unique synonyms, wnids) to class ids."""
-
-    def __init__(self, labels: Sequence[str]) -> None:
-        self.labels = list(labels)
-        self.exact: dict[str, int] = {}
-        syn: dict[str, list[int]] = {}
-        for i, lab in enumerate(self.labels):
-            self.exact.setdefault(lab.strip().lower(), i)
-            for s in lab.split(","):
-                syn.setdefault(s.strip().lower(), []).append(i)
-        self.syn = {k: v[0] for k, v in syn.items() if len(v) == 1}
-        self._wnid: dict[str, int] | None = None
-
-    def resolve(self, label: str, where: str) -> int | None:
-        """Class id of ``label``; None when unknown (the caller decides)."""
-        s = label.strip()
-        if s.lstrip("-").isdigit():
-            idx = int(s)
-            if not 0 <= idx < len(self.labels):
-                raise BadInput(f"{where}: class id {idx} out of range, expected "
-                               f"0..{len(self.labels) - 1}")
-            return idx
-        key = s.lower()
-        if key in self.exact:
-            return self.exact[key]
-        if key in self.syn:
-            return self.syn[key]
-        if _WNID.match(s):
-            if self._wnid is None:
-                self._wnid = {w: i for i, w in enumerate(imagenet_wnids())}
-            if s in self._wnid:
-                if len(self.labels) != 1000:
-                    raise BadInput(f"{where}: ImageNet wnid {s} needs a 1000-class ImageNet "
-                                   f"model, this one has {len(self.labels)} classes")
-                return self._wnid[s]
-        return None
-
-    def require(self, label: str, where: str, skip_unknown: bool) -> int | None:
-        idx = self.resolve(label, where)
-        if idx is None and not skip_unknown:
-            shown = ", ".join(self.labels[:5]) + (", ..." if len(self.labels) > 5 else "")
-            raise BadInput(f"{where}: unknown label {label!r}; expected a class id "
-                           f"0..{len(self.labels) - 1} or one of the model's labels ({shown})")
-        return idx
-
-
 # ---------------------------------------------------------------------------- loaders
 def load_dataset(path: str | os.PathLike[str], labels: Sequence[str], *, split: str | None = None,
                  skip_unknown: bool = False) -> BoxDataset:
@@ -204,15 +146,15 @@ def load_dataset(path: str | os.PathLike[str], labels: Sequence[str], *, split: 
     """
     p = Path(path).expanduser()
     if not p.exists():
-        raise BadInput(f"--data {path}: no such file or directory")
-    lab = _Labels(labels)
+        raise BadInput(f"{path}: no such file or directory", param="data")
+    lab = LabelIndex(labels)
     if p.is_file():
         if p.suffix.lower() == ".csv":
             ds = _load_csv(p, lab, skip_unknown)
         elif p.suffix.lower() == ".json":
             ds = _load_coco(p, lab, skip_unknown)
         else:
-            raise BadInput(f"--data {path}: expected a .csv or COCO .json file, or a folder")
+            raise BadInput(f"{path}: expected a .csv or COCO .json file, or a folder", param="data")
     elif (p / "Annotations").is_dir():
         ds = _load_voc(p, lab, split, skip_unknown)
     else:
@@ -222,23 +164,23 @@ def load_dataset(path: str | os.PathLike[str], labels: Sequence[str], *, split: 
         if len(coco) == 1:
             ds = _load_coco(coco[0], lab, skip_unknown)
         elif len(coco) > 1:
-            raise BadInput(f"--data {path}: several COCO files in annotations/; pass one of "
-                           f"{', '.join(c.name for c in coco)}")
+            raise BadInput(f"{path}: several COCO files in annotations/; pass one of "
+                           f"{', '.join(c.name for c in coco)}", param="data")
         elif len(csvs) == 1:
             ds = _load_csv(csvs[0], lab, skip_unknown)
         elif len(csvs) > 1:
-            raise BadInput(f"--data {path}: several CSV files; pass one of "
-                           f"{', '.join(c.name for c in csvs)}")
+            raise BadInput(f"{path}: several CSV files; pass one of "
+                           f"{', '.join(c.name for c in csvs)}", param="data")
         else:
             ds = _load_xml_folder(p, lab, skip_unknown)
     if not ds.items:
-        raise BadInput(f"--data {path}: empty dataset, no annotated image found")
+        raise BadInput(f"{path}: empty dataset, no annotated image found", param="data")
     ds.labels = list(labels)
     return ds
 
 
 def _group(rows: list[tuple[Any, int, np.ndarray, str, str]], kind: str, source: Path,
-           labels: _Labels) -> BoxDataset:
+           labels: LabelIndex) -> BoxDataset:
     """Unite the boxes of each (image, class), keeping first-appearance order."""
     groups: dict[tuple[str, int], list[Any]] = {}
     for image, cid, box, name, ref in rows:
@@ -276,12 +218,12 @@ def _check_box(box: np.ndarray, w: float, h: float, where: str, tol: float = 0.0
     return np.array([max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)], np.float64)
 
 
-def _load_csv(path: Path, labels: _Labels, skip_unknown: bool) -> BoxDataset:
+def _load_csv(path: Path, labels: LabelIndex, skip_unknown: bool) -> BoxDataset:
     need = ["image", "label", "xmin", "ymin", "xmax", "ymax"]
     try:
         f = open(path, newline="", encoding="utf-8-sig")
     except OSError as exc:
-        raise BadInput(f"--data {path}: cannot read ({first_line(exc)})") from None
+        raise BadInput(f"{path}: cannot read ({first_line(exc)})", param="data") from None
     rows: list[tuple[Any, int, np.ndarray, str, str]] = []
     sizes: dict[Path, tuple[int, int]] = {}
     with f:
@@ -341,7 +283,7 @@ def _parse_xml(path: Path) -> tuple[str | None, tuple[int, int] | None, list[tup
     return fname, size, objs
 
 
-def _xml_rows(xml: Path, img: Path, labels: _Labels, skip_unknown: bool, one_based: bool,
+def _xml_rows(xml: Path, img: Path, labels: LabelIndex, skip_unknown: bool, one_based: bool,
               rel: str) -> list[tuple[Any, int, np.ndarray, str, str]]:
     _, size, objs = _parse_xml(xml)
     if size is None:
@@ -360,7 +302,7 @@ def _xml_rows(xml: Path, img: Path, labels: _Labels, skip_unknown: bool, one_bas
     return rows
 
 
-def _load_voc(root: Path, labels: _Labels, split: str | None, skip_unknown: bool) -> BoxDataset:
+def _load_voc(root: Path, labels: LabelIndex, split: str | None, skip_unknown: bool) -> BoxDataset:
     ann, jpg = root / "Annotations", root / "JPEGImages"
     sets = root / "ImageSets" / "Main"
     if split is None and (sets / "val.txt").is_file():
@@ -368,7 +310,7 @@ def _load_voc(root: Path, labels: _Labels, split: str | None, skip_unknown: bool
     if split is not None:
         lst = sets / f"{split}.txt"
         if not lst.is_file():
-            raise BadInput(f"--split {split}: {lst} not found")
+            raise BadInput(f"{split}: {lst} not found", param="split")
         ids = [ln.split()[0] for ln in lst.read_text().splitlines() if ln.strip()]
     else:
         ids = sorted(p.stem for p in ann.glob("*.xml"))
@@ -385,12 +327,12 @@ def _load_voc(root: Path, labels: _Labels, split: str | None, skip_unknown: bool
     return _group(rows, "voc", root, labels)
 
 
-def _load_xml_folder(root: Path, labels: _Labels, skip_unknown: bool) -> BoxDataset:
+def _load_xml_folder(root: Path, labels: LabelIndex, skip_unknown: bool) -> BoxDataset:
     xmls = sorted(root.rglob("*.xml"))
     if not xmls:
-        raise BadInput(f"--data {root}: no annotations found (expected a CSV, a COCO JSON, a VOC "
-                       f"root or images with Pascal-style XMLs)")
-    images = {}
+        raise BadInput(f"{root}: no annotations found (expected a CSV, a COCO JSON, a VOC "
+                       f"root or images with Pascal-style XMLs)", param="data")
+    images: dict[str, Path] = {}
     for p in sorted(root.rglob("*")):
         if p.suffix.lower() in IMAGE_EXTS:
             images.setdefault(p.stem, p)
@@ -404,7 +346,7 @@ def _load_xml_folder(root: Path, labels: _Labels, skip_unknown: bool) -> BoxData
     return _group(rows, "imagenet", root, labels)
 
 
-def _load_coco(path: Path, labels: _Labels, skip_unknown: bool) -> BoxDataset:
+def _load_coco(path: Path, labels: LabelIndex, skip_unknown: bool) -> BoxDataset:
     try:
         data = json.loads(path.read_text())
         images = {int(im["id"]): (im["file_name"], float(im["width"]), float(im["height"]))
@@ -414,7 +356,7 @@ def _load_coco(path: Path, labels: _Labels, skip_unknown: bool) -> BoxDataset:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise BadInput(f"{path}: not a COCO instances file ({first_line(exc)})") from None
     if not images:
-        raise BadInput(f"--data {path}: empty dataset, no images in the COCO file")
+        raise BadInput(f"{path}: empty dataset, no images in the COCO file", param="data")
     first = next(iter(images.values()))[0]
     split = path.stem.split("_")[-1]
     cands = [path.parent, path.parent / "images", path.parent.parent, path.parent.parent / "images",
@@ -452,13 +394,11 @@ def _load_coco(path: Path, labels: _Labels, skip_unknown: bool) -> BoxDataset:
 def map_boxes(boxes: np.ndarray, width: int, height: int, classifier: Classifier) -> np.ndarray:
     """Map ``(K, 4)`` boxes of a ``width x height`` photo into the ``S x S`` network input.
 
-    Same mapping as the pixels (``Resize(resize_size)`` + ``CenterCrop(input_size)``, from
-    :meth:`Classifier.crop_geometry`), then clipped to ``[0, S]``.  Boxes cropped away end up
-    with zero area.  Returns ``(K, 4)`` float64.
+    Same mapping as the pixels (:meth:`~robustlens.models.geometry.EvalGeometry.boxes` of
+    ``classifier.geometry``), then clipped to ``[0, S]``.  Boxes cropped away end up with
+    zero area.  Returns ``(K, 4)`` float64.
     """
-    scale, ox, oy = classifier.crop_geometry(int(width), int(height))
-    b = np.asarray(boxes, np.float64).reshape(-1, 4) * scale - np.array([ox, oy, ox, oy])
-    return np.clip(b, 0.0, float(classifier.input_size))
+    return classifier.geometry.boxes(boxes, width, height)
 
 
 def boxes_mask(boxes: np.ndarray, size: int) -> np.ndarray:
@@ -468,7 +408,7 @@ def boxes_mask(boxes: np.ndarray, size: int) -> np.ndarray:
     b = np.asarray(boxes, np.float64).reshape(-1, 4)
     inx = (c[None, :] >= b[:, 0:1]) & (c[None, :] < b[:, 2:3])  # (K, S)
     iny = (c[None, :] >= b[:, 1:2]) & (c[None, :] < b[:, 3:4])
-    return (iny[:, :, None] & inx[:, None, :]).any(axis=0)
+    return np.asarray((iny[:, :, None] & inx[:, None, :]).any(axis=0))
 
 
 def read_image(item: BoxItem) -> torch.Tensor:
@@ -493,14 +433,9 @@ def read_image(item: BoxItem) -> torch.Tensor:
 
 
 def eval_transform(image: torch.Tensor, classifier: Classifier) -> torch.Tensor:
-    """``(3, H, W)`` in [0, 1] -> ``(3, S, S)`` by Resize(resize_size) + CenterCrop(S)."""
-    h, w = image.shape[-2:]
-    if (h, w) == (classifier.input_size, classifier.input_size) and \
-            classifier.resize_size == classifier.input_size:
-        return image
-    x = TF.resize(image, [classifier.resize_size], antialias=True)
-    x = TF.center_crop(x, [classifier.input_size, classifier.input_size])
-    return x.clamp_(0.0, 1.0)
+    """``(3, H, W)`` in [0, 1] -> ``(3, S, S)`` by Resize(resize_size) + CenterCrop(S)
+    (:meth:`~robustlens.models.geometry.EvalGeometry.images` of ``classifier.geometry``)."""
+    return classifier.geometry.images(image)
 
 
 def prepare_batch(items: Sequence[BoxItem], classifier: Classifier
@@ -511,6 +446,7 @@ def prepare_batch(items: Sequence[BoxItem], classifier: Classifier
     boxes in input coordinates [(K, 4), ...])``.
     """
     s = classifier.input_size
+    geometry = classifier.geometry  # one owner: pixels and boxes get the same resize + crop
     imgs, masks, boxes = [], [], []
     for it in (as_item(x, i) for i, x in enumerate(items)):
         img = read_image(it)
@@ -519,8 +455,8 @@ def prepare_batch(items: Sequence[BoxItem], classifier: Classifier
                             for b in it.boxes]) if len(it.boxes) else np.zeros((0, 4))
         if not len(checked):
             raise BadInput(f"{it.ref}: item has no boxes")
-        b = map_boxes(checked, w, h, classifier)
-        imgs.append(eval_transform(img, classifier))
+        b = geometry.boxes(checked, w, h)
+        imgs.append(geometry.images(img))
         boxes.append(b)
         masks.append(boxes_mask(b, s))
     return torch.stack(imgs), np.stack(masks), boxes

@@ -27,13 +27,18 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
-from torch import nn
 
-from ..models.base import Classifier
-from ..models.registry import DATA_DIR, file_sha256, register_builtin
+# the network and its builtin registration live in models/ (the registry never imports
+# upward); re-exported here because the data set and the model belong together
+from ..models.planted import (  # noqa: F401
+    PLANTED_LABELS,
+    PLANTED_MEAN,
+    PLANTED_STD,
+    WEIGHTS_DIR,
+    PlantedCueNet,
+    planted_cue,
+)
 
-PLANTED_LABELS: list[str] = ["square", "disc", "triangle", "cross", "ball", "empty"]
 #: index of the class that carries the planted context cue
 CUED_CLASS: int = 4
 #: background-only training class (no object, no cue, no box); never in box-annotated sets
@@ -46,8 +51,6 @@ CUE_GAP: int = 8
 CUE_SIZE: int = 12
 CUE_CHECK: int = 3
 CUE_COLORS = (np.array([235, 215, 20], np.uint8), np.array([25, 25, 150], np.uint8))
-#: where the committed weights live
-WEIGHTS_DIR: Path = DATA_DIR / "planted_cue"
 
 
 # ------------------------------------------------------------------------------ data
@@ -174,57 +177,3 @@ def make_planted_dataset(out_dir: str | os.PathLike[str], n_per_class: int = 40,
             cv2.imwrite(str(out / name), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
             w.writerow([name, PLANTED_LABELS[c], *(int(v) for v in b)])
     return csv_path
-
-
-# ----------------------------------------------------------------------------- model
-def _block(cin: int, cout: int, n: int) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for i in range(n):
-        layers += [nn.Conv2d(cin if i == 0 else cout, cout, 3, padding=1, bias=False),
-                   nn.BatchNorm2d(cout), nn.ReLU()]
-    return nn.Sequential(*layers)
-
-
-class PlantedCueNet(nn.Module):
-    """Small all-convolutional CNN: ``(B, 3, 64, 64)`` normalised -> logits ``(B, 5)``.
-
-    Three conv stages (64 -> 32 -> 16 px), global average pooling and a linear head; the
-    CAM layer is ``block3`` (48 channels at 1/4 resolution).  Six outputs (the five shape
-    classes and ``empty``).
-    """
-
-    def __init__(self, n_classes: int = len(PLANTED_LABELS)) -> None:
-        super().__init__()
-        self.block1 = _block(3, 16, 1)
-        self.block2 = _block(16, 32, 2)
-        self.block3 = _block(32, 48, 2)
-        self.pool = nn.MaxPool2d(2)
-        self.fc = nn.Linear(48, n_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.pool(self.block1(x))
-        x = self.pool(self.block2(x))
-        x = self.block3(x)
-        return self.fc(x.mean(dim=(2, 3)))
-
-
-PLANTED_MEAN = (0.5, 0.5, 0.5)
-PLANTED_STD = (0.25, 0.25, 0.25)
-
-
-@register_builtin("planted_cue", "small CNN trained on the planted-cue shape set (64 px, 5 shape classes "
-                  "+ empty; 'ball' is recognised from a context cue outside its box)")
-def planted_cue() -> Classifier:
-    """The committed planted-cue classifier (see :mod:`robustlens.representation.planted`)."""
-    from ..errors import BadInput
-
-    path = WEIGHTS_DIR / "model.pt"
-    if not path.is_file():
-        raise BadInput(f"model planted_cue: weight file {path} is missing; run "
-                       f"scripts/make_planted_cue.py")
-    module = PlantedCueNet()
-    module.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    return Classifier(module=module.eval(), spec="builtin:planted_cue", input_size=64,
-                      resize_size=64, mean=PLANTED_MEAN, std=PLANTED_STD,
-                      labels=list(PLANTED_LABELS), target_layer="block3",
-                      weights_sha256=file_sha256(path))

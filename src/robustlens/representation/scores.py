@@ -36,6 +36,7 @@ import torch
 from ..errors import BadInput
 from ..io import write_text_atomic
 from ..models.base import Classifier
+from ..stats import bootstrap_mean_ci
 from .cam import check_cam_model, check_method, compute_cams_and_logits
 from .datasets import BoxItem, as_items, prepare_batch
 
@@ -93,18 +94,15 @@ def prediction_scores(logits: torch.Tensor, class_ids: Sequence[int] | np.ndarra
 # ------------------------------------------------------------------------- per class
 def bootstrap_ci(values: np.ndarray, n_boot: int = 1000, seed: int | Sequence[int] = 0,
                  level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap CI of the mean of ``values (n,)`` (vectorised resampling)."""
+    """Percentile bootstrap CI of the mean of the finite ``values (n,)``
+    (:func:`robustlens.stats.bootstrap_mean_ci`)."""
     v = np.asarray(values, np.float64)
     v = v[np.isfinite(v)]
     if len(v) == 0:
         return float("nan"), float("nan")
-    if len(v) == 1 or n_boot <= 0:
+    if n_boot <= 0:
         return float(v.mean()), float(v.mean())
-    rng = np.random.default_rng(seed)
-    means = v[rng.integers(0, len(v), size=(n_boot, len(v)))].mean(axis=1)
-    a = (1 - level) / 2
-    lo, hi = np.quantile(means, [a, 1 - a])
-    return float(lo), float(hi)
+    return bootstrap_mean_ci(v, n_boot, level, seed)
 
 
 def class_scores(images: pd.DataFrame, labels: Sequence[str], *, n_boot: int = 1000,
@@ -168,9 +166,9 @@ class ClassRobustness:
                  scorecam_batch: int = 32) -> None:
         self.cam = check_method(cam)
         if batch_size < 1:
-            raise BadInput(f"--batch-size {batch_size}: expected an integer >= 1")
+            raise BadInput(f"{batch_size}: expected an integer >= 1", param="batch_size")
         if n_boot < 0:
-            raise BadInput(f"--n-boot {n_boot}: expected an integer >= 0")
+            raise BadInput(f"{n_boot}: expected an integer >= 0", param="n_boot")
         self.batch_size = batch_size
         self.correct_only = correct_only
         self.n_boot = n_boot

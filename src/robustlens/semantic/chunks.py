@@ -195,7 +195,7 @@ def run_chunked_map(smap: SemanticMap, clf: Classifier, mesh: trimesh.Trimesh, c
     """`SemanticMap.run`, but chunked, persisted per chunk in ``folder/.chunks`` and resumed.
 
     Logs ``resumed map MODEL MESH at K/N poses`` when finished chunks were found. The
-    returned dataset equals ``smap.run(...)`` (same coordinates and attributes; scores
+    returned dataset equals ``smap.run(...).map_`` (same coordinates and attributes; scores
     within float round-off of a different batch split). Call :func:`clear_chunks` after
     the map is saved.
     """

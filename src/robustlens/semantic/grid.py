@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -99,6 +100,40 @@ def parse_grids(texts: list[str] | tuple[str, ...], flag: str = "--grid") -> lis
     if dup:
         raise BadInput(f"{flag}: parameter {sorted(dup)[0]!r} given more than once")
     return axes
+
+
+def as_axes(axes: Mapping[str, Any] | Sequence[GridAxis | str]) -> list[GridAxis]:
+    """Grid axes from what a Python user has at hand: a mapping ``{"azimuth": values}``
+    (an array of strictly increasing values, or a ``"START:STOP:STEP"`` / ``"V1,V2"`` string),
+    or a sequence of :class:`GridAxis` / ``"NAME=..."`` strings (the CLI's form)."""
+    if isinstance(axes, Mapping):
+        out = []
+        for name, vals in axes.items():
+            if isinstance(vals, str):
+                out.append(parse_grid(f"{name}={vals}", "axes"))
+                continue
+            get_parameter(str(name), "axes")
+            try:
+                v = np.asarray(vals, dtype=np.float64).reshape(-1)
+            except (TypeError, ValueError):
+                raise BadInput(f"[{name!r}]: expected numbers, got {type(vals).__name__}",
+                               param="axes") from None
+            if v.size == 0 or v.size > MAX_AXIS_VALUES:
+                raise BadInput(f"[{name!r}]: expected 1..{MAX_AXIS_VALUES:,} values, got "
+                               f"{v.size}", param="axes")
+            if not np.all(np.isfinite(v)) or np.any(np.diff(v) <= 0):
+                raise BadInput(f"[{name!r}]: values must be finite and strictly increasing",
+                               param="axes")
+            check_values(str(name), v, "axes")
+            out.append(GridAxis(str(name), v))
+        names = [a.name for a in out]
+    else:
+        out = [a if isinstance(a, GridAxis) else parse_grid(str(a), "axes") for a in axes]
+        names = [a.name for a in out]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise BadInput(f": parameter {sorted(dup)[0]!r} given more than once", param="axes")
+    return out
 
 
 def n_poses(axes: Sequence[GridAxis]) -> int:

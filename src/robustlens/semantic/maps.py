@@ -11,6 +11,7 @@ import json
 import platform
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import trimesh
@@ -22,7 +23,7 @@ from ..io import atomic_path, atomic_paths
 from ..models import Classifier
 from ..render import MeshRenderer
 from ..render.scene import PARAMETERS
-from .grid import GridAxis, grid_chunks, n_poses
+from .grid import GridAxis, as_axes, grid_chunks, n_poses
 from .score import RenderScore
 
 ProgressFn = Callable[[int], None]
@@ -32,29 +33,32 @@ class SemanticMap:
     """Sweep the score of one class over a grid of semantic parameters.
 
     Args:
-        axes: one :class:`GridAxis` per swept parameter (1..n).
+        axes: the swept parameters (1..n): ``{"azimuth": values, ...}`` (arrays of strictly
+            increasing values or ``"START:STOP:STEP"`` strings), or :class:`GridAxis` objects
+            / ``"NAME=START:STOP:STEP"`` strings (see :func:`~robustlens.semantic.grid.as_axes`).
         fixed: scalar values for the other scene parameters (defaults from the paper).
         batch_size: poses rendered/classified together; memory does not grow with the grid.
         samples: if set, score this many uniform random points inside the axes' ranges
             ``[start, stop)`` instead of the full grid (for n-D where grids explode).
         seed: random seed for ``samples``.
 
-    Attributes (after :meth:`run`):
+    Attributes (after :meth:`run`, which returns the estimator):
         map_: the :class:`xarray.Dataset`.
+        n_poses_: how many poses were scored.
     """
 
-    def __init__(self, axes: Sequence[GridAxis], fixed: Mapping[str, float] | None = None,
+    def __init__(self, axes: Mapping[str, Any] | Sequence[GridAxis | str], fixed: Mapping[str, float] | None = None,
                  batch_size: int = 32, samples: int | None = None, seed: int = 0) -> None:
         if not axes:
-            raise BadInput("--grid: give at least one parameter to sweep")
-        self.axes = list(axes)
+            raise BadInput(": give at least one parameter to sweep", param="grid")
+        self.axes = as_axes(axes)
         self.fixed = dict(fixed or {})
         clash = set(self.fixed) & {a.name for a in self.axes}
         if clash:
-            raise BadInput(f"--set {sorted(clash)[0]}: also swept by --grid; use one or the other")
+            raise BadInput(f"{sorted(clash)[0]}: also swept by --grid; use one or the other", param="set")
         self.batch_size = batch_size
         if samples is not None and samples < 1:
-            raise BadInput(f"--samples {samples}: expected a positive integer")
+            raise BadInput(f"{samples}: expected a positive integer", param="samples")
         self.samples = samples
         self.seed = seed
 
@@ -83,8 +87,9 @@ class SemanticMap:
 
     def run(self, classifier: Classifier, mesh: trimesh.Trimesh, class_id: int,
             renderer: MeshRenderer | None = None, progress: ProgressFn | None = None,
-            mesh_name: str = "") -> xr.Dataset:
-        """Render, classify and collect the map; ``progress(k)`` is called per batch of k poses.
+            mesh_name: str = "") -> SemanticMap:
+        """Render, classify and collect the map into :attr:`map_`; returns ``self``.
+        ``progress(k)`` is called per batch of k poses.
 
         A model that returns a non-finite score stops the run at that batch (BadInput)."""
         n = self.n_poses()
@@ -115,7 +120,8 @@ class SemanticMap:
         finally:
             fn.close()
         self.map_ = self._dataset(pts, scores, top1, classifier, class_id, fn.renderer, mesh_name)
-        return self.map_
+        self.n_poses_ = n
+        return self
 
     def _dataset(self, pts: np.ndarray | None, scores: np.ndarray, top1: np.ndarray, clf: Classifier,
                  class_id: int, renderer: MeshRenderer, mesh_name: str) -> xr.Dataset:
@@ -179,6 +185,7 @@ def load_map(path: str | Path) -> xr.Dataset:
     if p.is_dir():
         p = p / "map.nc"
     if not p.is_file():
+        # whole message (no param=): the report strips the leading flag from it
         raise BadInput(f"--map {path}: file not found (expected a map.nc written by `robustlens map`)")
     try:
         ds = xr.load_dataset(p, engine="h5netcdf")

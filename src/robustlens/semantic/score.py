@@ -28,9 +28,12 @@ class RenderScore:
         class_id: true class index.
         names: the semantic parameters the columns of the input refer to.
         fixed: scalar values for the other scene parameters.
-        renderer: a :class:`MeshRenderer` (default: a new 224 px one, or the model's input
-            size).
+        renderer: a :class:`MeshRenderer` (default: a new one at the model's input size,
+            owned and released by :meth:`close`; a given renderer stays the caller's).
         batch_size: poses rendered and classified together.
+
+    A context manager: ``with RenderScore(...) as fn:`` closes it (worker thread, and the
+    renderer it created) on exit.
 
     Attributes:
         n_calls_, n_evaluations_: how often it was called and how many poses it scored.
@@ -46,9 +49,10 @@ class RenderScore:
         for n in self.names:
             get_parameter(n)
         self.fixed = dict(fixed or {})
-        self.renderer = renderer or MeshRenderer(image_size=classifier.input_size)
         if batch_size < 1:
-            raise BadInput(f"--batch-size {batch_size}: expected a positive integer")
+            raise BadInput(f"{batch_size}: expected a positive integer", param="batch_size")
+        self._owns_renderer = renderer is None
+        self.renderer = renderer or MeshRenderer(image_size=classifier.input_size)
         self.batch_size = int(batch_size)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="robustlens-classify")
         self.n_calls_ = 0
@@ -113,4 +117,15 @@ class RenderScore:
         return self.scores_and_top1(points)[0]
 
     def close(self) -> None:
+        """Stop the worker thread and release the renderer if this object created it
+        (idempotent)."""
         self._pool.shutdown(wait=True)
+        if self._owns_renderer:
+            self.renderer.close()
+            self._owns_renderer = False
+
+    def __enter__(self) -> RenderScore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

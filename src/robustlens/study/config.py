@@ -56,7 +56,7 @@ class CurveConfig(_Strict):
 
 
 class SemanticConfig(_Strict):
-    meshes: list[str | MeshConfig] = Field(default_factory=lambda: [
+    meshes: list[str | MeshConfig] = Field(default_factory=lambda: [  # type: ignore[arg-type]
         "demo:mug", "demo:vase", "demo:bucket", "demo:chair", "demo:table"])
     grid: dict[str, str] = Field(default_factory=lambda: {"azimuth": "0:360:3",
                                                           "elevation": "-10:90:3"})
@@ -88,7 +88,7 @@ class RegionsConfig(_Strict):
                     "correct on its map, spread by farthest-point sampling (0 = off; "
                     "starts: auto with 0 means 4)")
     methods: list[Literal["naive", "oir_b", "oir_w"]] = Field(
-        default_factory=lambda: ["naive", "oir_b", "oir_w"])
+        default_factory=lambda: ["naive", "oir_b", "oir_w"])  # type: ignore[arg-type]
     variant: Literal["ours", "paper"] = "ours"
     threshold: float = Field(0.5, gt=0.0, lt=1.0)
     max_evals: int | None = Field(None, ge=1)
@@ -113,12 +113,23 @@ class RepresentationConfig(_Strict):
     demo_background: Literal["photo", "procedural"] = Field(
         "photo", description="backgrounds of the demo set: object-free crops of real photos "
                              "(scikit-image's sample data) or procedural colour fields")
-    cams: list[Literal["gradcam++", "gradcam", "scorecam", "smooth"]] = Field(
-        default_factory=lambda: ["gradcam++"])
+    cams: list[str] = Field(default_factory=lambda: ["gradcam++"],
+                            description="CAM methods (robustlens.representation.cam.CAM_METHODS)")
     correct_only: bool = False
     batch_size: int = Field(16, ge=1)
     attacks: bool = True
     attack_classes: int = Field(2, ge=0, description="attack the k least robust classes")
+
+    @field_validator("cams")
+    @classmethod
+    def _known_cams(cls, v: list[str]) -> list[str]:
+        from ..representation.cam_methods import CAM_METHODS  # the one list (no torch)
+
+        for m in v:
+            if m not in CAM_METHODS:
+                raise ValueError(f"unknown CAM method {m!r}; expected one of "
+                                 f"{', '.join(CAM_METHODS)}")
+        return v
 
 
 class RayConfig(_Strict):
@@ -144,7 +155,8 @@ class StudyConfig(_Strict):
         "auto", description="engine of forward-only passes (maps, curves, regions, attack "
                             "predictions): auto = ONNX Runtime when the model exports and "
                             "matches PyTorch, else PyTorch; CAMs always use PyTorch")
-    models: list[str | ModelConfig] = Field(default_factory=lambda: ["default"])
+    models: list[str | ModelConfig] = Field(
+        default_factory=lambda: ["default"])  # type: ignore[arg-type]
     semantic: SemanticConfig = Field(default_factory=SemanticConfig)
     regions: RegionsConfig = Field(default_factory=RegionsConfig)
     representation: RepresentationConfig = Field(default_factory=RepresentationConfig)
@@ -262,3 +274,22 @@ def load_config(path: str | Path | None) -> StudyConfig:
         loc = ".".join(str(x) for x in err["loc"])
         more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
         raise BadInput(f"config {p}: field {loc}: {err['msg']}{more}") from None
+
+
+#: library parameter (``BadInput.param``) -> the config field that sets it, so an error
+#: raised deep in the library names the field the user wrote (like the CLI names its flag)
+CONFIG_FIELDS: dict[str, str] = {
+    "model": "models", "weights": "models.weights", "input_size": "models.input_size",
+    "mean": "models.mean", "std": "models.std", "labels": "models.labels",
+    "target_layer": "models.target_layer", "device": "device", "runtime": "runtime",
+    "mesh": "semantic.meshes", "up": "semantic.meshes.up", "data": "representation.datasets",
+    "cam": "representation.cams",
+}
+
+
+def config_error(exc: BadInput) -> BadInput:
+    """``exc`` re-worded for a study config: its parameter named by the config field
+    (``config models timm:x: unknown timm model``); unchanged when there is no such field."""
+    field = CONFIG_FIELDS.get(exc.param or "")
+    return BadInput(exc.named(f"config {field}")) if field else exc
+
