@@ -36,6 +36,9 @@ from robustlens.models import runtime as rt
 from robustlens.render import MeshRenderer, load_mesh
 from robustlens.semantic import SemanticMap, parse_grids
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_maps import rate  # noqa: E402  (best-of-n items/s, the same in every benchmark)
+
 HERE = Path(__file__).resolve().parent
 RSS_SCRIPT = """
 import resource, sys, time
@@ -60,16 +63,6 @@ dt = time.perf_counter() - t
 peak = status("VmHWM")
 print(ds["score"].size, base, peak, dt, clf.runtime)
 """
-
-
-def rate(fn, n_items: int, repeats: int = 3) -> float:
-    fn()  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return n_items / best
 
 
 def map_rate(clf, mesh, renderer, batch: int, poses: int) -> float:
