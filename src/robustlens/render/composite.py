@@ -58,8 +58,8 @@ PHOTO_CROPS: tuple[tuple[str, tuple[int, int, int, int]], ...] = (
 
 
 @functools.cache
-def _photo(name: str) -> np.ndarray:
-    """A scikit-image sample photo as ``(H, W, 3)`` float in [0, 1]."""
+def _photo(name: str) -> Image.Image:
+    """A scikit-image sample photo, decoded once (mode ``RGB``, or ``L`` for grey ones)."""
     try:
         import skimage
     except ImportError:  # pragma: no cover - a dependency
@@ -67,7 +67,8 @@ def _photo(name: str) -> np.ndarray:
     path = Path(skimage.__file__).parent / "data" / name
     if not path.is_file():
         raise BadInput(f"background photo {path} is missing; reinstall scikit-image")
-    return np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255.0
+    with Image.open(path) as im:
+        return im.copy()
 
 
 def photo_background(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -78,12 +79,12 @@ def photo_background(rng: np.random.Generator, size: int) -> np.ndarray:
     side = int(min(x1 - x0, y1 - y0) * rng.uniform(0.7, 1.0))
     cx = int(rng.integers(x0, x1 - side + 1))
     cy = int(rng.integers(y0, y1 - side + 1))
-    crop = Image.fromarray((src[cy:cy + side, cx:cx + side] * 255).astype(np.uint8))
+    crop = src.crop((cx, cy, cx + side, cy + side)).convert("RGB")
     img = np.asarray(crop.resize((size, size), Image.Resampling.BICUBIC), dtype=np.float32) / 255.0
     if rng.random() < 0.5:
         img = img[:, ::-1]
-    if np.ptp(img.reshape(-1, 3).mean(0)) < 1e-3 and np.allclose(img[..., 0], img[..., 1]):
-        img = img * (0.7 + 0.3 * rng.random(3))[None, None]  # a grey texture: tint it
+    if src.mode == "L":  # a grey texture (brick, grass, gravel): tint it
+        img = img * (0.7 + 0.3 * rng.random(3))[None, None]
     return np.clip(img, 0.0, 1.0)
 
 
