@@ -116,14 +116,13 @@ def load_mesh(spec: str | os.PathLike[str], up: str = "y", normalize: bool = Tru
     returns a mesh carrying them (see :mod:`robustlens.render.materials`); otherwise, and for
     files without colour, a plain mesh that renders in ``object_color`` (white by default).
     """
-    from .catalog import is_pkg_spec, resolve_pkg
+    from .catalog import catalog_entry, is_pkg_spec
 
     if up not in ("y", "z"):
         raise BadInput(f"{up!r}: expected 'y' or 'z'", param="up")
-    if is_pkg_spec(spec):
-        path, up = resolve_pkg(str(spec))
-    else:
-        path = resolve_mesh_path(spec)
+    path = resolve_mesh_path(spec)
+    if is_pkg_spec(spec):  # catalog meshes know their own up axis
+        up = catalog_entry(str(spec)).up
     if path.stat().st_size == 0:
         raise BadInput(f"{spec}: file is empty", param="mesh")
     geoms, no_kd = _parse(path, str(spec))
