@@ -149,23 +149,19 @@ def srvr_table(
 
     The CI is a bootstrap percentile interval; with runs on several meshes it
     resamples whole meshes (runs on one object are not independent).  Rows are
-    sorted by method, variant, then SRVR (highest first); ``rank`` is 1 for the
-    most robust model within each (method, variant).
+    sorted by method, variant, start set (fixed first), then SRVR (highest first);
+    ``rank`` is 1 for the most robust model within each (method, variant, start set).
     """
     if not runs:
         raise BadInput("runs: no region runs to summarise")
-    runs = [r.to_row() if isinstance(r, RunRecord) else r for r in runs]
-    def key_of(r: Mapping[str, Any]) -> tuple[str, str, str, str]:
-        return (str(r["model"]), str(r["method"]), str(r["variant"]),
-                str(r.get("starts", "fixed")))
-
-    keys: list[tuple[str, str, str, str]] = []
-    for r in runs:
-        if key_of(r) not in keys:
-            keys.append(key_of(r))
+    by_key: dict[tuple[str, str, str, str], list[Mapping[str, Any]]] = {}  # first-seen order
+    for run in runs:
+        r = run.to_row() if isinstance(run, RunRecord) else run
+        key = (str(r["model"]), str(r["method"]), str(r["variant"]),
+               str(r.get("starts", "fixed")))
+        by_key.setdefault(key, []).append(r)
     rows = []
-    for model, method, variant, starts in keys:
-        sel = [r for r in runs if key_of(r) == (model, method, variant, starts)]
+    for (model, method, variant, starts), sel in by_key.items():
         meshes = [str(r["mesh"]) for r in sel]
         s = srvr(
             [{"volume_ratio": r["volume_ratio"], "grew": r["grew"]} for r in sel],
