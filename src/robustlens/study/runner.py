@@ -58,8 +58,9 @@ def _mesh_provenance(o: _Object) -> dict[str, Any]:
     entry = CATALOG.get(str(o.source or o.spec))
     info: dict[str, Any] = {"class": o.class_name, "up": o.up, "sha256": o.digest}
     if entry is not None:
-        info.update(package=entry.distribution, path=entry.path, licence=entry.licence,
-                    attribution=entry.attribution)
+        # a catalog mesh is loaded with its own up axis, whatever the config said
+        info.update(up=entry.up, package=entry.distribution, path=entry.path,
+                    licence=entry.licence, attribution=entry.attribution)
     return info
 
 
