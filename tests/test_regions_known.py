@@ -1,7 +1,8 @@
 """Known answers for variant "ours" on rugged black boxes.
 
 * Real semantic maps (6-degree grids of the demo meshes saved from `robustlens map`;
-  EfficientNet-Lite2 maps were held out while the search was tuned on Lite0 maps),
+  EfficientNet-Lite2 maps were held out while the search was tuned on Lite0 maps; and
+  3-degree maps of the default study's textured meshes, `scripts/export_test_maps.py`),
   scored piecewise-constant (nearest cell) so that the exact largest box containing
   the start is a box of cells, found by brute force over all cell boxes (prefix sums).
 * Seeded random rugged maps (thresholded smoothed noise), the same way.
@@ -31,6 +32,7 @@ from robustlens.regions import (
     map_domain,
     map_score_fn,
 )
+from robustlens.regions.srvr import PAPER_STARTS
 
 DATA = Path(__file__).parent / "data" / "maps"
 METHODS = ("naive", "oir_b", "oir_w")
@@ -90,7 +92,7 @@ def bad_share(da: xr.DataArray, lower: np.ndarray, upper: np.ndarray) -> float:
 
 
 def check_map(da: xr.DataArray, starts: list[tuple[float, float]], method: str,
-              brute: bool = False) -> dict[str, np.ndarray]:
+              brute: bool = False, allow_budget: bool = False) -> dict[str, np.ndarray]:
     fn = map_score_fn(da, periodic=["azimuth"], method="nearest")  # piecewise constant
     dom = map_domain(da, periodic=["azimuth"])
     vol, ious, bads = [], [], []
@@ -103,7 +105,9 @@ def check_map(da: xr.DataArray, starts: list[tuple[float, float]], method: str,
             cells = int(np.prod(np.asarray(hi) - np.asarray(lo) + 1))
             assert cells == brute_force_cells(da.values >= T, idx)
         res = find_region(fn, x0, dom, method=method, periodic=[0], threshold=T)
-        assert res.converged and res.n_evaluations <= 3000
+        # a large box on a rugged 3-degree map can use up the budget: then it says so
+        assert res.converged or (allow_budget and res.stop_reason == "budget")
+        assert res.n_evaluations <= 3000
         assert res.worst_score is not None and res.worst_score >= T
         assert res.resolution is not None and res.resolution.shape == (2,)
         vol.append(res.volume / float(np.prod(gt[1] - gt[0])))
@@ -133,6 +137,22 @@ def test_real_maps_as_piecewise_constant_black_boxes(method):
     for k, name in enumerate(["lite2_bucket", "lite2_table", "lite2_chair", "lite0_vase"]):
         da = load(name)
         st = check_map(da, good_starts(da, 5, seed=100 + k), method, brute=method == "naive")
+        for key in stats:
+            stats[key] += st[key].tolist()
+    assert_targets({key: np.array(v) for key, v in stats.items()})
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_default_study_3_degree_maps_as_black_boxes(method):
+    """3-degree maps of real textured meshes from the default study (held out: exported
+    after the search was tuned), the paper's starts where robust plus random ones."""
+    stats: dict[str, list[float]] = {"vol": [], "iou": [], "bad": []}
+    for k, name in enumerate(["study3_lite1_soccerball", "study3_lite0_basket",
+                              "study3_lite2_chair", "study3_lite1_vase"]):
+        da = load(name)
+        fn = map_score_fn(da, periodic=["azimuth"], method="nearest")
+        paper = [x for x in PAPER_STARTS if fn(np.array([x]))[0] >= T]
+        st = check_map(da, good_starts(da, 4, seed=200 + k) + paper, method, allow_budget=True)
         for key in stats:
             stats[key] += st[key].tolist()
     assert_targets({key: np.array(v) for key, v in stats.items()})

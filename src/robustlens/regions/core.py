@@ -9,7 +9,8 @@ Variants
 --------
 ``"paper"``: the reference update rules exactly as printed (see `paper`).
 ``"ours"`` (default): the largest box on which the score stays >= ``threshold``: lattice
-flood fill, exact largest lattice box, batched face bisection (see `ours`).
+flood fill, exact choice of the box on a grid refined where boxes compete and
+certification of its cells (`grid_stage`, 1-D / 2-D), batched face bisection (`ours`).
 
 Hyper-parameters (keyword arguments)
 ------------------------------------
@@ -248,7 +249,8 @@ class RobustRegion:
             worst_score=raw.get("worst_score"),
             info={
                 k: raw[k]
-                for k in ("n_trades", "n_trades_accepted", "n_alternatives", "max_evals", "lattice")
+                for k in ("n_trades", "n_trades_accepted", "n_alternatives", "certified",
+                          "max_evals", "lattice")
                 if k in raw
             },
         )

@@ -13,13 +13,21 @@ import numpy as np
 
 from robustlens.errors import BadInput
 
-__all__ = ["Evaluator", "ScoreFn", "GradFn"]
+__all__ = ["BudgetExhausted", "Evaluator", "ScoreFn", "GradFn"]
 
 ScoreFn = Callable[[np.ndarray], np.ndarray]
 GradFn = Callable[[np.ndarray], np.ndarray]
 
 # Points are cached on a grid of 2**-40 domain widths (~1e-12 relative).
 _QUANT = float(2**40)
+
+
+class BudgetExhausted(Exception):
+    """A search step would pass its evaluation budget (``reason``: which one)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def _fmt_point(x: np.ndarray) -> str:
@@ -121,6 +129,11 @@ class Evaluator:
             return len(pts)
         keys = set(self._keys(self.wrap(np.asarray(pts, dtype=np.float64))))
         return sum(k not in self._cache for k in keys)
+
+    def lookup(self, pts: np.ndarray) -> np.ndarray:
+        """Cached scores at ``pts`` (N, n); NaN where a point was never scored."""
+        keys = self._keys(self.wrap(np.asarray(pts, dtype=np.float64)))
+        return np.fromiter((self._cache.get(k, np.nan) for k in keys), np.float64, len(keys))
 
     def evaluate(
         self, pts: np.ndarray, grad_pts: np.ndarray | None = None

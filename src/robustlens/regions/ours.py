@@ -1,4 +1,4 @@
-"""Variant "ours": the largest sound box around ``x0`` (lattice flood-fill, exact box, faces).
+"""Variant "ours": the largest sound box around ``x0`` (flood fill, exact choice, faces).
 
 Objective: the largest axis-aligned box ``[lower, upper]`` containing ``x0`` on which
 the score stays ``>= threshold`` -- *at the resolution tested*: no point the search
@@ -19,19 +19,34 @@ point cached (2^-40 grid of the domain width) so nothing is scored twice:
    flood repeated (cached nodes are free), or only a window around the candidate
    boxes when the whole component would be too dear: the resolution adapts to the
    box size, down to 8 ``xtol``.
-2. **Exact largest box** of good nodes containing ``x0`` on that lattice
-   (`ground_truth.largest_box_mask`: exact in any dimension, periodic dims wrap).
-   This is the global step: the box is not the first locally maximal one met by
-   growing faces, it is the best one on the lattice, whatever the component's shape.
-3. **Face refinement.**  Each of the 2n faces lies on a good lattice layer, and the
-   next layer out contains a bad node (else the lattice box would not be largest).
-   Each face bisects its bracket to ``xtol`` x domain width with cheap tests (face
-   corners; plus the face centre for oir_b / oir_w), one dim per round so a move is
-   tested over exactly the box it bounds.  Then every moved face is tested densely at
-   its final position, all in one call: the lattice lines crossing it and its corners
-   (naive), plus the centres of its lattice cells (oir_b / oir_w).  A face failing
-   that goes back to its lattice layer and bisects with dense tests.  So the box is
-   covered by scored points at most ``h`` apart (``resolution``).
+2. **Choice of the box** (1-D and 2-D: a rectilinear grid, `rectilinear`).  The
+   lattice becomes a grid whose lines are refined only where it matters.  Every round
+   ranks *all* boxes of good nodes containing ``x0`` exactly (the Pareto front of
+   widths, `rectilinear.maximal_boxes`) by their expected size (half-way to the next
+   line out), then splits the face brackets of the best sound box and of the boxes
+   expected to beat it by more than 5% (up to ``alternatives`` of other shapes: a
+   flat band against a tall strip) and scores, in one call, the unscored nodes of
+   those boxes grown by one line.  It stops when no such box is left and the best
+   box's brackets are below 2% of its size.  So the box is the best one on a grid
+   fine where boxes compete, not the first locally maximal one met by growing faces.
+   **Certification**: the best box's cells are then checked with a local Lipschitz
+   bound (lowest corner score minus the steepest nearby slope times half the cell);
+   an unsure cell is split in its dominant dim, down to 8 ``xtol``, and the search
+   goes on with what the new nodes show.  Smooth confident interiors cost nothing;
+   rugged scores get a fine grid.  Certifying stops before it would eat the budget
+   the last step needs (``info["certified"]`` says whether it finished).
+   3-D and more: the exact largest box on the lattice (`ground_truth.largest_box_mask`,
+   periodic dims wrap) and ``alternatives`` runner-ups (a face layer left out, or one
+   node thick in a dim), each refined as below, the largest kept.
+3. **Face refinement.**  Each of the 2n faces lies on a good line, and the next line
+   out holds a bad node.  Each face bisects its bracket to ``xtol`` x domain width
+   with cheap tests (face corners; plus the face centre for oir_b / oir_w), one dim
+   per round so a move is tested over exactly the box it bounds.  Then every moved
+   face is tested densely at its final position *and at every line it crossed*, all
+   in one call: the lines crossing it and its corners (naive), plus the centres of
+   its cells (oir_b / oir_w).  A face failing that goes back and bisects with dense
+   tests.  So the box is covered by scored points at most ``resolution`` apart per
+   dim (the largest step between tested lines inside it).
 
 Then **volume trades**, for every method: at the most constraining tested point of
 each face the search takes the score gradient (central differences with step
@@ -41,9 +56,9 @@ active dims at the optimum), shrinks the most expensive dim by ``trade_frac`` of
 width, lets the other faces regrow (doubling steps, then bisection, then the dense
 check), then regrows the shrunk dim; a trade is kept only if the volume grows.
 ``trades`` trials at most (default 1; oir_w 2(n-1)), and none that the remaining
-budget could not pay twice.  Before that, ``alternatives`` runner-up lattice boxes (a
-face layer left out, or one node thick in a dim: ridges and flat bands) are refined
-too and the largest result is kept (default 3 in 1-D / 2-D, 1 in 3-D, 0 above).
+budget could not pay twice; trades may spend 80% of the budget left, and one that
+would pass that is undone (the converged box is kept).  ``alternatives``: default 3
+in 1-D / 2-D, 1 in 3-D, 0 above.
 
 The methods keep their flavour: naive tests face corners (bisection) and corners plus
 lattice lines (verification); oir_b adds the face centre and the face cell centres;
@@ -66,11 +81,17 @@ from typing import Any
 
 import numpy as np
 
-from robustlens.regions.evaluator import Evaluator
+from robustlens.regions.evaluator import BudgetExhausted, Evaluator
+from robustlens.regions.grid_stage import GridStage
 from robustlens.regions.ground_truth import largest_box_mask
+from robustlens.regions.rectilinear import cartesian
 from robustlens.regions.result import TraceStep, box_volume
 
-__all__ = ["OURS_DEFAULTS", "default_max_evals", "run_ours"]
+__all__ = ["OURS_DEFAULTS", "SEARCH_REVISION", "default_max_evals", "run_ours"]
+
+#: bumped whenever the search can return a different box for the same input: a study's
+#: regions steps are keyed by it, so they are recomputed (and its maps are not)
+SEARCH_REVISION = 2
 
 OURS_DEFAULTS: dict[str, Any] = {
     "threshold": 0.5,
@@ -84,21 +105,15 @@ OURS_DEFAULTS: dict[str, Any] = {
     "alternatives": None,  # runner-up lattice boxes refined; None: 3 (n <= 2), 1 (3-D), else 0
 }
 
-_FLOOD_SHARE = 0.6  # the flood fill may spend at most this share of the budget ...
+_FLOOD_SHARE = 0.45  # the flood fill may spend at most this share of the budget ...
 _MIN_CELLS, _MAX_CELLS = 8, 48
 # refine the lattice where the box spans fewer nodes than this (by dimension: in 3-D
 # and more every halving multiplies the flood cost by 2 per halved dim)
 _MIN_NODES = {1: 16, 2: 16, 3: 4}
 _MIN_NODES_HIGH = 3
 _TRADE_GAIN = 1.001
+_TRADE_SHARE = 0.8  # volume trades may spend this share of the budget left at most
 
-
-def _product(axes: list[np.ndarray]) -> np.ndarray:
-    """Cartesian product (N, len(axes)) of coordinate arrays."""
-    if not axes:
-        return np.zeros((1, 0))
-    grid = np.meshgrid(*axes, indexing="ij")
-    return np.stack([g.ravel() for g in grid], axis=1)
 
 
 def default_max_evals(n: int) -> int:
@@ -110,11 +125,6 @@ def default_lattice(n: int, max_evals: int) -> int:
     """Cells per dim such that the full lattice is about a third of the budget."""
     return int(np.clip(math.floor((max_evals / 3.0) ** (1.0 / n)), _MIN_CELLS, _MAX_CELLS))
 
-
-class _Budget(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 class _Search:
@@ -163,6 +173,11 @@ class _Search:
         self.flood_cut = False
         self.rounds = 0
         self.n_alternatives = 0
+        self.grid_used = False
+        self.certified = False
+        # volume trades may spend this many evaluations at most (set by `polish`): a
+        # trade that would pass it is undone, and the box stays the converged one
+        self.trade_limit: int | None = None
         alt = hyper["alternatives"]
         self.alternatives = (3 if n <= 2 else 1 if n == 3 else 0) if alt is None else int(alt)
 
@@ -171,14 +186,17 @@ class _Search:
         return self.max_evals - self.ev.n_evaluations
 
     def score(self, x: np.ndarray, grad_x: np.ndarray | None = None) -> tuple[np.ndarray, Any]:
-        """One batched call (at most); raises `_Budget` if it would not fit."""
+        """One batched call (at most); raises `BudgetExhausted` if it would not fit."""
         # rounds count even when every point is cached: a hard bound on the loops
         if self.rounds >= self.max_iter:
-            raise _Budget("max_iter")
+            raise BudgetExhausted("max_iter")
         self.rounds += 1
         g_cost = 0 if grad_x is None else len(grad_x) * self.n
-        if len(x) + g_cost > self.remaining() and self.ev.count_new(x) + g_cost > self.remaining():
-            raise _Budget("budget")
+        room = self.remaining()
+        if self.trade_limit is not None:
+            room = min(room, self.trade_limit - self.ev.n_evaluations)
+        if len(x) + g_cost > room and self.ev.count_new(x) + g_cost > room:
+            raise BudgetExhausted("budget" if room == self.remaining() else "trade_allotment")
         vals, g = self.ev.evaluate(x, grad_x)
         if len(x):
             self.pts.append(np.asarray(x, dtype=np.float64))
@@ -274,7 +292,7 @@ class _Search:
             x = np.stack([coords[i][idx[:, i]] for i in range(self.n)], axis=1)
             try:
                 vals, _ = self.score(x)
-            except _Budget:
+            except BudgetExhausted:
                 self.flood_cut = True
                 break
             good = vals >= self.t
@@ -334,6 +352,15 @@ class _Search:
                 break
             state, start = new_state, new_start
         return state, start
+
+    def grid_resolution(self) -> np.ndarray:
+        """Per dim, the largest step between the scored lines inside the box."""
+        res = np.zeros(self.n)
+        for i in range(self.n):
+            c = self.lines(i, float(self.lo[i]), float(self.hi[i]))
+            c = np.unique(np.r_[self.lo[i], c, self.hi[i]])
+            res[i] = float(np.diff(c).max()) if c.size > 1 else 0.0
+        return res
 
     def _neighbours(self, mask: np.ndarray) -> np.ndarray:
         out = np.zeros_like(mask)
@@ -419,14 +446,18 @@ class _Search:
     # ------------------------------------------------------------- 3. face tests
     def axis_samples(self, j: int, a: float, b: float) -> np.ndarray:
         """Test coordinates on [a, b] along dim j: both ends and the lattice lines inside."""
-        h, x0 = float(self.h[j]), float(self.x0[j])
-        if self.periodic[j]:
-            ks = np.arange(math.ceil((a - x0) / h - 1e-9), math.floor((b - x0) / h + 1e-9) + 1)
-            inner = x0 + h * ks
-        else:
-            c = self.axes[j]
-            inner = c[(c >= a) & (c <= b)]
+        inner = self.lines(j, a, b)
         return np.unique(np.r_[a, inner[(inner > a) & (inner < b)], b])
+
+    def lines(self, j: int, a: float, b: float) -> np.ndarray:
+        """Lattice / grid line coordinates of dim j in [a, b] (unwrapped on periodic dims,
+        whose lines are stored in [x0, x0 + period))."""
+        c = np.asarray(self.axes[j], dtype=np.float64)
+        if self.periodic[j]:
+            w = float(self.width[j])
+            k0, k1 = math.floor((a - c[0]) / w) - 1, math.floor((b - c[0]) / w) + 1
+            c = np.concatenate([c + k * w for k in range(k0, k1 + 1)])
+        return c[(c >= a) & (c <= b)]
 
     def face_points(self, i: int, q: float, dense: bool) -> np.ndarray:
         """Test points of the face of dim i at offset q spanning the current box.
@@ -440,15 +471,23 @@ class _Search:
             axes = [self.axis_samples(j, self.lo[j], self.hi[j]) for j in other]
         else:
             axes = [np.unique(np.r_[self.lo[j], self.hi[j]]) for j in other]
-        blocks = [_product(axes)]
+        blocks = [cartesian(axes)]
         if self.fine_faces and other:
             mids = [0.5 * (a[:-1] + a[1:]) if len(a) > 1 else a for a in axes]
-            blocks.append(_product(mids))
+            blocks.append(cartesian(mids))
         pts = np.concatenate(blocks)
         out = np.empty((len(pts), self.n))
         out[:, other] = pts
         out[:, i] = q
         return out
+
+    def slab_points(self, i: int, p: float, q: float) -> np.ndarray:
+        """Dense test points of a face moved from ``p`` to ``q`` in dim i: the face at
+        ``q`` and at every lattice line strictly between (so no hole of the slab between
+        two lines is skipped: the box stays sound at the lattice step)."""
+        crossed = self.lines(i, min(p, q), max(p, q))
+        crossed = crossed[(crossed != p) & (crossed != q)]
+        return np.concatenate([self.face_points(i, c, dense=True) for c in (*crossed, q)])
 
     def proposals(self, faces: list[dict[str, Any] | None], dim: int) -> dict[int, float]:
         """Outward offset to test for every face of ``dim`` still moving (drops finished
@@ -504,8 +543,9 @@ class _Search:
             f = faces[fi]
             assert f is not None
             i = f["dim"]
-            q = (self.lo[i] - c) if f["side"] < 0 else (self.hi[i] + c)
-            x = self.face_points(i, q, dense)
+            p = self.lo[i] if f["side"] < 0 else self.hi[i]
+            q = p - c if f["side"] < 0 else p + c
+            x = self.slab_points(i, p, q) if dense else self.face_points(i, q, dense)
             blocks.append(x)
             spans.append((fi, q, slice(start, start + len(x))))
             start += len(x)
@@ -531,19 +571,19 @@ class _Search:
 
     def refine(self, faces: list[dict[str, Any] | None], log_entry: bool = False) -> None:
         """`_refine`; if the budget runs out midway the box goes back to its entry
-        state (sound at the lattice resolution) before `_Budget` propagates."""
+        state (sound at the lattice resolution) before `BudgetExhausted` propagates."""
         entry = (self.lo.copy(), self.hi.copy())
         if log_entry:
             self.log_trace()
         try:
             self._refine(faces)
-        except _Budget:
+        except BudgetExhausted:
             self.lo, self.hi = entry
             self.log_trace()
             raise
 
     def _refine(self, faces: list[dict[str, Any] | None]) -> None:
-        """Move faces out until every bracket is below tolerance (raises `_Budget`).
+        """Move faces out until every bracket is below tolerance (raises `BudgetExhausted`).
 
         A face with ``bad`` set bisects; one without grows by doubling ``step``.  The
         box at entry is sound at the lattice resolution.  Phase A moves the faces
@@ -561,7 +601,10 @@ class _Search:
             return
         blocks, spans, start = [], [], 0
         for i, s in moved:
-            x = self.face_points(i, self.lo[i] if s < 0 else self.hi[i], dense=True)
+            # the final face and every lattice line it crossed: a face that moved by
+            # more than a step (a regrown trade) must not skip a hole of the slab
+            q, q0 = (self.lo[i], entry[0][i]) if s < 0 else (self.hi[i], entry[1][i])
+            x = self.slab_points(i, q0, q)
             blocks.append(x)
             spans.append((i, s, slice(start, start + len(x))))
             start += len(x)
@@ -639,8 +682,16 @@ class _Search:
         return diag * (self.hi - self.lo)
 
     def polish(self) -> None:
-        """Volume trades (see the module docstring); a trade cut short by the budget is
-        undone, so the last converged box is kept."""
+        """Volume trades (see the module docstring).  They may spend ``_TRADE_SHARE`` of
+        the budget left: a trade that would pass that is undone and trading stops, so
+        the last converged box is kept (and the budget is not exhausted)."""
+        self.trade_limit = self.ev.n_evaluations + int(_TRADE_SHARE * self.remaining())
+        try:
+            self._polish()
+        finally:
+            self.trade_limit = None
+
+    def _polish(self) -> None:
         tried: set[int] = set()
         frac = self.trade_frac
         trade_cost = 0
@@ -672,9 +723,11 @@ class _Search:
                 back = [{"dim": i, "side": s, "bad": None, "step": max(d / 2, 2 * self.tol[i])}
                         for s in (-1, 1)]
                 self.refine(back)  # type: ignore[arg-type]
-            except _Budget:
+            except BudgetExhausted as b:
                 self.lo, self.hi = snap
                 self.log_trace()
+                if b.reason == "trade_allotment":
+                    return
                 raise
             trade_cost = max(trade_cost, self.ev.n_evaluations - spent)
             if self.volume_ratio() > before * _TRADE_GAIN:
@@ -741,10 +794,14 @@ class _Search:
                 stop = "not_robust"
             else:
                 state, start = self.refine_lattice(state, start)
-                self.best_of(self.candidate_boxes(state, start, self.alternatives), state.shape)
+                if self.n <= 2:
+                    GridStage(self).run(state)
+                else:
+                    self.best_of(
+                        self.candidate_boxes(state, start, self.alternatives), state.shape)
                 if self.trades > 0 and self.n > 1:
                     self.polish()
-        except _Budget as b:
+        except BudgetExhausted as b:
             stop = b.reason
         if stop == "converged" and self.flood_cut:
             stop = "budget"
@@ -762,7 +819,8 @@ class _Search:
             self.log_trace()
         wrapped = self.periodic & ((lo < self.dlo) | (hi > self.dhi))
         worst = self.worst_inside() if self.pts else float("nan")
-        resolution = np.where(stop == "not_robust", 0.0, self.h)
+        res = self.grid_resolution() if self.grid_used else self.h
+        resolution = np.where(stop == "not_robust", 0.0, res)
         return {
             "lower": lo,
             "upper": hi,
@@ -775,6 +833,7 @@ class _Search:
             "n_trades": self.n_trades,
             "n_trades_accepted": self.n_trades_accepted,
             "n_alternatives": self.n_alternatives,
+            "certified": self.certified,
             "max_evals": self.max_evals,
             "lattice": [int(c) for c in self.cells],
         }

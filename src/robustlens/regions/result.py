@@ -78,16 +78,18 @@ class RegionResult:
         (paper: non-finite bounds).
     resolution:
         Variant "ours": the test spacing per dim, shape ``(n,)``: scored points inside
-        the box are at most this far apart (the flood-fill lattice step; faces are
-        tested at least as densely).  Zeros for a non-robust start; None for "paper".
+        the box are at most this far apart (the largest step between the tested lines
+        inside it; faces are tested at least as densely).  Zeros for a non-robust
+        start; None for "paper".
     worst_score:
         Variant "ours": the lowest score among the scored points inside the closed box
         (``>= threshold`` by construction: the box is sound at ``resolution``); None
         for "paper".
     hyper, info:
         The hyper-parameters used; extra counters (ours: ``n_trades``,
-        ``n_trades_accepted``, ``max_evals`` (the budget used), ``lattice`` (cells per
-        dim)).
+        ``n_trades_accepted``, ``n_alternatives``, ``certified`` (1-D / 2-D: the
+        Lipschitz check of the box's cells finished), ``max_evals`` (the budget used),
+        ``lattice`` (flood-fill cells per dim)).
     """
 
     lower: np.ndarray

@@ -351,6 +351,7 @@ class Study:
                      periodic: np.ndarray) -> list[RunRecord]:
         """One regions step: every start of one start set, one method, one object."""
         from ..regions.ground_truth import map_score_fn
+        from ..regions.ours import SEARCH_REVISION
         from ..regions.records import RegionsFile, save_regions
         from ..regions.scene import ground_truth, max_evals_hyper, regions_for_score
 
@@ -360,8 +361,8 @@ class Study:
         sub = folder.name
         # searching or scoring against the map: its key says which map it was
         map_key = self.map_keys_.get((clf.spec, o.spec)) if map_da is not None else None
-        key = _key("regions", model_fingerprint(clf), o.spec, o.digest, o.up, cid,
-                   rc.model_dump(), self.config.semantic.fixed, map_key,
+        key = _key("regions", SEARCH_REVISION, model_fingerprint(clf), o.spec, o.digest, o.up,
+                   cid, rc.model_dump(), self.config.semantic.fixed, map_key,
                    self.config.semantic.batch_size if rc.score == "render" else None,
                    starts_kind, starts.tolist())
 

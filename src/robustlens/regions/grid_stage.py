@@ -1,0 +1,360 @@
+"""Step 2 of variant "ours" in 1-D and 2-D: choose the box on a grid refined where boxes
+compete, then certify it (see `ours` for the whole search).
+
+The flood fill leaves a lattice of scored nodes.  `GridStage` turns it into a
+rectilinear grid whose lines are refined only where it matters:
+
+* every round ranks *all* boxes of good nodes around ``x0`` exactly
+  (`rectilinear.maximal_boxes`) by their expected size (half-way to the next line out);
+* it splits the face brackets of the best sound box and of the boxes expected to beat
+  it by more than ``_ALT_GAIN`` (boxes of another shape: a flat band against a tall
+  strip), and scores the new nodes of those boxes, grown by one line, in one call;
+* when no such box is left, the best box's cells are certified with a local Lipschitz
+  bound and unsure cells are split (``certify_proposals``), until none is left, the
+  step reaches ``_CERT_FLOOR`` ``xtol`` or the budget the last step needs is reached.
+
+The best box of scored good nodes is then handed to the face bisection (`ours`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from scipy.ndimage import maximum_filter
+
+from robustlens.regions.evaluator import BudgetExhausted
+from robustlens.regions.rectilinear import GridAxis, cartesian, maximal_boxes
+
+if TYPE_CHECKING:
+    from robustlens.regions.ours import _Search
+
+__all__ = ["GridStage"]
+
+Box = tuple[list[int], list[int]]
+
+_MIN_LINES = 8  # grid stage: lines per dim inside the leading boxes, at least
+_FACE_REL = 0.02  # grid stage: face brackets are split down to this share of the box
+_CERT_FLOOR = 8  # grid stage: certification splits cells down to this many xtol
+_ALT_GAIN = 0.05  # grid stage: an alternative box must be able to beat the best by this
+
+
+class GridStage:
+    """The grid stage of one search (`_Search`): reads and sets its box, budget and lines."""
+
+    def __init__(self, search: _Search) -> None:
+        self.s = search
+
+    def axes_of(self, axes: list[np.ndarray]) -> tuple[GridAxis, GridAxis]:
+        out = []
+        for i, c in enumerate(axes):
+            s = 0 if self.s.periodic[i] else int(np.searchsorted(c, self.s.x0[i]))
+            out.append(GridAxis(c, s, bool(self.s.periodic[i]), float(self.s.width[i])))
+        if self.s.n == 1:
+            out.append(GridAxis(np.zeros(1), 0, dummy=True))
+        return out[0], out[1]
+
+    def window(
+        self, box: Box, g: tuple[GridAxis, GridAxis]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Coordinates (unwrapped) of a box grown by one line on every side."""
+        lo = np.array([float(g[i].x(box[0][i] - 1)) for i in range(self.s.n)])
+        hi = np.array([float(g[i].x(box[1][i] + 1)) for i in range(self.s.n)])
+        return lo, hi
+
+    def in_window(self, axes: list[np.ndarray], win: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        """Bool mask over the grid: nodes inside the (unwrapped) coordinate window."""
+        mask = np.ones([len(a) for a in axes], bool)
+        for i, c in enumerate(axes):
+            wl, wh = float(win[0][i]), float(win[1][i])
+            eps = 1e-9 * float(self.s.width[i])
+            if self.s.periodic[i]:
+                ok = (wh - wl >= self.s.width[i] - eps) | (
+                    wl + np.mod(c - wl, self.s.width[i]) <= wh + eps)
+            else:
+                ok = (c >= wl - eps) & (c <= wh + eps)
+            sh = [1] * len(axes)
+            sh[i] = -1
+            mask &= np.asarray(ok).reshape(sh)
+        return mask
+
+    @staticmethod
+    def optimistic(st: np.ndarray) -> np.ndarray:
+        """Good nodes, plus unscored ones lying between two good scored nodes along a dim
+        (used to *rank* boxes only; what is returned is made of scored nodes)."""
+        out = st == 1
+        unk = st == 0
+        for ax in range(st.ndim):
+            m = st.shape[ax]
+            if m < 3:
+                continue
+            idx = np.arange(m).reshape([-1 if a == ax else 1 for a in range(st.ndim)])
+            known = st != 0
+            fwd = np.maximum.accumulate(np.where(known, idx, 0), axis=ax)
+            bwd = np.flip(np.minimum.accumulate(
+                np.flip(np.where(known, idx, m - 1), axis=ax), axis=ax), axis=ax)
+            prev = np.take_along_axis(st, fwd, axis=ax)
+            nxt = np.take_along_axis(st, bwd, axis=ax)
+            out |= unk & (prev == 1) & (nxt == 1)
+        return out
+
+    def candidates(
+        self, st: np.ndarray, g: tuple[GridAxis, GridAxis]
+    ) -> tuple[list[Box], Box]:
+        """Boxes whose faces the next round refines, and the best sound box.
+
+        The best sound box ("span" on scored good nodes) comes first.  Then, ranked by
+        the "middle" measure on the optimistic mask, the boxes expected to beat it by
+        more than ``_ALT_GAIN``: the first of them, and up to ``alternatives`` more of
+        a different shape (IoU <= 0.5 with every box chosen).  When none is left, only
+        the best sound box's faces are refined: the search has settled.
+        """
+        sure = maximal_boxes(st == 1, g)
+        span = sure.volume("span")
+        best_sound = sure.box(int(np.argmax(span)))
+        bar = float(span.max()) * (1 + _ALT_GAIN)
+        opt = maximal_boxes(self.optimistic(st), g)
+        mid = opt.volume("middle").ravel()
+        order = np.argsort(-mid, kind="stable")
+        chosen = [best_sound]
+        for f in order[:500].tolist():
+            if len(chosen) >= 2 + self.s.alternatives or mid[f] <= bar:
+                break
+            box = opt.box(f)
+            if len(chosen) == 1 or all(self.box_iou(box, c, g) <= 0.5 for c in chosen):
+                if box != best_sound:
+                    chosen.append(box)
+        return chosen, best_sound
+
+    def box_iou(self, a: Box, b: Box,
+                 g: tuple[GridAxis, GridAxis]) -> float:
+        inter = va = vb = 1.0
+        for i in range(self.s.n):
+            ea = g[i].extent(np.array(a[0][i]), np.array(a[1][i]), "middle")
+            eb = g[i].extent(np.array(b[0][i]), np.array(b[1][i]), "middle")
+            la, lb = float(g[i].x(a[0][i])), float(g[i].x(b[0][i]))
+            ha, hb = float(g[i].x(a[1][i])), float(g[i].x(b[1][i]))
+            ov = max(0.0, min(ha, hb) - max(la, lb)) + min(float(ea) - (ha - la),
+                                                           float(eb) - (hb - lb))
+            inter *= min(max(ov, 0.0), float(ea), float(eb))
+            va *= float(ea)
+            vb *= float(eb)
+        return inter / (va + vb - inter) if va + vb - inter > 0 else 1.0
+
+    def face_proposals(
+        self, boxes: list[Box], g: tuple[GridAxis, GridAxis]
+    ) -> list[set[float]]:
+        """New lines per dim: the middle of every face bracket wider than ``xtol``."""
+        props: list[set[float]] = [set() for _ in range(self.s.n)]
+        for lo, hi in boxes:
+            for i in range(self.s.n):
+                ax = g[i]
+                if ax.periodic and hi[i] - lo[i] + 1 >= ax.m:
+                    continue
+                for face, out in ((lo[i], lo[i] - 1), (hi[i], hi[i] + 1)):
+                    if not ax.periodic and not 0 <= out < ax.m:
+                        continue  # the face is on the domain edge
+                    xf, xo = float(ax.x(face)), float(ax.x(out))
+                    ext = float(ax.extent(np.array(lo[i]), np.array(hi[i]), "middle"))
+                    if abs(xo - xf) <= max(self.s.tol[i], _FACE_REL * ext, 1e-9 * self.s.width[i]):
+                        continue  # the last step to xtol is a cheap bisection (refine)
+                    q = 0.5 * (xf + xo)
+                    if ax.periodic:
+                        q = float(self.s.x0[i] + np.mod(q - self.s.x0[i], self.s.width[i]))
+                    props[i].add(q)
+        # inside the leading boxes: at least _MIN_LINES lines per dim (the resolution
+        # the box is sound at adapts to its size), down to 8 xtol
+        k_min = _MIN_LINES
+        for lo, hi in boxes[:2]:
+            for i in range(self.s.n):
+                ax = g[i]
+                if ax.periodic and hi[i] - lo[i] + 1 >= ax.m:
+                    continue
+                c = ax.x(np.arange(lo[i], hi[i] + 1))
+                if len(c) >= k_min or c[-1] - c[0] <= 0:
+                    continue
+                gaps = np.diff(c)
+                split = gaps > max((c[-1] - c[0]) / (k_min - 1), 8 * self.s.tol[i])
+                for q in 0.5 * (c[:-1] + c[1:])[split]:
+                    if ax.periodic:
+                        q = self.s.x0[i] + np.mod(q - self.s.x0[i], self.s.width[i])
+                    props[i].add(float(q))
+        return props
+
+    def run(self, state: np.ndarray) -> None:
+        """n <= 2: choose the box on a grid refined at the candidates' faces, exactly.
+
+        Each round ranks every box of the grid (`rectilinear.maximal_boxes`), inserts a
+        line in the middle of each candidate's face brackets (wider than ``xtol`` and
+        than ``_FACE_REL`` of the box) and scores, in one call, the unscored nodes of
+        the candidates grown by one line -- until no bracket is left to split.  The
+        best box of scored good nodes ("span") is sound at the grid's step inside it;
+        its faces are then bisected to ``xtol`` (`refine`).  Unlike growing one box's
+        faces greedily, the choice between boxes of different shapes (a flat band or
+        a tall strip) is made on the refined grid every round.  A round the budget
+        cannot pay is not started: the last complete grid is kept.
+        """
+        axes = [np.asarray(a, dtype=np.float64).copy() for a in self.s.axes]
+        dummy = [1] if self.s.n == 1 else []
+        shape = [len(a) for a in axes] + dummy
+        # scores at the nodes (NaN: not scored); the coarser flood levels' nodes are
+        # nodes of this lattice too, so every score the flood paid for is used
+        sv = self.s.ev.lookup(cartesian(axes)).reshape(shape)
+        st = self.node_state(sv)
+        stop: BudgetExhausted | None = None
+        self.s.certified = False
+        try:
+            for _ in range(10_000):
+                g = self.axes_of(axes)
+                cands, best = self.candidates(st, g)
+                self.s.lo, self.s.hi = self.box_coords(best, g)
+                self.s.log_trace()
+                wins = [self.window(c, g) for c in cands]
+                props = self.face_proposals(cands, g)
+                certify = not any(props) and len(cands) == 1
+                if certify:
+                    props = self.certify_proposals(best, g, sv)
+                    self.s.certified = not any(props)
+                new_axes, grown = axes, sv
+                if any(props):
+                    new_axes = [np.unique(np.r_[a, sorted(p)]) for a, p in zip(axes, props, strict=True)]
+                    pos = [np.searchsorted(na, a) for na, a in zip(new_axes, axes, strict=True)]
+                    grown = np.full([len(a) for a in new_axes] + dummy, np.nan)
+                    grown[np.ix_(*pos, *([[0]] if self.s.n == 1 else []))] = sv
+                todo = None
+                for k in (len(wins), 1):  # all candidates; if too dear, the first only
+                    need = np.zeros(grown.shape[: self.s.n], bool)
+                    for w in wins[:k]:
+                        need |= self.in_window(new_axes, w)
+                    need &= np.isnan(grown.reshape(need.shape))
+                    pts = self.node_points(new_axes, need)
+                    # certifying leaves a reserve for the faces' final bisection
+                    room = self.s.remaining() - (self.refine_estimate(best, g) if certify else 0)
+                    if not need.any() or self.s.ev.count_new(pts) <= room:
+                        todo = need
+                        break
+                if todo is None:
+                    if certify:
+                        break  # the box is settled; it stays sound at the grid's step
+                    raise BudgetExhausted("budget")  # the grid stays as it was (sound)
+                if todo.any():
+                    vals, _ = self.s.score(pts)
+                    grown.reshape(todo.shape)[todo] = vals
+                axes, sv = new_axes, grown
+                st = self.node_state(sv)
+                if not any(props) and not todo.any():
+                    break
+        except BudgetExhausted as b:
+            stop = b
+        g = self.axes_of(axes)
+        sure = maximal_boxes(st == 1, g)
+        best = sure.box(int(np.argmax(sure.volume("span"))))
+        self.s.lo, self.s.hi = self.box_coords(best, g)
+        self.s.axes = axes
+        self.s.grid_used = True
+        self.s.log_trace()
+        if stop is not None:
+            raise stop
+        faces: list[dict[str, Any] | None] = []
+        for i in range(self.s.n):
+            ax = g[i]
+            for side, k in ((-1, best[0][i] - 1), (1, best[1][i] + 1)):
+                if (ax.periodic and best[1][i] - best[0][i] + 1 >= ax.m) or (
+                        not ax.periodic and not 0 <= k < ax.m):
+                    faces.append(None)
+                else:
+                    faces.append({"dim": i, "side": side, "bad": float(ax.x(k)), "step": None})
+        self.s.refine(faces)
+
+    def refine_estimate(self, box: Box, g: tuple[GridAxis, GridAxis]
+                        ) -> int:
+        """Evaluations the final face bisection of ``box`` may need (what certifying
+        leaves): per face, two dense checks over its lines (and cell centres for oir_b /
+        oir_w) and the cheap bisection steps from a bracket of ``_FACE_REL`` of the box
+        down to ``xtol``."""
+        lines = [min(box[1][i] - box[0][i] + 1, g[i].m) + 1 for i in range(self.s.n)]
+        est = 0.0
+        for i in range(self.s.n):
+            face = int(np.prod([lines[j] for j in range(self.s.n) if j != i]))
+            ext = float(g[i].extent(np.array(box[0][i]), np.array(box[1][i]), "middle"))
+            steps = math.log2(max(_FACE_REL * ext / float(self.s.tol[i]), 2.0))
+            est += 2 * (2 * face * (2 if self.s.fine_faces else 1) + 2 ** self.s.n * steps)
+        return int(est)
+
+    def node_state(self, sv: np.ndarray) -> np.ndarray:
+        """1 good, -1 bad, 0 not scored."""
+        with np.errstate(invalid="ignore"):
+            return np.where(np.isnan(sv), 0, np.where(sv >= self.s.t, 1, -1)).astype(np.int8)
+
+    def certify_proposals(
+        self, box: Box, g: tuple[GridAxis, GridAxis], sv: np.ndarray
+    ) -> list[set[float]]:
+        """Lines that split the cells of ``box`` where a hole below the threshold could
+        hide between the scored nodes.
+
+        A cell is certain when the lowest of its corner scores minus the steepest slope
+        seen on its edges and its neighbours' edges, times half the cell's step (summed
+        over dims), stays at or above the threshold -- a local Lipschitz bound.  An
+        unsure cell is split in the dim whose term of that bound is largest.  Smooth,
+        confident interiors are certain at once; near a face, or on a rugged score,
+        cells are split (their step halved) down to ``_CERT_FLOOR xtol``.
+        """
+        props: list[set[float]] = [set() for _ in range(self.s.n)]
+        ks = [np.arange(box[0][i], box[1][i] + 1) for i in range(self.s.n)]
+        if any(len(k) < 2 for k in ks):
+            return props
+        sub = sv[np.ix_(*[np.mod(k, g[i].m) for i, k in enumerate(ks)])]
+        if self.s.n == 1:
+            sub = sub[:, 0]
+        xs = [g[i].x(k) for i, k in enumerate(ks)]
+        gaps = [np.diff(x) for x in xs]
+        lo_corner = sub
+        slope_sum = np.zeros([len(gp) for gp in gaps])
+        terms: list[np.ndarray] = []
+        for i in range(self.s.n):
+            sh = [1] * self.s.n
+            sh[i] = -1
+            # slope along dim i: the steepest edge of the cell and of its neighbours
+            d = maximum_filter(np.abs(np.diff(sub, axis=i)) / gaps[i].reshape(sh), size=3,
+                               mode="nearest")
+            for j in range(self.s.n):
+                a, b = [slice(None)] * self.s.n, [slice(None)] * self.s.n
+                a[j], b[j] = slice(None, -1), slice(1, None)
+                if j != i:
+                    d = np.maximum(d[tuple(a)], d[tuple(b)])
+                if j == i:
+                    lo_corner = np.minimum(lo_corner[tuple(a)], lo_corner[tuple(b)])
+            term = d * gaps[i].reshape(sh) / 2
+            # a dim whose step is at the floor cannot be split: its term does not compete
+            terms.append(np.where(gaps[i].reshape(sh) > _CERT_FLOOR * self.s.tol[i], term, -1.0))
+            slope_sum = slope_sum + term
+        unsure = lo_corner - slope_sum < self.s.t
+        # an unsure cell is split in the dim that contributes most to its bound
+        pick = np.argmax(np.stack(np.broadcast_arrays(*terms)), axis=0)
+        top = np.max(np.stack(np.broadcast_arrays(*terms)), axis=0)
+        for i in range(self.s.n):
+            other = tuple(j for j in range(self.s.n) if j != i)
+            mine = unsure & (pick == i) & (top > 0)
+            split = mine.any(axis=other) if other else mine
+            for q in (0.5 * (xs[i][:-1] + xs[i][1:]))[split]:
+                if g[i].periodic:
+                    q = self.s.x0[i] + np.mod(q - self.s.x0[i], self.s.width[i])
+                props[i].add(float(q))
+        return props
+
+    @staticmethod
+    def node_points(axes: list[np.ndarray], mask: np.ndarray) -> np.ndarray:
+        idx = np.argwhere(mask)
+        return np.stack([axes[i][idx[:, i]] for i in range(len(axes))], axis=1)
+
+    def box_coords(
+        self, box: Box, g: tuple[GridAxis, GridAxis]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        lo, hi = np.empty(self.s.n), np.empty(self.s.n)
+        for i in range(self.s.n):
+            if g[i].periodic and box[1][i] - box[0][i] + 1 >= g[i].m:
+                lo[i], hi[i] = self.s.dlo[i], self.s.dhi[i]
+            else:
+                lo[i], hi[i] = float(g[i].x(box[0][i])), float(g[i].x(box[1][i]))
+        return lo, hi
