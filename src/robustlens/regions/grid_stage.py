@@ -204,6 +204,7 @@ class GridStage:
         st = self.node_state(sv)
         stop: BudgetExhausted | None = None
         self.s.certified = False
+        pending: list[set[float]] = [set() for _ in range(self.s.n)]
         try:
             for _ in range(10_000):
                 g = self.axes_of(axes)
@@ -212,10 +213,13 @@ class GridStage:
                 self.s.log_trace()
                 wins = [self.window(c, g) for c in cands]
                 props = self.face_proposals(cands, g)
+                for i in range(self.s.n):  # lines through the bad probes of last round
+                    props[i] |= pending[i]
+                    pending[i] = set()
                 certify = not any(props) and len(cands) == 1
+                probes = np.zeros((0, self.s.n))
                 if certify:
-                    props = self.certify_proposals(best, g, sv)
-                    self.s.certified = not any(props)
+                    props, probes = self.certify_proposals(best, g, sv)
                 new_axes, grown = axes, sv
                 if any(props):
                     new_axes = [np.unique(np.r_[a, sorted(p)]) for a, p in zip(axes, props, strict=True)]
@@ -228,22 +232,33 @@ class GridStage:
                     for w in wins[:k]:
                         need |= self.in_window(new_axes, w)
                     need &= np.isnan(grown.reshape(need.shape))
-                    pts = self.node_points(new_axes, need)
+                    pts = np.concatenate([self.node_points(new_axes, need), probes])
                     # certifying leaves a reserve for the faces' final bisection
                     room = self.s.remaining() - (self.refine_estimate(best, g) if certify else 0)
-                    if not need.any() or self.s.ev.count_new(pts) <= room:
+                    n_new = self.s.ev.count_new(pts)
+                    if n_new <= room:
                         todo = need
                         break
                 if todo is None:
                     if certify:
                         break  # the box is settled; it stays sound at the grid's step
                     raise BudgetExhausted("budget")  # the grid stays as it was (sound)
-                if todo.any():
+                if len(pts):
                     vals, _ = self.s.score(pts)
-                    grown.reshape(todo.shape)[todo] = vals
+                    k_nodes = int(todo.sum())
+                    grown.reshape(todo.shape)[todo] = vals[:k_nodes]
+                    for p in probes[vals[k_nodes:] < self.s.t]:
+                        for i in range(self.s.n):  # a bad probe becomes a node
+                            q = float(p[i])
+                            if self.s.periodic[i]:
+                                q = float(self.s.x0[i] + np.mod(q - self.s.x0[i], self.s.width[i]))
+                            pending[i].add(q)
                 axes, sv = new_axes, grown
                 st = self.node_state(sv)
-                if not any(props) and not todo.any():
+                if certify and not any(props) and not any(pending):
+                    self.s.certified = True
+                    break
+                if not any(props) and n_new == 0 and not any(pending):
                     break
         except BudgetExhausted as b:
             stop = b
@@ -289,21 +304,23 @@ class GridStage:
 
     def certify_proposals(
         self, box: Box, g: tuple[GridAxis, GridAxis], sv: np.ndarray
-    ) -> list[set[float]]:
+    ) -> tuple[list[set[float]], np.ndarray]:
         """Lines that split the cells of ``box`` where a hole below the threshold could
-        hide between the scored nodes.
+        hide between the scored nodes, and probe points (cell centres) for such cells
+        that are already at the floor.
 
         A cell is certain when the lowest of its corner scores minus the steepest slope
         seen on its edges and its neighbours' edges, times half the cell's step (summed
         over dims), stays at or above the threshold -- a local Lipschitz bound.  An
         unsure cell is split in the dim whose term of that bound is largest.  Smooth,
         confident interiors are certain at once; near a face, or on a rugged score,
-        cells are split (their step halved) down to ``_CERT_FLOOR xtol``.
+        cells are split (their step halved) down to ``_CERT_FLOOR xtol``; an unsure
+        cell at that floor gets its centre scored instead (one point, not a line).
         """
         props: list[set[float]] = [set() for _ in range(self.s.n)]
         ks = [np.arange(box[0][i], box[1][i] + 1) for i in range(self.s.n)]
         if any(len(k) < 2 for k in ks):
-            return props
+            return props, np.zeros((0, self.s.n))
         sub = sv[np.ix_(*[np.mod(k, g[i].m) for i, k in enumerate(ks)])]
         if self.s.n == 1:
             sub = sub[:, 0]
@@ -341,7 +358,10 @@ class GridStage:
                 if g[i].periodic:
                     q = self.s.x0[i] + np.mod(q - self.s.x0[i], self.s.width[i])
                 props[i].add(float(q))
-        return props
+        mids = [0.5 * (x[:-1] + x[1:]) for x in xs]
+        idx = np.argwhere(unsure & (top <= 0))
+        probes = np.stack([mids[i][idx[:, i]] for i in range(self.s.n)], axis=1)
+        return props, probes
 
     @staticmethod
     def node_points(axes: list[np.ndarray], mask: np.ndarray) -> np.ndarray:
