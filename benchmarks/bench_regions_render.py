@@ -91,7 +91,7 @@ def main() -> None:
           f" to {PAPER_ITERS} (marked *); its region is the one after the capped run (from "
           "a 1e-5 box the printed rules grow the box geometrically, by roughly "
           "1 + lr * f per iteration, so a region typically appears only after a few hundred "
-          "iterations; see benchmarks/results/regions_real.md for full 800-iteration runs on "
+          "iterations; see benchmarks/results/regions.md for full 800-iteration runs on "
           "the dense maps).\n")
     print("| variant | method | region (az x el) | volume ratio | evaluations | model calls | "
           "evaluations / call (batching gain) | wall s | stop |")
