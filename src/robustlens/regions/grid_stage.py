@@ -127,8 +127,9 @@ class GridStage:
                     chosen.append(box)
         return chosen, best_sound
 
-    def box_iou(self, a: Box, b: Box,
-                 g: tuple[GridAxis, GridAxis]) -> float:
+    def box_iou(self, a: Box, b: Box, g: tuple[GridAxis, GridAxis]) -> float:
+        """IoU of two boxes under the "middle" measure (the overlap of their spans plus
+        the smaller of their half-gap margins, per dim): a shape-diversity test."""
         inter = va = vb = 1.0
         for i in range(self.s.n):
             ea = g[i].extent(np.array(a[0][i]), np.array(a[1][i]), "middle")
@@ -145,7 +146,9 @@ class GridStage:
     def face_proposals(
         self, boxes: list[Box], g: tuple[GridAxis, GridAxis]
     ) -> list[set[float]]:
-        """New lines per dim: the middle of every face bracket wider than ``xtol``."""
+        """New lines per dim: the middle of every face bracket wider than ``xtol`` and
+        ``_FACE_REL`` of the box, and lines that give the two leading boxes at least
+        ``_MIN_LINES`` lines per dim."""
         props: list[set[float]] = [set() for _ in range(self.s.n)]
         for lo, hi in boxes:
             for i in range(self.s.n):
@@ -192,8 +195,9 @@ class GridStage:
         best box of scored good nodes ("span") is sound at the grid's step inside it;
         its faces are then bisected to ``xtol`` (`refine`).  Unlike growing one box's
         faces greedily, the choice between boxes of different shapes (a flat band or
-        a tall strip) is made on the refined grid every round.  A round the budget
-        cannot pay is not started: the last complete grid is kept.
+        a tall strip) is made on the refined grid every round.  When the choice has
+        settled, the box's cells are certified (`certify_proposals`).  A round the
+        budget cannot pay is not started: the last complete grid is kept.
         """
         axes = [np.asarray(a, dtype=np.float64).copy() for a in self.s.axes]
         dummy = [1] if self.s.n == 1 else []
