@@ -79,24 +79,29 @@ class GridStage:
             mask &= np.asarray(ok).reshape(sh)
         return mask
 
-    @staticmethod
-    def optimistic(st: np.ndarray) -> np.ndarray:
+    def optimistic(self, st: np.ndarray) -> np.ndarray:
         """Good nodes, plus unscored ones lying between two good scored nodes along a dim
-        (used to *rank* boxes only; what is returned is made of scored nodes)."""
+        (around the circle on a periodic dim).  Used to *rank* boxes only: what is
+        returned is made of scored nodes."""
         out = st == 1
         unk = st == 0
         for ax in range(st.ndim):
             m = st.shape[ax]
             if m < 3:
                 continue
-            idx = np.arange(m).reshape([-1 if a == ax else 1 for a in range(st.ndim)])
-            known = st != 0
+            wrap = ax < self.s.n and bool(self.s.periodic[ax])
+            t = np.concatenate([st, st, st], axis=ax) if wrap else st
+            mt = t.shape[ax]
+            idx = np.arange(mt).reshape([-1 if a == ax else 1 for a in range(st.ndim)])
+            known = t != 0
             fwd = np.maximum.accumulate(np.where(known, idx, 0), axis=ax)
             bwd = np.flip(np.minimum.accumulate(
-                np.flip(np.where(known, idx, m - 1), axis=ax), axis=ax), axis=ax)
-            prev = np.take_along_axis(st, fwd, axis=ax)
-            nxt = np.take_along_axis(st, bwd, axis=ax)
-            out |= unk & (prev == 1) & (nxt == 1)
+                np.flip(np.where(known, idx, mt - 1), axis=ax), axis=ax), axis=ax)
+            both = (np.take_along_axis(t, fwd, axis=ax) == 1) & (
+                np.take_along_axis(t, bwd, axis=ax) == 1)
+            if wrap:
+                both = np.take(both, np.arange(m, 2 * m), axis=ax)
+            out |= unk & both
         return out
 
     def candidates(
