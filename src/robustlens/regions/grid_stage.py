@@ -37,6 +37,7 @@ Box = tuple[list[int], list[int]]
 _MIN_LINES = 8  # grid stage: lines per dim inside the leading boxes, at least
 _FACE_REL = 0.02  # grid stage: face brackets are split down to this share of the box
 _CERT_FLOOR = 8  # grid stage: certification splits cells down to this many xtol
+_CERT_SHARE = 0.25  # boxes of other shapes are explored only while this share is left
 _ALT_GAIN = 0.05  # grid stage: an alternative box must be able to beat the best by this
 
 
@@ -242,8 +243,11 @@ class GridStage:
                         need |= self.in_window(new_axes, w)
                     need &= np.isnan(grown.reshape(need.shape))
                     pts = np.concatenate([self.node_points(new_axes, need), probes])
-                    # certifying leaves a reserve for the faces' final bisection
+                    # certifying leaves a reserve for the faces' final bisection, and
+                    # exploring other shapes leaves a share for certifying
                     room = self.s.remaining() - (self.refine_estimate(best, g) if certify else 0)
+                    if k > 1:
+                        room -= int(_CERT_SHARE * self.s.max_evals)
                     n_new = self.s.ev.count_new(pts)
                     if n_new <= room:
                         todo = need
