@@ -170,7 +170,7 @@ class GridStage:
                         continue  # the last step to xtol is a cheap bisection (refine)
                     q = 0.5 * (xf + xo)
                     if ax.periodic:
-                        q = float(self.s.x0[i] + np.mod(q - self.s.x0[i], self.s.width[i]))
+                        q = self.wrap_line(i, q)
                     props[i].add(q)
         # inside the leading boxes: at least _MIN_LINES lines per dim (the resolution
         # the box is sound at adapts to its size), down to 8 xtol
@@ -187,7 +187,7 @@ class GridStage:
                 split = gaps > max((c[-1] - c[0]) / (k_min - 1), 8 * self.s.tol[i])
                 for q in 0.5 * (c[:-1] + c[1:])[split]:
                     if ax.periodic:
-                        q = self.s.x0[i] + np.mod(q - self.s.x0[i], self.s.width[i])
+                        q = self.wrap_line(i, q)
                     props[i].add(float(q))
         return props
 
@@ -219,7 +219,7 @@ class GridStage:
             for _ in range(10_000):
                 g = self.axes_of(axes)
                 cands, best = self.candidates(st, g)
-                self.s.lo, self.s.hi = self.box_coords(best, g)
+                self.set_box(best, g)
                 self.s.log_trace()
                 wins = [self.window(c, g) for c in cands]
                 props = self.face_proposals(cands, g)
@@ -264,7 +264,7 @@ class GridStage:
                         for i in range(self.s.n):  # a bad probe becomes a node
                             q = float(p[i])
                             if self.s.periodic[i]:
-                                q = float(self.s.x0[i] + np.mod(q - self.s.x0[i], self.s.width[i]))
+                                q = self.wrap_line(i, q)
                             pending[i].add(q)
                 axes, sv = new_axes, grown
                 st = self.node_state(sv)
@@ -278,21 +278,12 @@ class GridStage:
         g = self.axes_of(axes)
         sure = maximal_boxes(st == 1, g)
         best = sure.box(int(np.argmax(sure.volume("span"))))
-        self.s.lo, self.s.hi = self.box_coords(best, g)
+        faces = self.set_box(best, g)
         self.s.axes = axes
         self.s.grid_used = True
         self.s.log_trace()
         if stop is not None:
             raise stop
-        faces: list[dict[str, Any] | None] = []
-        for i in range(self.s.n):
-            ax = g[i]
-            for side, k in ((-1, best[0][i] - 1), (1, best[1][i] + 1)):
-                if (ax.periodic and best[1][i] - best[0][i] + 1 >= ax.m) or (
-                        not ax.periodic and not 0 <= k < ax.m):
-                    faces.append(None)
-                else:
-                    faces.append({"dim": i, "side": side, "bad": float(ax.x(k)), "step": None})
         self.s.refine(faces)
 
     def refine_estimate(self, box: Box, g: tuple[GridAxis, GridAxis]
@@ -369,7 +360,7 @@ class GridStage:
             split = mine.any(axis=other) if other else mine
             for q in (0.5 * (xs[i][:-1] + xs[i][1:]))[split]:
                 if g[i].periodic:
-                    q = self.s.x0[i] + np.mod(q - self.s.x0[i], self.s.width[i])
+                    q = self.wrap_line(i, q)
                 props[i].add(float(q))
         mids = [0.5 * (x[:-1] + x[1:]) for x in xs]
         idx = np.argwhere(unsure & (top <= 0))
@@ -381,13 +372,11 @@ class GridStage:
         idx = np.argwhere(mask)
         return np.stack([axes[i][idx[:, i]] for i in range(len(axes))], axis=1)
 
-    def box_coords(
-        self, box: Box, g: tuple[GridAxis, GridAxis]
-    ) -> tuple[np.ndarray, np.ndarray]:
-        lo, hi = np.empty(self.s.n), np.empty(self.s.n)
-        for i in range(self.s.n):
-            if g[i].periodic and box[1][i] - box[0][i] + 1 >= g[i].m:
-                lo[i], hi[i] = self.s.dlo[i], self.s.dhi[i]
-            else:
-                lo[i], hi[i] = float(g[i].x(box[0][i])), float(g[i].x(box[1][i]))
-        return lo, hi
+    def set_box(self, box: Box, g: tuple[GridAxis, GridAxis]) -> list[dict[str, Any] | None]:
+        """Set the search's box to grid box ``box``; returns its 2n face brackets."""
+        shape = tuple(g[i].m for i in range(self.s.n))
+        return self.s.lattice_box(box, shape, lambda i, k: float(g[i].x(k)))
+
+    def wrap_line(self, i: int, q: float) -> float:
+        """A line coordinate of periodic dim i, stored in [x0, x0 + period)."""
+        return float(self.s.x0[i] + np.mod(q - self.s.x0[i], self.s.width[i]))

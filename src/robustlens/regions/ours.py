@@ -77,6 +77,7 @@ construction and by check.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -423,9 +424,13 @@ class _Search:
         return out + [(a, b) for a, b, _ in alts[:k]]
 
     def lattice_box(
-        self, box: tuple[list[int], list[int]], shape: tuple[int, ...]
+        self, box: tuple[list[int], list[int]], shape: tuple[int, ...],
+        coord: Callable[[int, int], float] | None = None,
     ) -> list[dict[str, Any] | None]:
-        """Set the box to a lattice box; returns the 2n face brackets."""
+        """Set the box to a lattice box; returns the 2n face brackets (each reaching to
+        the next line out; None on a domain edge or a full circle).  ``coord(i, k)``:
+        the coordinate of line k of dim i (default: the uniform flood lattice)."""
+        coord = self.coord if coord is None else coord
         lo_k, hi_k = box
         faces: list[dict[str, Any] | None] = []
         for i in range(self.n):
@@ -435,12 +440,12 @@ class _Search:
                 self.lo[i], self.hi[i] = self.dlo[i], self.dhi[i]
                 faces += [None, None]
                 continue
-            self.lo[i], self.hi[i] = self.coord(i, lo_k[i]), self.coord(i, hi_k[i])
+            self.lo[i], self.hi[i] = coord(i, lo_k[i]), coord(i, hi_k[i])
             for side, k in ((-1, lo_k[i] - 1), (1, hi_k[i] + 1)):
                 if not self.periodic[i] and not 0 <= k < m:
                     faces.append(None)  # at the domain edge
                 else:
-                    faces.append({"dim": i, "side": side, "bad": self.coord(i, k), "step": None})
+                    faces.append({"dim": i, "side": side, "bad": coord(i, k), "step": None})
         return faces
 
     # ------------------------------------------------------------- 3. face tests
