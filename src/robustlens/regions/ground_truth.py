@@ -3,8 +3,8 @@
 * `largest_box`: the maximum-cell box (hyper-rectangle of grid cells) that contains
   the start cell and has every cell ``>= threshold``; exact in any dimension.
   1-D: run lengths, O(m).  2-D: per-row left/right run lengths around the start
-  column plus cumulative minima over the rows above / below the start row,
-  O(n*m + n^2).  n-D (n >= 3): exhaustive over the range of dim 0 (slabs ANDed
+  column plus cumulative minima over the rows above / below the start row
+  (`rectilinear.maximal_boxes` on unit-spaced lines, counting cells), O(n*m + n^2).  n-D (n >= 3): exhaustive over the range of dim 0 (slabs ANDed
   incrementally) with the (n-1)-D problem solved exactly on each slab, i.e.
   O(m_0^2 * cost(n-1)) -- fine for the small grids one can afford in 3-D+.
   Ties (equal cell counts) go to the first box found (smallest extent towards
@@ -30,6 +30,7 @@ import numpy as np
 from scipy.interpolate import RegularGridInterpolator
 
 from robustlens.errors import BadInput
+from robustlens.regions.rectilinear import GridAxis, line_runs, maximal_boxes
 
 __all__ = [
     "ground_truth_box",
@@ -39,8 +40,6 @@ __all__ = [
     "map_domain",
     "map_score_fn",
 ]
-
-_INF = np.inf
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -67,24 +66,6 @@ def _periodic_mask(periodic: Any, ndim: int, names: Sequence[str] | None = None)
     return mask
 
 
-def _runs(line: np.ndarray, s: int, periodic: bool) -> tuple[float, float]:
-    """Good cells left / right of ``s`` (not counting it); inf when the circle is all good."""
-    m = line.shape[0]
-    if not line[s]:
-        return -1.0, -1.0
-    if periodic:
-        rolled = np.roll(line, -s)
-        bads = np.flatnonzero(~rolled)
-        if bads.size == 0:
-            return _INF, _INF
-        return float(m - 1 - bads[-1]), float(bads[0] - 1)
-    left_bad = np.flatnonzero(~line[:s])
-    right_bad = np.flatnonzero(~line[s + 1 :])
-    left = s - 1 - left_bad[-1] if left_bad.size else s
-    right = right_bad[0] if right_bad.size else m - 1 - s
-    return float(left), float(right)
-
-
 def _span(s: int, left: float, right: float, m: int) -> tuple[int, int, int]:
     """(lo, hi, count) of the run ``s-left .. s+right`` (all-good circle -> 0..m-1)."""
     if np.isinf(left) or np.isinf(right):
@@ -94,7 +75,7 @@ def _span(s: int, left: float, right: float, m: int) -> tuple[int, int, int]:
 
 
 def _best_1d(good: np.ndarray, s: int, periodic: bool) -> tuple[int, list[int], list[int]]:
-    left, right = _runs(good, s, periodic)
+    left, right = line_runs(good, s, periodic)
     if left < 0:
         return 0, [s], [s - 1]
     lo, hi, cnt = _span(s, left, right, good.shape[0])
@@ -108,32 +89,16 @@ def _best_2d(
     sr, sc = int(start[0]), int(start[1])
     if not good[sr, sc]:
         return 0, [sr, sc], [sr - 1, sc - 1]
-    runs = np.array([_runs(good[r], sc, bool(periodic[1])) for r in range(nr)])  # (nr, 2)
-    if periodic[0]:
-        max_up, max_dn = nr - 1, nr - 1
-    else:
-        max_up, max_dn = sr, nr - 1 - sr
-    up_rows = [(sr - u) % nr for u in range(max_up + 1)]
-    dn_rows = [(sr + d) % nr for d in range(max_dn + 1)]
-    lu = np.minimum.accumulate(runs[up_rows, 0])
-    ru = np.minimum.accumulate(runs[up_rows, 1])
-    ld = np.minimum.accumulate(runs[dn_rows, 0])
-    rd = np.minimum.accumulate(runs[dn_rows, 1])
-    left = np.minimum(lu[:, None], ld[None, :])
-    right = np.minimum(ru[:, None], rd[None, :])
-    valid = (left >= 0) & (right >= 0)
-    heights = np.arange(max_up + 1)[:, None] + np.arange(max_dn + 1)[None, :] + 1
-    if periodic[0]:
-        valid &= heights <= nr
-    with np.errstate(invalid="ignore"):
-        widths = np.where(np.isinf(left) | np.isinf(right), nc, left + right + 1)
-    area = np.where(valid, heights * widths, -1)
-    u, d = np.unravel_index(int(np.argmax(area)), area.shape)
-    row_lo, row_hi = sr - int(u), sr + int(d)
-    if periodic[0] and row_hi - row_lo + 1 >= nr:
-        row_lo, row_hi = 0, nr - 1
-    c_lo, c_hi, _ = _span(sc, left[u, d], right[u, d], nc)
-    return int(area[u, d]), [row_lo, c_lo], [row_hi, c_hi]
+    # unit-spaced lines: the "cells" measure counts cells; the largest box is among the
+    # Pareto front of widths (for each reach in rows, the widest run of columns)
+    axes = (GridAxis(np.arange(nr, dtype=np.float64), sr, bool(periodic[0]), float(nr)),
+            GridAxis(np.arange(nc, dtype=np.float64), sc, bool(periodic[1]), float(nc)))
+    front = maximal_boxes(good, axes)
+    cells = front.volume("cells")
+    lo, hi = front.box(int(np.argmax(cells)))
+    if periodic[0] and hi[0] - lo[0] + 1 >= nr:
+        lo[0], hi[0] = 0, nr - 1
+    return int(cells.max()), lo, hi
 
 
 def _best_nd(

@@ -32,11 +32,27 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from robustlens.regions.ground_truth import _runs
+__all__ = ["GridAxis", "MaximalBoxes", "cartesian", "line_runs", "maximal_boxes"]
 
-__all__ = ["GridAxis", "MaximalBoxes", "cartesian", "maximal_boxes"]
+MEASURES = ("span", "middle", "outer", "cells")
 
-MEASURES = ("span", "middle", "outer")
+
+def line_runs(line: np.ndarray, s: int, periodic: bool) -> tuple[float, float]:
+    """Good cells left / right of ``s`` (not counting it); inf when the circle is all good."""
+    m = line.shape[0]
+    if not line[s]:
+        return -1.0, -1.0
+    if periodic:
+        rolled = np.roll(line, -s)
+        bads = np.flatnonzero(~rolled)
+        if bads.size == 0:
+            return np.inf, np.inf
+        return float(m - 1 - bads[-1]), float(bads[0] - 1)
+    left_bad = np.flatnonzero(~line[:s])
+    right_bad = np.flatnonzero(~line[s + 1 :])
+    left = s - 1 - left_bad[-1] if left_bad.size else s
+    right = right_bad[0] if right_bad.size else m - 1 - s
+    return float(left), float(right)
 
 
 def cartesian(axes: list[np.ndarray]) -> np.ndarray:
@@ -81,6 +97,8 @@ class GridAxis:
             e = self.x(b + 1) - self.x(a - 1)
         elif measure == "middle":
             e = 0.5 * (self.x(b) + self.x(b + 1)) - 0.5 * (self.x(a - 1) + self.x(a))
+        elif measure == "cells":
+            e = (b - a + 1).astype(np.float64)
         else:
             raise ValueError(f"measure: expected one of {MEASURES}, got {measure!r}")
         if self.periodic:
@@ -128,7 +146,7 @@ def maximal_boxes(good: np.ndarray, axes: tuple[GridAxis, GridAxis]) -> MaximalB
     ax0, ax1 = axes
     m0, m1 = good.shape
     s0, s1 = ax0.start, ax1.start
-    runs = np.array([_runs(good[r], s1, ax1.periodic) for r in range(m0)])  # (m0, 2)
+    runs = np.array([line_runs(good[r], s1, ax1.periodic) for r in range(m0)])  # (m0, 2)
     runs = np.where(np.isinf(runs), m1, runs)  # whole circle good
     max_up, max_dn = (m0 - 1, m0 - 1) if ax0.periodic else (s0, m0 - 1 - s0)
     up = [(s0 - u) % m0 for u in range(max_up + 1)]
