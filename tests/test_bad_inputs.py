@@ -207,7 +207,7 @@ def env(tmp_path) -> Env:
 
 @pytest.mark.parametrize("cmd,inp", CASES, ids=[f"{c}-{i}" for c, i in CASES])
 def test_bad_input_table(env, capsys, monkeypatch, cmd, inp):
-    monkeypatch.setenv("ROBUSTLENS_CACHE_DIR", str(env.tmp / "cache"))
+    monkeypatch.setenv("ROBUSTLENS_CACHE", str(env.tmp / "cache"))
     base, results = COMMANDS[cmd]
     _, transform, culprit = INPUTS[inp]
     args = transform(env, base(env))
@@ -231,7 +231,7 @@ def test_table_covers_every_command():
 
 # ------------------------------------------------------------------ unusual but valid
 def test_brackets_and_markup_in_paths_just_work(env, capsys, monkeypatch):
-    monkeypatch.setenv("ROBUSTLENS_CACHE_DIR", str(env.tmp / "cache"))
+    monkeypatch.setenv("ROBUSTLENS_CACHE", str(env.tmp / "cache"))
     from robustlens.render.mesh import demo_meshes
 
     folder = env.tmp / "br["
@@ -252,7 +252,7 @@ def test_brackets_and_markup_in_paths_just_work(env, capsys, monkeypatch):
 
 
 def test_study_with_bracket_mesh_reruns(env, capsys, monkeypatch):
-    monkeypatch.setenv("ROBUSTLENS_CACHE_DIR", str(env.tmp / "cache"))
+    monkeypatch.setenv("ROBUSTLENS_CACHE", str(env.tmp / "cache"))
     from robustlens.render.mesh import demo_meshes
 
     mesh = env.tmp / "br[" / "x].glb"
@@ -310,7 +310,7 @@ def test_latin1_file_names_just_work(env, capsys, monkeypatch, cmd):
     load, and be written into NetCDF/CSV/JSON/plots as a printable name."""
     import os
 
-    monkeypatch.setenv("ROBUSTLENS_CACHE_DIR", str(env.tmp / "cache"))
+    monkeypatch.setenv("ROBUSTLENS_CACHE", str(env.tmp / "cache"))
     from robustlens.render.mesh import demo_meshes
 
     mesh = Path(os.fsdecode(bytes(env.tmp) + b"/caf\xe9.glb"))
@@ -337,6 +337,6 @@ def test_real_process_stderr_is_one_line(env):
          _big_mesh(env), "--class", "0", "--grid", "azimuth=0:360:180", "--model",
          f"python:{TINY}:build", "--out", str(env.out)],
         capture_output=True, text=True, timeout=300,
-        env={**os.environ, "PYTHONPATH": src, "ROBUSTLENS_CACHE_DIR": str(env.tmp / "c")})
+        env={**os.environ, "PYTHONPATH": src, "ROBUSTLENS_CACHE": str(env.tmp / "c")})
     assert proc.returncode == 2, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr

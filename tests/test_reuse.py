@@ -58,7 +58,7 @@ def _weights(path: Path, seed: int) -> None:
 
 @pytest.fixture()
 def study(tmp_path, monkeypatch):
-    monkeypatch.setenv("ROBUSTLENS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("ROBUSTLENS_CACHE", str(tmp_path / "cache"))
     (tmp_path / "cube.obj").write_text(CUBE)
     (tmp_path / "m.mtl").write_text("newmtl mat\nKd 0.8 0.8 0.8\nmap_Kd tex.png\n")
     Image.fromarray(np.full((8, 8, 3), 200, np.uint8)).save(tmp_path / "tex.png")
@@ -132,7 +132,7 @@ def test_python_model_records_the_hash_of_the_weights_used(study):
 
 
 def test_builtin_with_weights_records_that_file(tmp_path, default_model, monkeypatch):
-    monkeypatch.setenv("ROBUSTLENS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("ROBUSTLENS_CACHE", str(tmp_path / "cache"))
     from robustlens.models import load_model
 
     sd = {k: v.clone() for k, v in default_model.module.state_dict().items()}
@@ -145,7 +145,7 @@ def test_builtin_with_weights_records_that_file(tmp_path, default_model, monkeyp
 
 
 def test_hash_cache_is_keyed_by_size_and_mtime(tmp_path, monkeypatch):
-    monkeypatch.setenv("ROBUSTLENS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("ROBUSTLENS_CACHE", str(tmp_path / "cache"))
     from robustlens import fingerprint
 
     monkeypatch.setattr(fingerprint, "_MEMO", {})
@@ -180,7 +180,7 @@ def test_mesh_files_follow_materials_and_gltf_resources(tmp_path):
 def test_killed_score_resumes_and_cleans_temps(tmp_path, capsys, monkeypatch):
     """A kill after scoring (while plotting) left a 0-byte temp file; the rerun removes it
     and scores nothing again."""
-    monkeypatch.setenv("ROBUSTLENS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("ROBUSTLENS_CACHE", str(tmp_path / "cache"))
     import robustlens.figures as figures
 
     for name, v in (("a.png", 90), ("b.png", 160)):

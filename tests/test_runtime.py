@@ -13,6 +13,7 @@ from conftest import run_cli
 from torch import nn
 
 from robustlens.errors import BadInput
+from robustlens.fingerprint import sha256_file
 from robustlens.models import Classifier, load_model
 from robustlens.models import runtime as rt
 from robustlens.render import load_mesh
@@ -163,7 +164,7 @@ def test_corrupt_cache_entry_is_rebuilt_not_used(user_models, cache):
     assert len(lines) == 1 and "does not match its recorded sha256" in lines[0]
     assert path.read_bytes() == good
     meta = json.loads(path.with_suffix(".json").read_text())
-    assert meta["sha256"] == rt._sha256(path)
+    assert meta["sha256"] == sha256_file(path)
     # a missing / unreadable record counts as corrupt too
     path.with_suffix(".json").write_text("{not json")
     lines.clear()
@@ -174,8 +175,23 @@ def test_cache_dir_env(monkeypatch, tmp_path):
     monkeypatch.setenv("ROBUSTLENS_CACHE", str(tmp_path / "a"))
     assert rt.cache_dir() == tmp_path / "a"
     monkeypatch.delenv("ROBUSTLENS_CACHE")
+    monkeypatch.delenv("ROBUSTLENS_CACHE_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert rt.cache_dir() == tmp_path / "xdg" / "robustlens"
+
+
+def test_one_cache_variable_and_its_deprecated_alias(monkeypatch, tmp_path):
+    """ROBUSTLENS_CACHE names the one cache folder (hash cache and ONNX exports);
+    ROBUSTLENS_CACHE_DIR still works for one release, with a DeprecationWarning."""
+    from robustlens import fingerprint
+
+    monkeypatch.setenv("ROBUSTLENS_CACHE", str(tmp_path / "one"))
+    assert fingerprint.cache_file() == tmp_path / "one" / "hashes.json"
+    assert rt.cache_dir() == tmp_path / "one"
+    monkeypatch.delenv("ROBUSTLENS_CACHE")
+    monkeypatch.setenv("ROBUSTLENS_CACHE_DIR", str(tmp_path / "old"))
+    with pytest.warns(DeprecationWarning, match="ROBUSTLENS_CACHE"):
+        assert rt.cache_dir() == tmp_path / "old"
 
 
 def test_cuda_without_ort_cuda_provider(user_models, cache, monkeypatch):

@@ -104,11 +104,15 @@ def save_figure(fig: Figure, path: str | os.PathLike[str]) -> Path:
     return out
 
 
-def method_label(method: str, variant: str | None = None, starts: str | None = None) -> str:
+def method_label(method: str, variant: str | None = None, starts: str | None = None,
+                 criterion: str | None = None) -> str:
     """``"ours"`` / ``"paper/naive"``: a method name with its variant when it adds anything,
-    and `` · auto starts`` for runs from automatic start points."""
+    `` · auto starts`` for runs from automatic start points and `` · top-1`` for runs under
+    the top-1 criterion."""
     method = str(method)
     suffix = " · auto starts" if str(starts) == "auto" else ""
+    if str(criterion) == "top1":
+        suffix += " · top-1"
     if variant is None or (isinstance(variant, float) and math.isnan(variant)):
         return method + suffix
     variant = str(variant)
@@ -230,7 +234,8 @@ def map_regions_figure(
     """
     docs = [_doc(d) for d in regions]
     dirs = list(base_dirs) if base_dirs is not None else [None] * len(docs)
-    labels = [method_label(d.get("method", f"method {k}"), d.get("variant"), d.get("starts"))
+    labels = [method_label(d.get("method", f"method {k}"), d.get("variant"), d.get("starts"),
+                           d.get("criterion"))
               for k, d in enumerate(docs)]
     colors = dict(colors) if colors is not None else method_colors(labels)
     with style():
@@ -497,8 +502,9 @@ def _srvr_frame(table: pd.DataFrame) -> pd.DataFrame:
         df[c] = df[c].fillna(df["srvr"])
     df["model"] = df["model"].astype(str)
     starts = df["starts"] if "starts" in df.columns else [None] * len(df)
-    df["label"] = [method_label(m, v, s)
-                   for m, v, s in zip(df["method"], df["variant"], starts, strict=True)]
+    crit = df["criterion"] if "criterion" in df.columns else [None] * len(df)
+    df["label"] = [method_label(m, v, s, c) for m, v, s, c
+                   in zip(df["method"], df["variant"], starts, crit, strict=True)]
     return df.dropna(subset=["srvr"])
 
 

@@ -2,10 +2,14 @@
 
 A result may only be reused when every input it was computed from is byte-identical, so keys
 hash file *contents*, never just paths. Hashes are cached by ``(path, size, mtime_ns)`` in a
-small JSON file (``$ROBUSTLENS_CACHE_DIR`` or ``~/.cache/robustlens``/``hashes.json``) so large
-weight files and image sets are read once, not on every run.
+small JSON file (:func:`cache_dir` ``/hashes.json``) so large weight files and image sets are
+read once, not on every run.
 
-* :func:`file_digest`: SHA-256 of one file.
+* :func:`cache_dir`: the one user cache folder of robustlens (``$ROBUSTLENS_CACHE``).
+* :func:`sha256_file`: SHA-256 of one file, read now; :func:`file_digest`: the same, cached.
+* :func:`model_key`: every key that depends on a model (study steps, map chunks, CAM scoring
+  runs, Ray workers' model cache, ONNX exports) hashes the model's
+  :meth:`~robustlens.models.base.Classifier.identity` through this one function.
 * :func:`mesh_files` / :func:`mesh_digest`: a mesh file plus what it references (OBJ:
   ``mtllib`` files and the texture maps they name; glTF: external buffers and images).
 * :func:`items_digest`: a loaded box dataset: every item's class, boxes and image contents.
@@ -31,11 +35,40 @@ _DIRTY = False
 CACHE_ENTRIES = 200_000
 
 
+#: the deprecated name of ``$ROBUSTLENS_CACHE`` (read, with a warning, for one release)
+DEPRECATED_CACHE_VARIABLE = "ROBUSTLENS_CACHE_DIR"
+
+
+def cache_dir() -> Path:
+    """The user cache folder of robustlens: ``$ROBUSTLENS_CACHE``, else
+    ``$XDG_CACHE_HOME/robustlens``, else ``~/.cache/robustlens``. It holds the file-hash cache
+    (``hashes.json``) and the ONNX exports (``onnx/``). ``$ROBUSTLENS_CACHE_DIR`` is read as
+    a deprecated alias when ``$ROBUSTLENS_CACHE`` is unset."""
+    given = os.environ.get("ROBUSTLENS_CACHE")
+    if not given and os.environ.get(DEPRECATED_CACHE_VARIABLE):
+        import warnings
+
+        warnings.warn("ROBUSTLENS_CACHE_DIR is deprecated; set ROBUSTLENS_CACHE instead",
+                      DeprecationWarning, stacklevel=2)
+        given = os.environ[DEPRECATED_CACHE_VARIABLE]
+    if given:
+        return Path(given).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base).expanduser() / "robustlens"
+
+
 def cache_file() -> Path:
-    base = os.environ.get("ROBUSTLENS_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
-        "robustlens")
-    return Path(base) / "hashes.json"
+    return cache_dir() / "hashes.json"
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """SHA-256 (hex) of a file's contents, read now (see :func:`file_digest` for the cached
+    one)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _load_cache() -> None:
@@ -74,11 +107,7 @@ def file_digest(path: str | os.PathLike[str]) -> str:
         hit = _MEMO.get(p)
         if hit and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
             return hit[2]
-    h = hashlib.sha256()
-    with open(p, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    digest = h.hexdigest()
+    digest = sha256_file(p)
     with _LOCK:
         _MEMO.pop(p, None)
         _MEMO[p] = (st.st_size, st.st_mtime_ns, digest)
@@ -89,6 +118,15 @@ def file_digest(path: str | os.PathLike[str]) -> str:
 def digest_of(obj: Any) -> str:
     """SHA-256 (hex) of a JSON-able object (sorted keys)."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def model_key(model: Any, *parts: Any, runtime: bool = True) -> str:
+    """SHA-256 (hex) of a model's full identity (``model.identity(runtime)``: spec, weight
+    and source hashes, preprocessing, labels, CAM layer, runtime) and ``parts``.
+
+    The one place a key that depends on a model is built: change any single setting of the
+    model and every such key changes."""
+    return digest_of([model.identity(runtime=runtime), *parts])
 
 
 # ------------------------------------------------------------------------------ meshes

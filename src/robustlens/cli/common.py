@@ -40,7 +40,8 @@ VERBOSITY = {"level": 1}
 
 
 def model_options(fn: F) -> F:
-    """Add ``--model --weights --input-size --mean --std --labels --target-layer --device``."""
+    """Add ``--model --weights --input-size --mean --std --interpolation --labels
+    --target-layer --device``."""
     opts = [
         click.option("--model", "model_spec", default="default", show_default=True,
                      help="Model spec: default, builtin:NAME, torchvision:NAME, timm:NAME, "
@@ -51,6 +52,9 @@ def model_options(fn: F) -> F:
         click.option("--input-size", type=int, default=None, help="Override the model's input side S."),
         click.option("--mean", default=None, help="Override normalisation mean, e.g. 0.485,0.456,0.406."),
         click.option("--std", default=None, help="Override normalisation std, e.g. 0.229,0.224,0.225."),
+        click.option("--interpolation", default=None,
+                     help="Override the resize interpolation: bilinear, bicubic or nearest "
+                          "(default: the weights' own preset)."),
         click.option("--labels", "labels_file", default=None, help="Class names file, one per line."),
         click.option("--target-layer", default=None,
                      help="Dotted module path of the CAM layer, e.g. layer4 or features.7."),
@@ -80,7 +84,8 @@ def use_runtime(clf: Classifier, runtime: str) -> Classifier:
 
 def model_from_options(model_spec: str, weights: str | None, input_size: int | None,
                        mean: str | None, std: str | None, labels_file: str | None,
-                       target_layer: str | None, device: str) -> Classifier:
+                       target_layer: str | None, device: str,
+                       interpolation: str | None = None) -> Classifier:
     """Build a :class:`Classifier` from the values of :func:`model_options`."""
 
     ov = ModelOverrides(
@@ -88,6 +93,7 @@ def model_from_options(model_spec: str, weights: str | None, input_size: int | N
         mean=as_list(mean, 3, "--mean") if mean else None,  # type: ignore[arg-type]
         std=as_list(std, 3, "--std") if std else None,  # type: ignore[arg-type]
         labels_file=labels_file, target_layer=target_layer, weights=weights, device=device,
+        interpolation=interpolation,
     )
     return load_model(model_spec, ov)
 
@@ -95,7 +101,7 @@ def model_from_options(model_spec: str, weights: str | None, input_size: int | N
 def pop_model_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     """Remove and return the :func:`model_options` values from a command's kwargs."""
     keys = ["model_spec", "weights", "input_size", "mean", "std", "labels_file", "target_layer",
-            "device"]
+            "device", "interpolation"]
     return {k: kwargs.pop(k) for k in keys}
 
 

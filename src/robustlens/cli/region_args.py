@@ -27,6 +27,11 @@ def region_options(fn: Any) -> Any:
         click.option("--threshold", type=click.FloatRange(0, 1, min_open=True, max_open=True),
                      default=0.5, show_default=True,
                      help="Score the region must keep, in (0, 1) (variant ours; ground truth)."),
+        click.option("--criterion", type=click.Choice(["score", "top1"]), default="score",
+                     show_default=True,
+                     help="What a robust pose is: score = true-class probability >= "
+                          "--threshold (the paper's); top1 = the true class is the top-1 "
+                          "prediction at any confidence (--threshold does not apply)."),
         click.option("--max-evals", type=click.IntRange(min=1), default=None,
                      help="Cap the score evaluations per region (paper: iterations = "
                           "max-evals / evaluations per iteration)."),
@@ -44,11 +49,13 @@ def region_options(fn: Any) -> Any:
 
 def parse_search(params: tuple[str, ...], domains: tuple[str, ...], starts: tuple[str, ...],
                  sets: tuple[str, ...], variant: str, methods: list[str], threshold: float,
-                 max_evals: int | None, batch_size: int) -> dict[str, Any]:
+                 max_evals: int | None, batch_size: int,
+                 criterion: str = "score") -> dict[str, Any]:
     """Validate the search options (everything that needs no model) into a dict."""
     import math
 
     from ..errors import BadInput
+    from ..regions.criterion import search_threshold
     from ..regions.scene import (
         DEFAULT_PARAMS,
         check_method,
@@ -83,10 +90,12 @@ def parse_search(params: tuple[str, ...], domains: tuple[str, ...], starts: tupl
     clash = sorted(set(fixed) & set(names))
     if clash:
         raise BadInput(f"--set {clash[0]}: also searched (--param); use one or the other")
+    threshold = search_threshold(criterion, threshold)
     hyper = {m: ({"threshold": threshold} if variant == "ours" else {})
              | max_evals_hyper(variant, m, len(names), max_evals) for m in methods}
     return {"names": names, "domain": domain, "starts": pts, "fixed": fixed, "hyper": hyper,
-            "periodic": scene_periodic(names, domain)}
+            "periodic": scene_periodic(names, domain), "criterion": criterion,
+            "threshold": threshold}
 
 
 def parse_domain_specs(items: Iterable[str], flag: str = "--domain") -> dict[str, tuple[float, float]]:

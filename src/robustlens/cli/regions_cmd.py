@@ -51,11 +51,12 @@ the map's exact largest box)."""
 @runtime_option
 def command(mesh_spec: str, up: str, class_: str | None, method: str, params: tuple[str, ...],
             domains: tuple[str, ...], starts: tuple[str, ...], variant: str, threshold: float,
-            max_evals: int | None, sets: tuple[str, ...], batch_size: int,
+            criterion: str, max_evals: int | None, sets: tuple[str, ...], batch_size: int,
             image_size: int | None, map_path: str | None, out_dir: str, **kwargs: Any) -> None:
     """Grow robust regions (boxes where the class score stays high) around start points."""
     from ..errors import printable
     from ..io import check_out_dir
+    from ..regions.criterion import criterion_values
     from ..regions.records import RegionsFile, save_regions
     from ..regions.scene import SceneScore, ground_truth, map_for_params, regions_for_score
     from ..render import MeshRenderer, load_mesh
@@ -64,12 +65,13 @@ def command(mesh_spec: str, up: str, class_: str | None, method: str, params: tu
 
     # ---- validate everything before computing anything
     s = parse_search(params, domains, starts, sets, variant, [method], threshold, max_evals,
-                     batch_size)
+                     batch_size, criterion)
     names, domain, pts = s["names"], s["domain"], s["starts"]
+    threshold = s["threshold"]
     check_out_dir(out_dir)
     map_da = None
     if map_path is not None:
-        map_da = map_for_params(load_map(map_path), names, domain)
+        map_da = map_for_params(criterion_values(load_map(map_path), criterion), names, domain)
     mesh = load_mesh(mesh_spec, up=up)
     clf = model_from_options(**pop_model_kwargs(kwargs))
     class_id = resolve_class(clf, class_, mesh_spec)
@@ -86,7 +88,7 @@ def command(mesh_spec: str, up: str, class_: str | None, method: str, params: tu
          f"{clf.spec}, {method}/{variant}, {len(pts)} start(s) over {', '.join(names)}")
     out = hold_out_dir(out_dir)
     with SceneScore(clf, mesh, class_id, names, domain, s["fixed"], renderer,
-                    batch_size) as fn, progress() as bar:
+                    batch_size, criterion) as fn, progress() as bar:
         task = bar.add_task("growing regions", total=len(pts))
         results = regions_for_score(fn, pts, domain, method, variant, periodic=s["periodic"],
                                     on_result=lambda k, r: bar.advance(task),
@@ -99,7 +101,7 @@ def command(mesh_spec: str, up: str, class_: str | None, method: str, params: tu
         method=method, variant=variant, params=names,
         domain={n: [float(domain[0][i]), float(domain[1][i])] for i, n in enumerate(names)},
         periodic=[n for n, p in zip(names, s["periodic"], strict=True) if p],
-        threshold=threshold if variant == "ours" else None,
+        threshold=threshold if variant == "ours" else None, criterion=criterion,
         extra={"fixed": s["fixed"], "max_evals": max_evals, "map": map_path,
                "image_size": renderer.image_size})
     path = save_regions(out, doc, results, map_da, gts)

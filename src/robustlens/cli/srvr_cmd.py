@@ -49,7 +49,8 @@ DIR/srvr.png (bar chart with CI error bars)."""
 @runtime_option
 def command(meshes: tuple[str, ...], up: str, classes: tuple[str, ...], methods: tuple[str, ...],
             params: tuple[str, ...], domains: tuple[str, ...], starts: tuple[str, ...],
-            variant: str, threshold: float, max_evals: int | None, sets: tuple[str, ...],
+            variant: str, threshold: float, criterion: str, max_evals: int | None,
+            sets: tuple[str, ...],
             batch_size: int, image_size: int | None, n_boot: int, seed: int, out_dir: str,
             **kwargs: Any) -> None:
     """Rank models by SRVR over meshes x start points, per region method."""
@@ -68,7 +69,7 @@ def command(meshes: tuple[str, ...], up: str, classes: tuple[str, ...], methods:
     specs: list[str] = list(model_kwargs.pop("model_spec") or ("default",))
     meths = list(methods) or ["oir_b"]
     s = parse_search(params, domains, starts, sets, variant, meths, threshold, max_evals,
-                     batch_size)
+                     batch_size, criterion)
     names, domain, pts = s["names"], s["domain"], s["starts"]
     if len(classes) not in (0, 1, len(meshes)):
         raise BadInput(f"--class: given {len(classes)} times for {len(meshes)} meshes; give it "
@@ -101,13 +102,14 @@ def command(meshes: tuple[str, ...], up: str, classes: tuple[str, ...], methods:
             renderer = MeshRenderer(image_size=image_size or clf.input_size)
             for mesh_spec, mesh, cid in zip(meshes, mesh_objs, ids, strict=True):
                 with SceneScore(clf, mesh, cid, names, domain, s["fixed"], renderer,
-                                batch_size) as fn:
+                                batch_size, criterion) as fn:
                     for meth in meths:
                         res = regions_for_score(fn, pts, domain, meth, variant,
                                                 periodic=s["periodic"],
                                                 on_result=lambda k, r: bar.advance(task),
                                                 **s["hyper"][meth])
-                        runs += [RunRecord.from_result(clf.spec, mesh_spec, cid, clf.labels[cid], r)
+                        runs += [RunRecord.from_result(clf.spec, mesh_spec, cid,
+                                                       clf.labels[cid], r, criterion=criterion)
                                  for r in res]
             del renderer
             gc.collect()
@@ -115,7 +117,8 @@ def command(meshes: tuple[str, ...], up: str, classes: tuple[str, ...], methods:
     csv_path, _, png = save_srvr(out, runs, table,
                                  title=f"SRVR over {len(meshes)} mesh(es) x {len(pts)} start(s)")
     for r in table:
-        console.print(f"#{r['rank']} {r['model']:<32s} {r['method']}/{r['variant']}: SRVR "
+        console.print(f"#{r['rank']} {r['model']:<32s} {r['method']}/{r['variant']} "
+                      f"({r['criterion']}): SRVR "
                       f"{r['srvr']:.4f} [{r['srvr_low']:.4f}, {r['srvr_high']:.4f}], not grown "
                       f"{r['frac_not_grown']:.0%} of {r['n_runs']} runs, "
                       f"{r['evaluations_per_run']:.0f} evaluations/run")

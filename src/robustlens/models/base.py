@@ -7,11 +7,12 @@ normalisation, class labels and the layer used for class-activation maps.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .. import paper
@@ -29,13 +30,20 @@ class Classifier:
         spec: the model spec string it was loaded from (e.g. ``"default"``, ``"timm:resnet18"``).
         input_size: side ``S`` of the square network input.
         resize_size: eval transform for photographs = ``Resize(resize_size)`` then
-            ``CenterCrop(input_size)`` (the torchvision ImageNet protocol).
+            ``CenterCrop(input_size)`` (the torchvision / timm eval protocol).
+        interpolation: the resize's interpolation (``bilinear``, ``bicubic``, ``nearest``),
+            for photos and for renders not made at the input size.
+        squash: photos are resized on both sides to ``resize_size`` before the crop (timm's
+            ``crop_mode="squash"``) instead of keeping their aspect ratio.
         mean, std: per-channel normalisation applied to ``[0, 1]`` images.
+        preprocessing_source: where the preprocessing above was read from (the checkpoint's
+            own preset, a documented default, or user overrides), for provenance.
         labels: class names, index = class id.
         target_layer: dotted module path of the CAM layer (``None`` when the model has no
             accessible layers, e.g. ONNX).
         differentiable: whether gradients flow to the input (False for ONNX).
-        weights_sha256: hash of the weight file, when known (provenance).
+        weights_sha256: hash of the weight file, when known (provenance and keys).
+        source_sha256: hash of the model's source file (``python:`` models), when known.
         channels_last: feed NHWC-strided tensors (set by :meth:`to` for eager CPU models:
             ~1.5x faster convolutions with oneDNN, same numbers).
         forward_only: optional engine for forward-only passes (normalised images -> logits),
@@ -54,6 +62,10 @@ class Classifier:
     target_layer: str | None = None
     differentiable: bool = True
     weights_sha256: str | None = None
+    interpolation: str = "bilinear"
+    squash: bool = False
+    preprocessing_source: str = "robustlens default (ImageNet mean/std, bilinear, crop 0.875)"
+    source_sha256: str | None = None
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     channels_last: bool = False
     forward_only: nn.Module | None = None
@@ -76,13 +88,11 @@ class Classifier:
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """``(B, 3, H, W)`` in [0, 1] -> normalised ``(B, 3, S, S)`` on the model's device.
 
-        Images that are not ``S x S`` are resized (bilinear, antialiased) to the input size;
-        rendered images are square, so this matches the eval transform's crop-free case.
+        Images that are not ``S x S`` are resized whole to the input size with the model's
+        interpolation (:meth:`EvalGeometry.renders`: renders frame the object, so they are
+        not cropped); photos are cropped before this by :meth:`EvalGeometry.images`.
         """
-        x = images.to(self.device, dtype=torch.float32)
-        if x.shape[-2:] != (self.input_size, self.input_size):
-            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear",
-                              align_corners=False, antialias=True)
+        x = self.geometry.renders(images.to(self.device, dtype=torch.float32))
         mean = torch.tensor(self.mean, device=x.device).view(1, 3, 1, 1)
         std = torch.tensor(self.std, device=x.device).view(1, 3, 1, 1)
         x = (x - mean) / std
@@ -189,12 +199,32 @@ class Classifier:
     # ------------------------------------------------------ eval geometry
     @property
     def geometry(self) -> EvalGeometry:
-        """The eval geometry for photographs (pixels and boxes): Resize + CenterCrop."""
-        return EvalGeometry(self.resize_size, self.input_size)
+        """The eval geometry: photos (pixels and boxes: Resize + CenterCrop) and renders
+        (a resize to the input size), with the model's interpolation."""
+        return EvalGeometry(self.resize_size, self.input_size, self.interpolation, self.squash)
 
-    def crop_geometry(self, width: int, height: int) -> tuple[float, float, float]:
-        """``(scale, x_offset, y_offset)`` of :meth:`EvalGeometry.crop` for this model."""
-        return self.geometry.crop(width, height)
+    def preprocessing(self) -> dict[str, Any]:
+        """How inputs are prepared for this model: sizes, interpolation, normalisation and
+        where they were read from (JSON-able, for provenance and keys)."""
+        return {"input_size": self.input_size, "resize_size": self.resize_size,
+                "interpolation": self.interpolation, "squash": self.squash,
+                "mean": [float(v) for v in self.mean], "std": [float(v) for v in self.std],
+                "source": self.preprocessing_source}
+
+    def identity(self, runtime: bool = True) -> dict[str, Any]:
+        """Everything about this model that changes its outputs: spec, weight hash, source
+        hash, preprocessing, labels (hashed), CAM layer and (``runtime=True``) the engine of
+        forward passes.  Every key that depends on a model is built from this, in
+        :mod:`robustlens.fingerprint` (:func:`~robustlens.fingerprint.model_key`)."""
+        ident: dict[str, Any] = {
+            "spec": self.spec, "weights_sha256": self.weights_sha256,
+            "source_sha256": self.source_sha256,
+            "preprocessing": {k: v for k, v in self.preprocessing().items() if k != "source"},
+            "labels_sha256": hashlib.sha256("\n".join(self.labels).encode()).hexdigest(),
+            "target_layer": self.target_layer}
+        if runtime:
+            ident["runtime"] = self.runtime
+        return ident
 
 
 def check_image_batch(images: torch.Tensor, name: str = "images") -> None:

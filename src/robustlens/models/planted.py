@@ -67,4 +67,6 @@ def planted_cue() -> Classifier:
     return Classifier(module=module.eval(), spec="builtin:planted_cue", input_size=64,
                       resize_size=64, mean=PLANTED_MEAN, std=PLANTED_STD,
                       labels=list(PLANTED_LABELS), target_layer="block3",
+                      preprocessing_source="scripts/make_planted_cue.py (trained on 64 px "
+                                           "images, mean 0.5, std 0.25)",
                       weights_sha256=file_sha256(path))

@@ -27,12 +27,13 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from ..errors import BadInput, first_line
 from .base import Classifier
-from .geometry import imagenet_resize
+from .geometry import check_interpolation, imagenet_resize, resize_for_crop
 from .runtime import OrtForward, check_onnx_input
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
@@ -73,9 +74,16 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     return digest
 
 
+#: the preprocessing of models whose files carry none (``torchscript:``, ``onnx:``,
+#: ``python:`` returning a bare ``nn.Module``): the torchvision ImageNet protocol
+DEFAULT_PREPROCESSING = ("robustlens default for models without a preset: ImageNet mean/std, "
+                         "resize 256/224 of the input size, centre crop, bilinear")
+
+
 @dataclass
 class ModelOverrides:
-    """User overrides (CLI flags ``--input-size --mean --std --labels --target-layer --weights``)."""
+    """User overrides (CLI flags ``--input-size --mean --std --interpolation --labels
+    --target-layer --weights``)."""
 
     input_size: int | None = None
     mean: tuple[float, float, float] | None = None
@@ -84,6 +92,7 @@ class ModelOverrides:
     target_layer: str | None = None
     weights: str | None = None
     device: str = "cpu"
+    interpolation: str | None = None
 
 
 # ---------------------------------------------------------------------------- builtins
@@ -127,11 +136,24 @@ def _load_torchvision(name: str, ov: ModelOverrides) -> Classifier:
                            f"pass --weights FILE (no downloads at run time)", param="model")
         path = str(cached)
     _load_state_dict(module, path, f"torchvision:{name}")
+    # the weights' own eval preset (``weights.transforms()``): resize, crop, interpolation,
+    # normalisation, exactly as torchvision evaluates them
     tf = w.transforms()
-    return Classifier(module=module.eval(), spec=f"torchvision:{name}",
-                      input_size=int(tf.crop_size[0]), resize_size=int(tf.resize_size[0]),
-                      mean=tuple(tf.mean), std=tuple(tf.std), labels=list(w.meta["categories"]),
-                      weights_sha256=file_sha256(path))
+    spec = f"torchvision:{name}"
+    try:
+        crop, resize = int(tf.crop_size[0]), int(tf.resize_size[0])
+        mean, std = tuple(float(v) for v in tf.mean), tuple(float(v) for v in tf.std)
+        interp = check_interpolation(tf.interpolation, spec)
+    except BadInput as exc:
+        raise BadInput(f"{spec}: the preset of {w} cannot be used ({exc})",
+                       param="model") from None
+    except (AttributeError, IndexError, TypeError, ValueError) as exc:
+        raise BadInput(f"{spec}: cannot read the eval preset of {w} "
+                       f"({type(exc).__name__}: {first_line(exc)})", param="model") from None
+    return Classifier(module=module.eval(), spec=spec, input_size=crop, resize_size=resize,
+                      interpolation=interp, mean=mean, std=std,  # type: ignore[arg-type]
+                      preprocessing_source=f"torchvision {w}.transforms()",
+                      labels=list(w.meta["categories"]), weights_sha256=file_sha256(path))
 
 
 @contextlib.contextmanager
@@ -178,14 +200,40 @@ def _load_timm(name: str, ov: ModelOverrides) -> Classifier:
         except Exception as exc:  # timm/hf raise many kinds when the cache is empty
             raise BadInput(f"timm:{name}: pretrained weights not in the local cache and "
                            f"no --weights FILE given ({type(exc).__name__})", param="model") from None
+    spec = f"timm:{name}"
+    # the checkpoint's own eval preset, as timm resolves it for create_transform(**cfg)
     cfg = timm.data.resolve_data_config({}, model=module)
-    size = int(cfg["input_size"][-1])
-    crop_pct = float(cfg.get("crop_pct", 0.875))
+    try:
+        h, w = (int(v) for v in cfg["input_size"][-2:])
+        crop_pct = float(cfg.get("crop_pct") or 0.875)
+        crop_mode = str(cfg.get("crop_mode") or "center")
+        mean = tuple(float(v) for v in cfg["mean"])
+        std = tuple(float(v) for v in cfg["std"])
+        interp = check_interpolation(cfg.get("interpolation", "bilinear"), spec)
+    except BadInput as exc:
+        raise BadInput(f"{spec}: the checkpoint's preset cannot be used ({exc})",
+                       param="model") from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BadInput(f"{spec}: cannot read the checkpoint's preset "
+                       f"({type(exc).__name__}: {first_line(exc)})", param="model") from None
+    if h != w or len(mean) != 3 or len(std) != 3:
+        raise BadInput(f"{spec}: the checkpoint's preset asks for a {h}x{w} input with "
+                       f"{len(mean)} channels; robustlens feeds square RGB images",
+                       param="input_size")
+    if crop_mode not in ("center", "squash"):
+        raise BadInput(f"{spec}: the checkpoint's preset crop_mode {crop_mode!r} is not "
+                       f"supported (expected center or squash)", param="model")
+    if ov.input_size is not None and ov.input_size != w and cfg.get("fixed_input_size"):
+        raise BadInput(f"{ov.input_size} contradicts the preset of {spec}: it takes "
+                       f"{w} px inputs only (fixed_input_size)", param="input_size")
     n_out: int = module.num_classes  # type: ignore[assignment]
     labels = imagenet_labels() if n_out == 1000 else [str(i) for i in range(n_out)]
-    return Classifier(module=module.eval(), spec=f"timm:{name}", input_size=size,
-                      resize_size=int(size / crop_pct), mean=tuple(cfg["mean"]),
-                      std=tuple(cfg["std"]), labels=labels,
+    return Classifier(module=module.eval(), spec=spec, input_size=w,
+                      resize_size=resize_for_crop(w, crop_pct), interpolation=interp,
+                      squash=crop_mode == "squash", mean=mean, std=std,  # type: ignore[arg-type]
+                      preprocessing_source=f"timm resolve_data_config of {spec} "
+                                           f"(crop_pct {crop_pct:g}, {crop_mode})",
+                      labels=labels,
                       weights_sha256=file_sha256(ov.weights) if ov.weights else None)
 
 
@@ -197,7 +245,8 @@ def _load_torchscript(path: str, ov: ModelOverrides) -> Classifier:
             module = torch.jit.load(str(p), map_location="cpu")
     except Exception as exc:
         raise BadInput(f"torchscript:{path}: not a TorchScript file ({first_line(exc)})", param="model") from None
-    return Classifier(module=module.eval(), spec=f"torchscript:{path}", weights_sha256=file_sha256(p))
+    return Classifier(module=module.eval(), spec=f"torchscript:{path}", weights_sha256=file_sha256(p),
+                      preprocessing_source=DEFAULT_PREPROCESSING)
 
 
 def _load_onnx(path: str, ov: ModelOverrides) -> Classifier:
@@ -209,10 +258,15 @@ def _load_onnx(path: str, ov: ModelOverrides) -> Classifier:
     except Exception as exc:
         raise BadInput(f"onnx:{path}: onnxruntime cannot load it ({first_line(exc)})", param="model") from None
     check_onnx_input(module.input_shape, module.input_name, f"onnx:{path}", param="model")
-    size = module.input_shape[-1] if isinstance(module.input_shape[-1], int) else 224
+    fixed = module.input_shape[-1] if isinstance(module.input_shape[-1], int) else None
+    if fixed is not None and ov.input_size is not None and ov.input_size != fixed:
+        raise BadInput(f"{ov.input_size} contradicts onnx:{path}, whose input is fixed at "
+                       f"{fixed} x {fixed} px", param="input_size")
+    size = fixed or 224
     return Classifier(module=module, spec=f"onnx:{path}", input_size=size,
                       resize_size=imagenet_resize(size), differentiable=False,
-                      weights_sha256=file_sha256(p), runtime="onnxruntime")
+                      weights_sha256=file_sha256(p), runtime="onnxruntime",
+                      preprocessing_source=DEFAULT_PREPROCESSING)
 
 
 def _load_python(rest: str, ov: ModelOverrides) -> Classifier:
@@ -238,13 +292,16 @@ def _load_python(rest: str, ov: ModelOverrides) -> Classifier:
     except (Exception, SystemExit) as exc:
         raise BadInput(f"python:{rest}: {func}() in {file} failed "
                        f"({_user_error(exc)})", param="model") from None
+    source = file_sha256(p)  # the code is part of the model: a changed source, a new model
     if isinstance(obj, Classifier):
         obj.spec = f"python:{rest}"
+        obj.source_sha256 = source
         return obj
     if not isinstance(obj, nn.Module):
         raise BadInput(f"python:{rest}: {func}() returned {type(obj).__name__}, "
                        f"expected an nn.Module", param="model")
-    return Classifier(module=obj.eval(), spec=f"python:{rest}")
+    return Classifier(module=obj.eval(), spec=f"python:{rest}", source_sha256=source,
+                      preprocessing_source=DEFAULT_PREPROCESSING)
 
 
 def _user_error(exc: BaseException) -> str:
@@ -312,17 +369,31 @@ def load_model(spec: str | None = None, overrides: ModelOverrides | None = None,
 
 
 def _apply_overrides(clf: Classifier, ov: ModelOverrides) -> None:
+    changed = []
     if ov.input_size is not None:
         if ov.input_size < 8:
             raise BadInput(f"{ov.input_size}: expected an integer >= 8", param="input_size")
+        # keep the model's own crop fraction (e.g. S / (S + 32) for EfficientNet-Lite)
+        crop = clf.input_size / clf.resize_size
+        clf.resize_size = max(ov.input_size, int(round(ov.input_size / crop)))
         clf.input_size = ov.input_size
-        clf.resize_size = imagenet_resize(ov.input_size)
-    if ov.mean is not None:
-        clf.mean = tuple(ov.mean)  # type: ignore[assignment]
-    if ov.std is not None:
-        if any(s <= 0 for s in ov.std):
-            raise BadInput(f"{ov.std}: expected positive numbers", param="std")
-        clf.std = tuple(ov.std)  # type: ignore[assignment]
+        changed.append("input_size")
+    if ov.interpolation is not None:
+        clf.interpolation = check_interpolation(ov.interpolation, clf.spec)
+        changed.append("interpolation")
+    for name, value in (("mean", ov.mean), ("std", ov.std)):
+        if value is None:
+            continue
+        vals = tuple(float(v) for v in value)
+        if len(vals) != 3 or not all(np.isfinite(vals)):
+            raise BadInput(f"{value} for model {clf.spec}: expected 3 finite numbers "
+                           f"(one per RGB channel)", param=name)
+        if name == "std" and any(v <= 0 for v in vals):
+            raise BadInput(f"{value}: expected positive numbers", param="std")
+        setattr(clf, name, vals)
+        changed.append(name)
+    if changed:
+        clf.preprocessing_source += f"; overridden: {', '.join(changed)}"
     if ov.labels_file is not None:
         p = Path(ov.labels_file)
         if not p.is_file():

@@ -7,10 +7,11 @@ benchmark table), so :func:`prepare_runtime` exports a torch model to ONNX once,
 export, proves it against PyTorch on a probe batch and then routes
 :meth:`Classifier.probs` through it. CAMs (gradients) keep using the PyTorch module.
 
-Cache: ``$ROBUSTLENS_CACHE`` else ``$XDG_CACHE_HOME/robustlens`` else
-``~/.cache/robustlens``, folder ``onnx/``: ``KEY.onnx`` + ``KEY.json`` (its sha256). KEY
-hashes the weights (every state-dict tensor), the architecture, the input size and the
-robustlens / torch versions. A file whose sha256 does not match is rebuilt, never used.
+Cache: :func:`robustlens.fingerprint.cache_dir` (``$ROBUSTLENS_CACHE``), folder ``onnx/``:
+``KEY.onnx`` + ``KEY.json`` (its sha256). KEY hashes the model's identity
+(:func:`robustlens.fingerprint.model_key`: spec, weight and source hashes, preprocessing,
+labels, CAM layer), every state-dict tensor, the architecture and the robustlens / torch
+versions. A file whose sha256 does not match is rebuilt, never used.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from torch import nn
 
 from .. import __version__
 from ..errors import BadInput, first_line
+from ..fingerprint import cache_dir, model_key, sha256_file
 from ..io import atomic_path, write_text_atomic
 from .base import Classifier
 
@@ -50,12 +52,6 @@ class ExportError(Exception):
     """The model cannot be exported to ONNX (or the export does not load)."""
 
 
-def cache_dir() -> Path:
-    """The user cache folder of robustlens (``$ROBUSTLENS_CACHE`` overrides it)."""
-    if os.environ.get("ROBUSTLENS_CACHE"):
-        return Path(os.environ["ROBUSTLENS_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base).expanduser() / "robustlens"
 
 
 def ort_threads() -> int:
@@ -170,12 +166,11 @@ def state_hash(module: nn.Module) -> str:
 
 
 def export_key(clf: Classifier) -> str:
-    """Cache key: weights, architecture, input size, robustlens and torch versions."""
-    h = hashlib.sha256()
-    for part in (clf.spec, type(clf.module).__qualname__, repr(clf.module), clf.input_size,
-                 state_hash(clf.module), __version__, torch.__version__, OPSET):
-        h.update(f"{part}\n".encode())
-    return h.hexdigest()[:32]
+    """Cache key: the model's identity (without the runtime, which this export decides),
+    every weight tensor, the architecture, robustlens and torch versions and the opset."""
+    return model_key(clf, type(clf.module).__qualname__, repr(clf.module),
+                     state_hash(clf.module), __version__, torch.__version__, OPSET,
+                     runtime=False)[:32]
 
 
 def export_onnx(clf: Classifier, path: Path) -> None:
@@ -199,14 +194,6 @@ def export_onnx(clf: Classifier, path: Path) -> None:
         raise ExportError(first_line(exc)) from None
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def cached_export(clf: Classifier, log: Log = print) -> tuple[Path, bool]:
     """The cached ONNX export of ``clf`` (built when missing or corrupt): ``(path, built)``."""
     folder = cache_dir() / "onnx"
@@ -217,7 +204,7 @@ def cached_export(clf: Classifier, log: Log = print) -> tuple[Path, bool]:
             want = json.loads(meta_path.read_text()).get("sha256")
         except (OSError, ValueError, AttributeError):
             want = None
-        if want and want == _sha256(onnx_path):
+        if want and want == sha256_file(onnx_path):
             return onnx_path, False
         log(f"[yellow]warning:[/yellow] ONNX cache entry {onnx_path} does not match its recorded "
             f"sha256; rebuilding it")
@@ -228,7 +215,7 @@ def cached_export(clf: Classifier, log: Log = print) -> tuple[Path, bool]:
     try:
         with atomic_path(onnx_path) as tmp:
             export_onnx(clf, tmp)
-            digest = _sha256(tmp)
+            digest = sha256_file(tmp)
         write_text_atomic(meta_path, json.dumps({
             "sha256": digest, "spec": clf.spec, "input_size": clf.input_size,
             "robustlens": __version__, "torch": torch.__version__, "opset": OPSET}, indent=1))

@@ -149,6 +149,7 @@ class RegionsFile:
     periodic: list[str] = field(default_factory=list)
     threshold: float | None = None
     starts: str = "fixed"
+    criterion: str = "score"
     regions: list[RegionRecord] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -207,7 +208,8 @@ class RegionsFile:
             params=params, domain=domain,
             periodic=[str(p) for p in per] if isinstance(per, list) else [],
             threshold=None if thr is None else float(thr),
-            starts=str(doc.get("starts", "fixed")), regions=records,
+            starts=str(doc.get("starts", "fixed")),
+            criterion=str(doc.get("criterion", "score")), regions=records,
             extra={k: v for k, v in doc.items() if k not in known})
 
     @classmethod
@@ -279,22 +281,25 @@ class RunRecord:
     evaluations: int
     calls: int
     wall_s: float
+    criterion: str = "score"
 
     @classmethod
     def from_result(cls, model: str, mesh: str, class_id: int, class_name: str,
-                    result: RegionResult, starts: str = "fixed") -> RunRecord:
+                    result: RegionResult, starts: str = "fixed",
+                    criterion: str = "score") -> RunRecord:
         rec = RegionRecord.from_result(0, result, [f"x{i}" for i in range(result.n)])
         if not np.isfinite(rec.wall_s):
             rec.wall_s = 0.0
         return cls.from_record(model, mesh, class_id, class_name, rec, result.method,
-                               result.variant, starts)
+                               result.variant, starts, criterion)
 
     @classmethod
     def from_record(cls, model: str, mesh: str, class_id: int, class_name: str,
                     rec: RegionRecord, method: str, variant: str,
-                    starts: str = "fixed") -> RunRecord:
+                    starts: str = "fixed", criterion: str = "score") -> RunRecord:
         return cls(model=model, mesh=mesh, class_id=int(class_id), class_name=class_name,
-                   method=method, variant=variant, starts=starts, start=rec.start,
+                   method=method, variant=variant, starts=starts, criterion=criterion,
+                   start=rec.start,
                    lower=rec.lower, upper=rec.upper, volume_ratio=rec.volume_ratio,
                    grew=rec.grew, converged=rec.converged, stop_reason=rec.stop_reason,
                    evaluations=rec.evaluations, calls=rec.calls,

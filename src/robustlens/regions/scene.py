@@ -9,7 +9,8 @@ renderer + classifier score function the ``regions`` / ``srvr`` commands and
   parameter is searched periodically when the registry says it is periodic *and* the
   domain spans a full period.
 * `SceneScore`: the batched score ``(N, n) -> (N,)`` of a class on a mesh
-  (`robustlens.semantic.RenderScore`), with non-periodic coordinates clamped to the
+  (`robustlens.semantic.RenderScore`) under a criterion (`robustlens.regions.criterion`:
+  the true-class probability, or ``(1 + margin) / 2`` for ``top1``), with non-periodic coordinates clamped to the
   domain (the reference OIR_B rules evaluate outer corners past the domain edge,
   which a renderer may reject) and non-finite model outputs reported as `BadInput`
   naming the model.
@@ -31,6 +32,7 @@ import numpy as np
 
 from robustlens.errors import BadInput
 from robustlens.regions.core import METHODS, VARIANTS, find_region
+from robustlens.regions.criterion import check_criterion, margin_values, search_threshold
 from robustlens.regions.ground_truth import _grid, ground_truth_box, iou
 from robustlens.regions.result import RegionResult
 from robustlens.regions.srvr import PAPER_DOMAIN, PAPER_STARTS
@@ -223,9 +225,11 @@ class SceneScore:
         fixed: Mapping[str, float] | None = None,
         renderer: Any = None,
         batch_size: int = 32,
+        criterion: str = "score",
     ) -> None:
         from robustlens.semantic import RenderScore
 
+        self.criterion = check_criterion(criterion)
         self.names = _check_names(names)
         self.lower = np.asarray(domain[0], dtype=np.float64)
         self.upper = np.asarray(domain[1], dtype=np.float64)
@@ -252,7 +256,8 @@ class SceneScore:
             raise BadInput(f"points: expected shape (N, {len(self.names)}), got {x.shape}")
         keep = ~self.periodic
         x[:, keep] = np.clip(x[:, keep], self.lower[keep], self.upper[keep])
-        s = self.render_score(x)
+        score, _, margin = self.render_score.outputs(x)
+        s = score if self.criterion == "score" else margin_values(margin)
         bad = ~np.isfinite(s)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
@@ -319,6 +324,7 @@ def regions_for_mesh(
     renderer: Any = None,
     *,
     batch_size: int = 32,
+    criterion: str = "score",
     on_result: ResultCallback | None = None,
     **hyper: Any,
 ) -> list[RegionResult]:
@@ -327,6 +333,8 @@ def regions_for_mesh(
     ``domain``: ``(lower, upper)`` in the order of ``names`` (validated like
     `scene_domain`); azimuth-like parameters whose domain spans a full period are
     searched periodically.  The renderer defaults to one at the model's input size.
+    ``criterion``: ``score`` (probability >= ``threshold``, the paper's) or ``top1`` (the
+    class is the top-1; ``threshold`` does not apply), see `robustlens.regions.criterion`.
     """
     names = _check_names(names)
     lo, hi = (np.atleast_1d(np.asarray(v, dtype=np.float64)) for v in domain)
@@ -336,7 +344,9 @@ def regions_for_mesh(
     pts = check_starts(starts, names, dom, flag="start")
     check_method(method)
     check_variant(variant)
-    with SceneScore(classifier, mesh, class_id, names, dom, fixed, renderer, batch_size) as fn:
+    hyper["threshold"] = search_threshold(criterion, hyper.get("threshold", 0.5))
+    with SceneScore(classifier, mesh, class_id, names, dom, fixed, renderer, batch_size,
+                    criterion) as fn:
         return regions_for_score(
             fn, pts, dom, method, variant, periodic=fn.periodic, on_result=on_result, **hyper
         )

@@ -130,12 +130,13 @@ def srvr(
 
 # ------------------------------------------------------------------ tables and files
 RUN_COLUMNS = [
-    "model", "mesh", "class_id", "class_name", "method", "variant", "starts", "start", "lower",
+    "model", "mesh", "class_id", "class_name", "method", "variant", "starts", "criterion",
+    "start", "lower",
     "upper",
     "volume_ratio", "grew", "converged", "stop_reason", "evaluations", "calls", "wall_s",
 ]
 SRVR_COLUMNS = [
-    "rank", "model", "method", "variant", "starts", "srvr", "srvr_low", "srvr_high", "frac_not_grown",
+    "rank", "model", "method", "variant", "starts", "criterion", "srvr", "srvr_low", "srvr_high", "frac_not_grown",
     "n_runs", "n_meshes", "evaluations", "evaluations_per_run", "calls", "wall_s",
 ]
 
@@ -144,24 +145,25 @@ def srvr_table(
     runs: Sequence[RunRecord | Mapping[str, Any]], n_boot: int = 2000, ci: float = 0.95,
     seed: int = 0,
 ) -> list[dict[str, Any]]:
-    """SRVR per (model, method, variant, start set) from run rows
+    """SRVR per (model, method, variant, start set, criterion) from run rows
     (`robustlens.regions.records.RunRecord` or the same fields), ranked.
 
     The CI is a bootstrap percentile interval; with runs on several meshes it
     resamples whole meshes (runs on one object are not independent).  Rows are
-    sorted by method, variant, start set (fixed first), then SRVR (highest first);
-    ``rank`` is 1 for the most robust model within each (method, variant, start set).
+    sorted by criterion (score first), method, variant, start set (fixed first), then SRVR
+    (highest first); ``rank`` is 1 for the most robust model within each (criterion,
+    method, variant, start set).
     """
     if not runs:
         raise BadInput("runs: no region runs to summarise")
-    by_key: dict[tuple[str, str, str, str], list[Mapping[str, Any]]] = {}  # first-seen order
+    by_key: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}  # first-seen order
     for run in runs:
         r = run.to_row() if isinstance(run, RunRecord) else run
         key = (str(r["model"]), str(r["method"]), str(r["variant"]),
-               str(r.get("starts", "fixed")))
+               str(r.get("starts", "fixed")), str(r.get("criterion", "score")))
         by_key.setdefault(key, []).append(r)
     rows = []
-    for (model, method, variant, starts), sel in by_key.items():
+    for (model, method, variant, starts, criterion), sel in by_key.items():
         meshes = [str(r["mesh"]) for r in sel]
         s = srvr(
             [{"volume_ratio": r["volume_ratio"], "grew": r["grew"]} for r in sel],
@@ -171,18 +173,19 @@ def srvr_table(
         ev = int(sum(int(r["evaluations"]) for r in sel))
         rows.append({
             "model": model, "method": method, "variant": variant, "starts": starts,
-            "srvr": s.mean, "srvr_low": s.low, "srvr_high": s.high,
+            "criterion": criterion, "srvr": s.mean, "srvr_low": s.low, "srvr_high": s.high,
             "frac_not_grown": s.frac_not_grown, "n_runs": s.n, "n_meshes": len(set(meshes)),
             "evaluations": ev, "evaluations_per_run": ev / s.n,
             "calls": int(sum(int(r["calls"]) for r in sel)),
             "wall_s": float(sum(float(r["wall_s"]) for r in sel)),
         })
     order = {m: i for i, m in enumerate(METHODS)}
-    rows.sort(key=lambda r: (order.get(r["method"], 99), r["method"], r["variant"],
+    rows.sort(key=lambda r: (r["criterion"] != "score", r["criterion"],
+                             order.get(r["method"], 99), r["method"], r["variant"],
                              r["starts"] != "fixed", r["starts"], -r["srvr"]))
     rank, last = 0, None
     for r in rows:
-        group = (r["method"], r["variant"], r["starts"])
+        group = (r["criterion"], r["method"], r["variant"], r["starts"])
         rank = 1 if group != last else rank + 1
         last = group
         r["rank"] = rank

@@ -21,12 +21,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import numpy as np
 import pandas as pd
 
 from .. import __version__
 from .. import figures as F
 from ..errors import BadInput
 from ..io import atomic_path
+from ..regions.criterion import CRITERIA_SENTENCE
 from ..regions.records import RegionsFile
 from ..representation.cam_methods import cam_name
 from ..study.layout import PARTS, StudyLayout, slug, spec_of
@@ -432,7 +434,8 @@ def _links(st: Study, paths: Iterable[Path]) -> list[dict[str, str]]:
 
 def _colors(st: Study) -> dict[str, str]:
     """One colour per method label across every figure of the study."""
-    labels = [F.method_label(it.data.method or it.key[2], it.data.variant, it.data.starts)
+    labels = [F.method_label(it.data.method or it.key[2], it.data.variant, it.data.starts,
+                              it.data.criterion)
               for it in st.regions]
     if st.srvr is not None:
         labels += list(F._srvr_frame(st.srvr)["label"])
@@ -562,7 +565,8 @@ def _region_tables(st: Study, figdir: Path) -> list[dict[str, Any]]:
                     Cell(fmt(rec.grew), str(rec.grew), cls="warn" if not rec.grew else ""),
                     _ncell(rec.wall_s, 2),
                 ])
-            label = F.method_label(doc.method or it.key[2], doc.variant, doc.starts)
+            label = F.method_label(doc.method or it.key[2], doc.variant, doc.starts,
+                                   doc.criterion)
             thr = doc.threshold
             cap = (f"threshold {fmt(thr)}; " if thr is not None else "") + \
                 "box = final region per parameter; volume ratio = its share of the domain."
@@ -603,9 +607,48 @@ def _srvr_section(st: Study, figdir: Path) -> dict[str, Any] | None:
                   "SRVR = mean share of the domain volume covered by the robust region found "
                   "from each start point (bootstrap CI); “share not grown” = runs whose "
                   "start was not robust.")
-    return {"img": img, "table": table,
+    criteria = sorted(set(df["criterion"].astype(str))) if "criterion" in df.columns \
+        else ["score"]
+    return {"img": img, "table": table, "calibration": _calibration_table(st),
+            "criteria_note": CRITERIA_SENTENCE if len(criteria) > 1 or criteria != ["score"]
+            else "",
             "links": _links(st, [st.root / "srvr" / n for n in ("srvr.csv", "srvr_runs.csv",
                                                                  "srvr.png")])}
+
+
+def _calibration_table(st: Study) -> Table | None:
+    """Per model, over every pose of its maps: top-1 accuracy against mean top-1 confidence
+    (and the mean true-class score), so a reader can see whether an SRVR ranking under the
+    score criterion is about confidence rather than about the decision changing."""
+    from ..regions.criterion import calibration
+
+    per_model: dict[str, list[dict[str, float]]] = {}
+    for it in st.maps:
+        try:
+            per_model.setdefault(it.name, []).append(calibration(it.data))
+        except (KeyError, ValueError, TypeError):
+            continue
+    rows = []
+    for model, cals in per_model.items():
+        w = np.array([c["poses"] for c in cals])
+
+        def avg(k: str, cals: list[dict[str, float]] = cals, w: np.ndarray = w) -> float | None:
+            v = np.array([c[k] for c in cals], dtype=np.float64)
+            ok = np.isfinite(v)
+            return float(np.average(v[ok], weights=w[ok])) if ok.any() else None
+
+        acc, conf = avg("accuracy"), avg("confidence")
+        gap = conf - acc if acc is not None and conf is not None else None
+        rows.append([Cell(model), _ncell(float(w.sum())), _ncell(acc), _ncell(conf),
+                     _ncell(gap), _ncell(avg("mean_score")), _ncell(avg("score_robust"))])
+    if not rows:
+        return None
+    return Table(["model", "poses", "top-1 accuracy", "mean top-1 confidence",
+                  "confidence − accuracy", "mean true-class score", "share score ≥ 0.5"], rows,
+                 "Calibration on the study's own map poses (all objects). A confidence well "
+                 "below the accuracy means the model is right but unsure: its SRVR under the "
+                 "score criterion is small because of low confidence, not because its "
+                 "decision changes; compare the top-1 rows above.")
 
 
 def _class_sections(st: Study, figdir: Path) -> list[dict[str, Any]]:

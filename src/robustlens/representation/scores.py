@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import hashlib
 import io
-import json
 import os
 import shutil
 from collections.abc import Callable, Sequence
@@ -182,15 +180,11 @@ class ClassRobustness:
     def run_key(self, classifier: Classifier, dataset: Any = None) -> str:
         """Hash of everything that changes a per-image score: model, geometry, CAM and, when
         given, the dataset's contents (classes, boxes and image bytes)."""
-        from ..fingerprint import items_digest
+        from ..fingerprint import items_digest, model_key
 
-        meta = {"spec": classifier.spec, "sha": classifier.weights_sha256,
-                "data": items_digest(as_items(dataset)) if dataset is not None else None,
-                "size": classifier.input_size, "resize": classifier.resize_size,
-                "mean": list(classifier.mean), "std": list(classifier.std),
-                "layer": self.target_layer or classifier.target_layer, "cam": self.cam,
-                "labels": hashlib.sha256("\n".join(classifier.labels).encode()).hexdigest()}
-        return hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()[:16]
+        data = items_digest(as_items(dataset)) if dataset is not None else None
+        return model_key(classifier, data, self.target_layer or classifier.target_layer,
+                         self.cam)[:16]
 
     def partial_path(self, out_dir: str | os.PathLike[str], classifier: Classifier,
                      dataset: Any = None) -> Path:

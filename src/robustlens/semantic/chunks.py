@@ -2,8 +2,8 @@
 
 A map's poses (grid C order, see `SemanticMap.points`) are cut into consecutive chunks of at
 most ``chunk_size`` poses. Each finished chunk is written atomically as a small ``.npz`` in
-``FOLDER/.chunks/`` together with a key (model weights, mesh geometry, class, parameters,
-fixed values, chunk size, the poses themselves), so a run killed with ``kill -9`` and started
+``FOLDER/.chunks/`` together with a key (the model's whole identity, mesh, class,
+parameters, fixed values, chunk size, the poses themselves), so a run killed with ``kill -9`` and started
 again recomputes only the missing chunks of that map. The chunk files are removed once
 ``map.nc`` is written (by :func:`clear_chunks`).
 
@@ -14,7 +14,6 @@ one overlapped render/classify pipeline over all missing poses, or as Ray tasks 
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ import trimesh
 import xarray as xr
 
 from ..errors import BadInput
+from ..fingerprint import model_key
 from ..io import atomic_path
 from ..models import Classifier
 from ..render import MeshRenderer
@@ -34,9 +34,15 @@ from .score import RenderScore
 
 DEFAULT_CHUNK_SIZE = 256
 CHUNK_DIR = ".chunks"
+#: what a chunk file holds (scores, top1, margins); a chunk of another format is recomputed
+CHUNK_FORMAT = 2
 
 Log = Callable[[str], None]
 ProgressFn = Callable[[int], None]
+#: ``(scores (k,) float32, top1 (k,) int32, margins (k,) float32)`` of one chunk
+ChunkOutputs = tuple[np.ndarray, np.ndarray, np.ndarray]
+#: ``on_chunk(start, stop, scores, top1, margins)``
+OnChunk = Callable[[int, int, np.ndarray, np.ndarray, np.ndarray], None]
 
 
 def chunk_bounds(n: int, chunk_size: int = DEFAULT_CHUNK_SIZE) -> list[tuple[int, int]]:
@@ -47,11 +53,25 @@ def chunk_bounds(n: int, chunk_size: int = DEFAULT_CHUNK_SIZE) -> list[tuple[int
 
 
 def mesh_digest(mesh: trimesh.Trimesh) -> str:
-    """Hash of a (normalised) mesh's geometry and the kind of its visuals."""
+    """Hash of everything about a loaded (normalised) mesh that is rendered: geometry and its
+    colour (material parts, factors, textures, UVs, vertex colours). Two meshes of the same
+    geometry and other textures get other digests (chunk keys and the Ray mesh cache)."""
+    from ..render.materials import materials_of
+
     h = hashlib.sha256()
     h.update(np.ascontiguousarray(mesh.vertices, dtype=np.float64).tobytes())
     h.update(np.ascontiguousarray(mesh.faces, dtype=np.int64).tobytes())
     h.update(type(getattr(mesh, "visual", None)).__name__.encode())
+    mat = materials_of(mesh)
+    if mat is not None:
+        h.update(np.ascontiguousarray(mat.uv, dtype=np.float32).tobytes())
+        h.update(np.ascontiguousarray(mat.vertex_color, dtype=np.float32).tobytes())
+        for part in mat.parts:
+            h.update(f"{part.start}:{part.stop}:{part.name}".encode())
+            h.update(np.ascontiguousarray(part.color, dtype=np.float32).tobytes())
+            if part.texture is not None:
+                h.update(str(part.texture.shape).encode())
+                h.update(np.ascontiguousarray(part.texture).tobytes())
     return h.hexdigest()[:32]
 
 
@@ -78,12 +98,13 @@ class MapJob:
         return chunk_bounds(len(self.points), self.chunk_size)
 
     def key(self, clf: Classifier, mesh_hash: str) -> str:
-        """Chunks from another model, mesh, class, grid or chunking are not reused."""
-        h = hashlib.sha256(json.dumps([clf.spec, clf.weights_sha256, mesh_hash, self.class_id,
-                                       self.names, sorted(self.fixed.items()),
-                                       self.chunk_size], default=str).encode())
-        h.update(np.ascontiguousarray(self.points, dtype=np.float64).tobytes())
-        return h.hexdigest()[:24]
+        """Chunks from another model (any setting of its identity: weights, source,
+        preprocessing, labels, layer, runtime), mesh, class, grid or chunking are not
+        reused."""
+        poses = hashlib.sha256(np.ascontiguousarray(self.points, dtype=np.float64).tobytes())
+        return model_key(clf, mesh_hash, self.class_id, self.names,
+                         sorted(self.fixed.items()), self.chunk_size, poses.hexdigest(),
+                         CHUNK_FORMAT)[:24]
 
 
 class ChunkRunner(Protocol):
@@ -91,32 +112,35 @@ class ChunkRunner(Protocol):
 
     def map_chunks(self, clf: Classifier, mesh: trimesh.Trimesh, mesh_hash: str, job: MapJob,
                    todo: list[tuple[int, int]], renderer: MeshRenderer,
-                   on_chunk: Callable[[int, int, np.ndarray, np.ndarray], None],
-                   progress: ProgressFn | None) -> None:
-        """Compute chunks ``todo`` and call ``on_chunk(start, stop, scores, top1)`` for each
-        as soon as it is finished (any order)."""
+                   on_chunk: OnChunk, progress: ProgressFn | None) -> None:
+        """Compute chunks ``todo`` and call ``on_chunk(start, stop, scores, top1, margins)``
+        for each as soon as it is finished (any order)."""
+
+
+def _empty(n: int) -> ChunkOutputs:
+    return (np.empty(n, dtype=np.float32), np.empty(n, dtype=np.int32),
+            np.empty(n, dtype=np.float32))
 
 
 def compute_chunk(clf: Classifier, mesh: trimesh.Trimesh, job: MapJob, start: int, stop: int,
-                  renderer: MeshRenderer) -> tuple[np.ndarray, np.ndarray]:
-    """Scores ``(k,)`` float32 and top-1 ids ``(k,)`` int32 of poses ``start:stop``."""
+                  renderer: MeshRenderer) -> ChunkOutputs:
+    """Scores ``(k,)`` float32, top-1 ids ``(k,)`` int32 and margins ``(k,)`` float32 of
+    poses ``start:stop``."""
     pts = job.points[start:stop]
     fn = RenderScore(clf, mesh, job.class_id, list(job.names), job.fixed, renderer,
                      job.batch_size)
-    scores = np.empty(len(pts), dtype=np.float32)
-    top1 = np.empty(len(pts), dtype=np.int32)
+    scores, top1, margins = _empty(len(pts))
     try:
-        for sl, s, t in fn.iter_batches(pts):
-            scores[sl], top1[sl] = s, t
+        for sl, s, t, m in fn.iter_batches(pts):
+            scores[sl], top1[sl], margins[sl] = s, t, m
     finally:
         fn.close()
-    return scores, top1
+    return scores, top1, margins
 
 
 def compute_chunks_inline(clf: Classifier, mesh: trimesh.Trimesh, job: MapJob,
                           todo: Sequence[tuple[int, int]], renderer: MeshRenderer,
-                          on_chunk: Callable[[int, int, np.ndarray, np.ndarray], None],
-                          progress: ProgressFn | None = None) -> None:
+                          on_chunk: OnChunk, progress: ProgressFn | None = None) -> None:
     """All of ``todo`` in one overlapped render/classify pipeline (batch k+1 rendered while
     batch k is classified), handing each chunk to ``on_chunk`` as soon as it is complete.
 
@@ -127,21 +151,20 @@ def compute_chunks_inline(clf: Classifier, mesh: trimesh.Trimesh, job: MapJob,
         return
     idx = np.concatenate([np.arange(a, b) for a, b in todo])
     owner = np.concatenate([np.full(b - a, i) for i, (a, b) in enumerate(todo)])
-    scores = np.empty(len(idx), dtype=np.float32)
-    top1 = np.empty(len(idx), dtype=np.int32)
+    scores, top1, margins = _empty(len(idx))
     left = np.array([b - a for a, b in todo])
     offsets = np.concatenate([[0], np.cumsum(left)])
     fn = RenderScore(clf, mesh, job.class_id, list(job.names), job.fixed, renderer,
                      job.batch_size)
     try:
-        for sl, s, t in fn.iter_batches(job.points[idx]):
-            scores[sl], top1[sl] = s, t
+        for sl, s, t, m in fn.iter_batches(job.points[idx]):
+            scores[sl], top1[sl], margins[sl] = s, t, m
             for i, k in zip(*np.unique(owner[sl], return_counts=True), strict=True):
                 left[i] -= k
                 if left[i] == 0:
                     a, b = todo[i]
-                    on_chunk(a, b, scores[offsets[i]:offsets[i + 1]].copy(),
-                             top1[offsets[i]:offsets[i + 1]].copy())
+                    own = slice(offsets[i], offsets[i + 1])
+                    on_chunk(a, b, scores[own].copy(), top1[own].copy(), margins[own].copy())
             if progress:
                 progress(sl.stop - sl.start)
     finally:
@@ -154,27 +177,30 @@ def _chunk_path(folder: Path, start: int, stop: int) -> Path:
 
 
 def save_chunk(folder: Path, key: str, start: int, stop: int, scores: np.ndarray,
-               top1: np.ndarray) -> None:
+               top1: np.ndarray, margins: np.ndarray) -> None:
     """Write one finished chunk atomically (complete or absent, even under kill -9)."""
     with atomic_path(_chunk_path(folder, start, stop)) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, key=np.array(key), scores=np.asarray(scores, np.float32),
-                     top1=np.asarray(top1, np.int32))
+                     top1=np.asarray(top1, np.int32), margins=np.asarray(margins, np.float32))
 
 
 def load_chunks(folder: Path, key: str,
-                bounds: Sequence[tuple[int, int]]) -> dict[tuple[int, int], tuple[np.ndarray, np.ndarray]]:
-    """The finished chunks of this map (same key and bounds); anything else is ignored."""
-    out: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+                bounds: Sequence[tuple[int, int]]) -> dict[tuple[int, int], ChunkOutputs]:
+    """The finished chunks of this map (same key and bounds, every array of the right
+    length); anything else is ignored and recomputed."""
+    out: dict[tuple[int, int], ChunkOutputs] = {}
     for a, b in bounds:
         p = _chunk_path(folder, a, b)
         if not p.is_file():
             continue
         try:
             with np.load(p) as z:
-                if str(z["key"]) != key or z["scores"].shape != (b - a,):
+                if str(z["key"]) != key or any(z[v].shape != (b - a,)
+                                               for v in ("scores", "top1", "margins")):
                     continue
-                out[(a, b)] = (z["scores"].astype(np.float32), z["top1"].astype(np.int32))
+                out[(a, b)] = (z["scores"].astype(np.float32), z["top1"].astype(np.int32),
+                               z["margins"].astype(np.float32))
         except Exception:  # a foreign or damaged file: recompute that chunk
             continue
     return out
@@ -207,11 +233,10 @@ def run_chunked_map(smap: SemanticMap, clf: Classifier, mesh: trimesh.Trimesh, c
     mhash = mesh_digest(mesh)
     key = job.key(clf, mhash)
     n = len(job.points)
-    scores = np.empty(n, dtype=np.float32)
-    top1 = np.empty(n, dtype=np.int32)
+    scores, top1, margins = _empty(n)
     done = load_chunks(folder, key, bounds)
-    for (a, b), (s, t) in done.items():
-        scores[a:b], top1[a:b] = s, t
+    for (a, b), (s, t, m) in done.items():
+        scores[a:b], top1[a:b], margins[a:b] = s, t, m
     if done:
         k = sum(b - a for a, b in done)
         if log:
@@ -220,9 +245,9 @@ def run_chunked_map(smap: SemanticMap, clf: Classifier, mesh: trimesh.Trimesh, c
             progress(k)
     todo = [ab for ab in bounds if ab not in done]
 
-    def on_chunk(a: int, b: int, s: np.ndarray, t: np.ndarray) -> None:
-        save_chunk(folder, key, a, b, s, t)
-        scores[a:b], top1[a:b] = s, t
+    def on_chunk(a: int, b: int, s: np.ndarray, t: np.ndarray, m: np.ndarray) -> None:
+        save_chunk(folder, key, a, b, s, t, m)
+        scores[a:b], top1[a:b], margins[a:b] = s, t, m
 
     if todo:
         if runner is None:
@@ -231,7 +256,8 @@ def run_chunked_map(smap: SemanticMap, clf: Classifier, mesh: trimesh.Trimesh, c
             runner.map_chunks(clf, mesh, mhash, job, todo, renderer, on_chunk, progress)
     if not np.all(np.isfinite(scores)):
         raise BadInput(f"model {clf.spec!r}: produced non-finite scores")
-    smap.map_ = smap._dataset(job.points, scores, top1, clf, class_id, renderer, mesh_name)
+    smap.map_ = smap.dataset(job.points, scores, top1, margins, clf, class_id, renderer,
+                             mesh_name)
     return smap.map_
 
 

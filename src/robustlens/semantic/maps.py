@@ -1,7 +1,8 @@
 """Semantic maps: the true-class score over a grid (or a random sample) of scene parameters.
 
 Output is an :class:`xarray.Dataset` with variables ``score`` (softmax probability of the
-class) and ``top1`` (predicted class id), dims named after the parameters, coordinates = grid
+class), ``top1`` (predicted class id) and ``margin`` (``score`` minus the best other class's
+probability: >= 0 where the class is the top-1), dims named after the parameters, coordinates = grid
 values; ``attrs`` record model, mesh, class, renderer settings, version and seed.
 """
 
@@ -97,6 +98,7 @@ class SemanticMap:
                          renderer, self.batch_size)
         scores = np.empty(n, dtype=np.float32)
         top1 = np.empty(n, dtype=np.int32)
+        margins = np.empty(n, dtype=np.float32)
         # the random sample's coordinates are part of the result; a grid's are its axes
         pts = np.empty((n, len(self.axes))) if self.samples is not None else None
 
@@ -110,32 +112,37 @@ class SemanticMap:
                 yield c
 
         try:
-            for sl, s, t in fn.iter_chunks(chunks()):
+            for sl, s, t, m in fn.iter_chunks(chunks()):
                 if not np.all(np.isfinite(s)):
                     raise BadInput(f"model {classifier.spec!r}: produced non-finite scores "
                                    f"(NaN or inf) at poses {sl.start}..{sl.stop - 1}")
-                scores[sl], top1[sl] = s, t
+                scores[sl], top1[sl], margins[sl] = s, t, m
                 if progress:
                     progress(sl.stop - sl.start)
         finally:
             fn.close()
-        self.map_ = self._dataset(pts, scores, top1, classifier, class_id, fn.renderer, mesh_name)
+        self.map_ = self.dataset(pts, scores, top1, margins, classifier, class_id, fn.renderer,
+                                 mesh_name)
         self.n_poses_ = n
         return self
 
-    def _dataset(self, pts: np.ndarray | None, scores: np.ndarray, top1: np.ndarray, clf: Classifier,
-                 class_id: int, renderer: MeshRenderer, mesh_name: str) -> xr.Dataset:
+    def dataset(self, pts: np.ndarray | None, scores: np.ndarray, top1: np.ndarray,
+                margins: np.ndarray, clf: Classifier, class_id: int, renderer: MeshRenderer,
+                mesh_name: str) -> xr.Dataset:
+        """The map's :class:`xarray.Dataset` from per-pose ``scores``, ``top1`` and
+        ``margins`` ``(N,)`` (grid C order; ``pts`` ``(N, n)`` for a random sample)."""
         names = [a.name for a in self.axes]
         if self.samples is None:
             shape = tuple(len(a.values) for a in self.axes)
             coords = {a.name: (a.name, a.values) for a in self.axes}
-            ds = xr.Dataset({"score": (names, scores.reshape(shape)),
-                             "top1": (names, top1.reshape(shape))}, coords=coords)
+            dims: Any = names
         else:
             assert pts is not None
             coords = {n: ("sample", pts[:, j]) for j, n in enumerate(names)}
-            ds = xr.Dataset({"score": ("sample", scores), "top1": ("sample", top1)},
-                            coords=coords)
+            shape, dims = (len(scores),), "sample"
+        ds = xr.Dataset({"score": (dims, scores.reshape(shape)),
+                         "top1": (dims, top1.reshape(shape)),
+                         "margin": (dims, margins.reshape(shape))}, coords=coords)
         for n in names:
             par = PARAMETERS[n]
             ds[n].attrs.update(units=par.unit, long_name=par.description, valid_min=par.low,
@@ -143,11 +150,15 @@ class SemanticMap:
         ds["score"].attrs.update(long_name=f"softmax probability of class {class_id} "
                                            f"({clf.labels[class_id]})", units="1")
         ds["top1"].attrs.update(long_name="predicted class id (argmax)")
+        ds["margin"].attrs.update(long_name=f"probability of class {class_id} minus the "
+                                            f"largest probability of any other class "
+                                            f"(>= 0 where it is the top-1)", units="1")
         scene = {k: p.default for k, p in PARAMETERS.items() if k not in names}
         scene.update(self.fixed)
         ds.attrs.update(
             title=f"semantic map: {clf.labels[class_id]} on {mesh_name or 'mesh'}",
             model=clf.spec, model_weights_sha256=clf.weights_sha256 or "", runtime=clf.runtime,
+            preprocessing=json.dumps(clf.preprocessing()),
             mesh=mesh_name, class_id=int(class_id), class_name=clf.labels[class_id],
             parameters=json.dumps(names), kind="sample" if self.samples else "grid",
             renderer=json.dumps({"name": "moderngl", "image_size": renderer.image_size,

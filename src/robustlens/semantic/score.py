@@ -1,5 +1,10 @@
 """The semantic score function f(u) = softmax(model(render(u)))[class], batched.
 
+Each pose gives three numbers: the true-class probability (``score``, the paper's), the
+predicted class (``top1``) and the ``margin`` of the true class over the best other class
+(``p_true - max_{c != true} p_c``, >= 0 exactly where the true class is the top-1), which
+tells robustness (does the decision change?) from confidence (how sure is it?).
+
 Rendering runs on the calling thread (it owns the OpenGL context) while the classifier runs
 on a worker thread, so the next batch is rendered while the current one is classified.
 """
@@ -17,6 +22,24 @@ from ..errors import BadInput
 from ..models import Classifier
 from ..render import MeshRenderer
 from ..render.scene import check_values, get_parameter
+
+#: ``(slice, scores, top1, margins)`` of one batch of poses
+Batch = tuple[slice, np.ndarray, np.ndarray, np.ndarray]
+
+
+def true_class_outputs(probs: torch.Tensor, class_id: int
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(B, C)`` probabilities -> true-class score ``(B,)`` float64, top-1 ids ``(B,)`` and
+    margins ``(B,)``: ``p_true - max_{c != true} p_c`` (>= 0 where the true class is top-1)."""
+    p = probs.float()
+    score = p[:, class_id]
+    top2 = p.topk(min(2, p.shape[1]), dim=1)
+    top1 = top2.indices[:, 0]
+    other = torch.where(top1 == class_id, top2.values[:, -1], top2.values[:, 0])
+    if p.shape[1] == 1:  # a single class has no rival
+        other = torch.zeros_like(score)
+    return (score.cpu().numpy().astype(np.float64), top1.cpu().numpy(),
+            (score - other).cpu().numpy().astype(np.float64))
 
 
 class RenderScore:
@@ -58,9 +81,9 @@ class RenderScore:
         self.n_calls_ = 0
         self.n_evaluations_ = 0
 
-    def _classify(self, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    def _classify(self, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         p = self.classifier.probs(images)
-        return p[:, self.class_id].cpu().numpy().astype(np.float64), p.argmax(1).cpu().numpy()
+        return true_class_outputs(p, self.class_id)
 
     def _checked(self, points: np.ndarray) -> np.ndarray:
         pts = np.asarray(points, dtype=np.float64)
@@ -76,18 +99,17 @@ class RenderScore:
             check_values(n, pts[:, j], "point")
         return pts
 
-    def iter_batches(self, points: np.ndarray) -> Iterator[tuple[slice, np.ndarray, np.ndarray]]:
-        """Yield ``(slice, scores, top1)`` per batch, rendering batch k+1 during inference
-        of batch k."""
+    def iter_batches(self, points: np.ndarray) -> Iterator[Batch]:
+        """Yield ``(slice, scores, top1, margins)`` per batch, rendering batch k+1 during
+        inference of batch k."""
         pts = self._checked(points)
         return self.iter_chunks(pts[s:s + self.batch_size]
                                 for s in range(0, len(pts), self.batch_size))
 
-    def iter_chunks(self, chunks: Iterable[np.ndarray]
-                    ) -> Iterator[tuple[slice, np.ndarray, np.ndarray]]:
+    def iter_chunks(self, chunks: Iterable[np.ndarray]) -> Iterator[Batch]:
         """:meth:`iter_batches` over points that arrive in chunks ``(<= batch_size, n)``
         (e.g. generated lazily from a huge grid); slices index the concatenation."""
-        pending: tuple[slice, Future[tuple[np.ndarray, np.ndarray]]] | None = None
+        pending: tuple[slice, Future[tuple[np.ndarray, np.ndarray, np.ndarray]]] | None = None
         start = 0
         for raw in chunks:
             chunk = self._checked(raw)
@@ -102,19 +124,26 @@ class RenderScore:
         if pending is not None:
             yield pending[0], *pending[1].result()
 
-    def scores_and_top1(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Scores ``(N,)`` and top-1 class ids ``(N,)`` for ``points`` ``(N, n)``."""
+    def outputs(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Scores ``(N,)``, top-1 class ids ``(N,)`` and margins ``(N,)`` for ``points``
+        ``(N, n)``."""
         pts = np.asarray(points, dtype=np.float64)
         scores = np.empty(len(pts))
         top1 = np.empty(len(pts), dtype=np.int64)
-        for sl, s, t in self.iter_batches(pts):
-            scores[sl], top1[sl] = s, t
+        margins = np.empty(len(pts))
+        for sl, s, t, m in self.iter_batches(pts):
+            scores[sl], top1[sl], margins[sl] = s, t, m
         self.n_calls_ += 1
         self.n_evaluations_ += len(pts)
+        return scores, top1, margins
+
+    def scores_and_top1(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Scores ``(N,)`` and top-1 class ids ``(N,)`` for ``points`` ``(N, n)``."""
+        scores, top1, _ = self.outputs(points)
         return scores, top1
 
     def __call__(self, points: np.ndarray) -> np.ndarray:
-        return self.scores_and_top1(points)[0]
+        return self.outputs(points)[0]
 
     def close(self) -> None:
         """Stop the worker thread and release the renderer if this object created it

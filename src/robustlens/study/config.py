@@ -33,6 +33,9 @@ class ModelConfig(_Strict):
     input_size: int | None = None
     mean: tuple[float, float, float] | None = None
     std: tuple[float, float, float] | None = None
+    interpolation: str | None = Field(
+        None, description="resize interpolation (bilinear, bicubic, nearest); default: the "
+                          "weights' own preset")
     labels: str | None = None
     target_layer: str | None = None
     grid: dict[str, str] | None = Field(
@@ -91,10 +94,24 @@ class RegionsConfig(_Strict):
         default_factory=lambda: ["naive", "oir_b", "oir_w"])  # type: ignore[arg-type]
     variant: Literal["ours", "paper"] = "ours"
     threshold: float = Field(0.5, gt=0.0, lt=1.0)
+    criteria: list[Literal["score", "top1"]] = Field(
+        default_factory=lambda: ["score"],  # type: ignore[arg-type]
+        description="what a robust pose is: 'score' (true-class probability >= threshold, "
+                    "the paper's) and/or 'top1' (the true class is the top-1 at any "
+                    "confidence); regions and SRVR are computed under each")
     max_evals: int | None = Field(None, ge=1)
     score: Literal["render", "map"] = Field(
         "render", description="search on the live renderer + model, or on the model's dense "
                               "semantic map (multilinear interpolation: fast, grid-limited)")
+
+    @field_validator("criteria")
+    @classmethod
+    def _criteria_once(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("give at least one criterion (score, top1)")
+        if len(set(v)) != len(v):
+            raise ValueError("a criterion is listed twice")
+        return v
 
     def n_auto_starts(self) -> int:
         """How many automatic start points per object (see ``auto_starts``)."""
@@ -280,7 +297,8 @@ def load_config(path: str | Path | None) -> StudyConfig:
 #: raised deep in the library names the field the user wrote (like the CLI names its flag)
 CONFIG_FIELDS: dict[str, str] = {
     "model": "models", "weights": "models.weights", "input_size": "models.input_size",
-    "mean": "models.mean", "std": "models.std", "labels": "models.labels",
+    "mean": "models.mean", "std": "models.std", "interpolation": "models.interpolation",
+    "labels": "models.labels",
     "target_layer": "models.target_layer", "device": "device", "runtime": "runtime",
     "mesh": "semantic.meshes", "up": "semantic.meshes.up", "data": "representation.datasets",
     "cam": "representation.cams",

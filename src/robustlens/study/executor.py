@@ -30,12 +30,15 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import BadInput, first_line
 from ..models import Classifier, ModelOverrides
+
+if TYPE_CHECKING:
+    from ..semantic.chunks import OnChunk
 
 ProgressFn = Callable[[int], None]
 
@@ -77,8 +80,7 @@ class Executor:
         pass
 
     def map_chunks(self, clf: Classifier, mesh: Any, mesh_hash: str, job: Any,
-                   todo: list[tuple[int, int]], renderer: Any,
-                   on_chunk: Callable[[int, int, np.ndarray, np.ndarray], None],
+                   todo: list[tuple[int, int]], renderer: Any, on_chunk: OnChunk,
                    progress: ProgressFn | None) -> None:
         from ..semantic.chunks import compute_chunks_inline
 
@@ -115,15 +117,17 @@ CAM_SHARD_BATCHES = 4
 # ====================================================================== worker side
 @dataclasses.dataclass(frozen=True)
 class ModelRef:
-    """How a worker rebuilds a model: spec and overrides with absolute paths, weight hash."""
+    """How a worker rebuilds a model: spec and overrides with absolute paths, and the
+    driver's model key (:func:`~robustlens.fingerprint.model_key`: the whole identity)."""
 
     spec: str
     overrides: ModelOverrides
     weights_sha256: str | None
     runtime: str = "torch"  # the engine the driver chose (and proved) for forward passes
+    identity_key: str = ""  # the driver's model_key(clf, runtime=False), spec left out
 
     def cache_key(self) -> str:
-        return json.dumps([self.spec, dataclasses.asdict(self.overrides), self.weights_sha256,
+        return json.dumps([self.spec, dataclasses.asdict(self.overrides), self.identity_key,
                            self.runtime], sort_keys=True, default=str)
 
     def paths(self) -> list[str]:
@@ -152,7 +156,18 @@ class ModelRef:
         device = "cuda" if gpu else "cpu"
         ov2 = dataclasses.replace(ov, weights=absolute(ov.weights),
                                   labels_file=absolute(ov.labels_file), device=device)
-        return cls(spec, ov2, clf.weights_sha256, getattr(clf, "runtime", "torch") or "torch")
+        return cls(spec, ov2, clf.weights_sha256, getattr(clf, "runtime", "torch") or "torch",
+                   worker_identity_key(clf))
+
+
+def worker_identity_key(clf: Classifier) -> str:
+    """A model's key as driver and worker must agree on it: the identity without the spec
+    (a worker names files by absolute path) and without the runtime (set after loading)."""
+    from ..fingerprint import digest_of
+
+    ident = clf.identity(runtime=False)
+    ident.pop("spec")
+    return digest_of(ident)
 
 
 _CACHE: dict[str, Any] = {}
@@ -183,6 +198,10 @@ def _worker_model(ref: ModelRef) -> Classifier:
                 raise BadInput(f"ray node {_node_id()}: model {ref.spec} has other weights "
                                f"there (sha256 {clf.weights_sha256}, driver "
                                f"{ref.weights_sha256})")
+            if ref.identity_key and worker_identity_key(clf) != ref.identity_key:
+                raise BadInput(f"ray node {_node_id()}: model {ref.spec} loads differently "
+                               f"there (source, preprocessing, labels or CAM layer differ "
+                               f"from the driver's)")
             try:  # the same engine as the driver (the ONNX export is cached per node)
                 prepare_runtime(clf, ref.runtime, log=lambda _m: None)
             except BadInput as exc:
@@ -213,14 +232,16 @@ def _worker_renderer(size: int) -> Any:
 
 
 def map_chunk_task(model: ModelRef, mesh_hash: str, mesh_box: list[Any], job: Any,
-                   start: int, stop: int) -> tuple[int, int, np.ndarray, np.ndarray, str]:
-    """Ray task: scores and top-1 of poses ``start:stop`` (``job.points`` holds only those)."""
+                   start: int, stop: int
+                   ) -> tuple[int, int, np.ndarray, np.ndarray, np.ndarray, str]:
+    """Ray task: scores, top-1 and margins of poses ``start:stop`` (``job.points`` holds
+    only those)."""
     from ..semantic.chunks import compute_chunk
 
     clf = _worker_model(model)
     mesh = _worker_mesh(mesh_hash, mesh_box)
-    s, t = compute_chunk(clf, mesh, job, 0, stop - start, _worker_renderer(clf.input_size))
-    return start, stop, s, t, _node_id()
+    s, t, m = compute_chunk(clf, mesh, job, 0, stop - start, _worker_renderer(clf.input_size))
+    return start, stop, s, t, m, _node_id()
 
 
 def region_task(model: ModelRef, mesh_hash: str, mesh_box: list[Any], k: int,
@@ -488,8 +509,7 @@ class RayExecutor(Executor):
 
     # ---------------------------------------------------------------- units of work
     def map_chunks(self, clf: Classifier, mesh: Any, mesh_hash: str, job: Any,
-                   todo: list[tuple[int, int]], renderer: Any,
-                   on_chunk: Callable[[int, int, np.ndarray, np.ndarray], None],
+                   todo: list[tuple[int, int]], renderer: Any, on_chunk: OnChunk,
                    progress: ProgressFn | None) -> None:
         model, box = self._model(clf), self._mesh_box(mesh, mesh_hash)
         task = self._remote(map_chunk_task)
@@ -497,10 +517,10 @@ class RayExecutor(Executor):
                             dataclasses.replace(job, points=job.points[a:b].copy()), a, b)
                 for a, b in todo]
 
-        def done(out: tuple[int, int, np.ndarray, np.ndarray, str]) -> None:
-            a, b, s, t, node = out
+        def done(out: tuple[int, int, np.ndarray, np.ndarray, np.ndarray, str]) -> None:
+            a, b, s, t, m, node = out
             self._nodes.add(node)
-            on_chunk(a, b, s, t)
+            on_chunk(a, b, s, t, m)
             if progress:
                 progress(b - a)
 

@@ -73,9 +73,13 @@ class StudyLayout:
     def curve_dir(self, model: str, mesh: str) -> Path:
         return self.root / "curves" / slug(model) / slug(mesh)
 
-    def regions_dir(self, model: str, mesh: str, method: str, starts: str = "fixed") -> Path:
-        """Runs from automatic start points go to ``<method>_auto``."""
+    def regions_dir(self, model: str, mesh: str, method: str, starts: str = "fixed",
+                    criterion: str = "score") -> Path:
+        """Runs from automatic start points go to ``<method>_auto``, runs under the top-1
+        criterion to ``<method>[_auto]_top1``."""
         sub = method if starts == "fixed" else f"{method}_{starts}"
+        if criterion != "score":
+            sub += f"_{criterion}"
         return self.root / "regions" / slug(model) / slug(mesh) / sub
 
     @property

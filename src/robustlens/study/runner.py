@@ -12,7 +12,6 @@ output files exist; ``force`` recomputes. Every input is validated before any st
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 import platform
@@ -72,21 +71,11 @@ def mesh_fingerprint(spec: str) -> str:
     return mesh_digest(resolve_mesh_path(spec))
 
 
-def model_fingerprint(clf: Classifier) -> dict[str, Any]:
-    """Everything about a loaded model that changes its outputs: spec, the hash of the weight
-    file actually used, a ``python:`` model's source file, geometry, normalisation, labels and
-    CAM layer."""
-    from ..fingerprint import file_digest
+def model_fingerprint(clf: Classifier) -> str:
+    """The model's part of a step key: its whole identity (:func:`~robustlens.fingerprint.model_key`)."""
+    from ..fingerprint import model_key
 
-    src = None
-    if clf.spec.startswith("python:"):
-        file = clf.spec[len("python:"):].rsplit(":", 1)[0]
-        if Path(file).expanduser().is_file():
-            src = file_digest(Path(file).expanduser())
-    return {"spec": clf.spec, "weights": clf.weights_sha256, "source": src,
-            "size": clf.input_size, "resize": clf.resize_size, "mean": list(clf.mean),
-            "std": list(clf.std), "layer": clf.target_layer,
-            "labels": hashlib.sha256("\n".join(clf.labels).encode()).hexdigest()}
+    return model_key(clf)
 
 
 @dataclass
@@ -167,8 +156,9 @@ class Study:
         overrides: list[ModelOverrides] = []
         for mc in cfg.model_configs():
             ov = ModelOverrides(input_size=mc.input_size, mean=mc.mean, std=mc.std,
-                                labels_file=mc.labels, target_layer=mc.target_layer,
-                                weights=mc.weights, device=cfg.device)
+                                interpolation=mc.interpolation, labels_file=mc.labels,
+                                target_layer=mc.target_layer, weights=mc.weights,
+                                device=cfg.device)
             self.models_.append(load_model(mc.spec, ov))
             overrides.append(ov)
         self.class_ids_ = {(m.spec, o.spec): m.class_index(o.class_name)
@@ -303,6 +293,7 @@ class Study:
                            [cfolder / "map.nc", cfolder / "map.png"])
 
     def _regions(self, clf: Classifier, renderer: MeshRenderer) -> list[RunRecord]:
+        from ..regions.criterion import criterion_values
         from ..regions.scene import map_for_params, scene_periodic
         from ..regions.starts import auto_starts
         from ..semantic import load_map
@@ -315,14 +306,18 @@ class Study:
             cid = self.class_ids_[(clf.spec, o.spec)]
             map_path = self.layout_.map_dir(clf.spec, o.spec) / "map.nc"
             map_da = top1_da = None
+            crit_das: dict[str, Any] = {}
             if map_path.is_file():
                 try:
                     ds = load_map(map_path)
                     map_da = map_for_params(ds, names)
                     if "top1" in ds:
                         top1_da = map_for_params(ds["top1"], names)
+                    crit_das = {c: map_for_params(criterion_values(ds, c, cid), names)
+                                for c in rc.criteria}
                 except BadInput:
                     map_da = top1_da = None
+                    crit_das = {}
             start_sets: list[tuple[str, np.ndarray]] = []
             if len(self.starts_):
                 start_sets.append(("fixed", self.starts_))
@@ -340,16 +335,20 @@ class Study:
                 else:
                     self.log(f"no auto starts for {clf.spec} on {o.spec}: top-1 is never "
                              f"{clf.labels[cid]!r} at probability >= {rc.threshold} on its map")
-            for starts_kind, starts in start_sets:
-                for method in rc.methods:
-                    runs += self._region_step(clf, renderer, o, cid, method, starts_kind,
-                                              starts, map_da, periodic)
+            for criterion in rc.criteria:
+                for starts_kind, starts in start_sets:
+                    for method in rc.methods:
+                        runs += self._region_step(clf, renderer, o, cid, method, starts_kind,
+                                                  starts, crit_das.get(criterion), periodic,
+                                                  criterion)
         return runs
 
     def _region_step(self, clf: Classifier, renderer: MeshRenderer, o: _Object, cid: int,
                      method: str, starts_kind: str, starts: np.ndarray, map_da: Any,
-                     periodic: np.ndarray) -> list[RunRecord]:
-        """One regions step: every start of one start set, one method, one object."""
+                     periodic: np.ndarray, criterion: str = "score") -> list[RunRecord]:
+        """One regions step: every start of one start set, one method, one object, one
+        criterion (``map_da`` holds the map's values under that criterion)."""
+        from ..regions.criterion import search_threshold
         from ..regions.ground_truth import map_score_fn
         from ..regions.ours import SEARCH_REVISION
         from ..regions.records import RegionsFile, save_regions
@@ -357,17 +356,19 @@ class Study:
 
         rc = self.config.regions
         names = list(rc.params)
-        folder = self.layout_.regions_dir(clf.spec, o.spec, method, starts_kind)
+        folder = self.layout_.regions_dir(clf.spec, o.spec, method, starts_kind, criterion)
         sub = folder.name
+        threshold = search_threshold(criterion, rc.threshold)
         # searching or scoring against the map: its key says which map it was
         map_key = self.map_keys_.get((clf.spec, o.spec)) if map_da is not None else None
         key = _key("regions", SEARCH_REVISION, model_fingerprint(clf), o.spec, o.digest, o.up,
-                   cid, rc.model_dump(), self.config.semantic.fixed, map_key,
+                   cid, rc.model_dump(exclude={"criteria"}), criterion,
+                   self.config.semantic.fixed, map_key,
                    self.config.semantic.batch_size if rc.score == "render" else None,
                    starts_kind, starts.tolist())
 
         def run() -> None:
-            hyper = {"threshold": rc.threshold,
+            hyper = {"threshold": threshold,
                      **max_evals_hyper(rc.variant, method, len(names), rc.max_evals)}
             bar, adv = self._bar(f"regions {method} {o.spec}", len(starts))
             try:
@@ -384,11 +385,11 @@ class Study:
                         clf, o.mesh, cid, starts, self.domain_, names, method,
                         rc.variant, fixed=self.config.semantic.fixed,
                         renderer=renderer, batch_size=self.config.semantic.batch_size,
-                        on_result=lambda k, r: adv(1), **hyper)
+                        on_result=lambda k, r: adv(1), criterion=criterion, **hyper)
             finally:
                 if bar:
                     bar.stop()
-            gts = [ground_truth(r, map_da, rc.threshold, periodic) for r in res] \
+            gts = [ground_truth(r, map_da, threshold, periodic) for r in res] \
                 if map_da is not None else None
             doc = RegionsFile(
                 model=clf.spec, mesh=o.spec, class_id=cid, class_name=clf.labels[cid],
@@ -396,7 +397,7 @@ class Study:
                 domain={n: [float(self.domain_[0][i]), float(self.domain_[1][i])]
                         for i, n in enumerate(names)},
                 periodic=[n for n, p in zip(names, periodic, strict=True) if p],
-                threshold=rc.threshold, starts=starts_kind,
+                threshold=threshold, starts=starts_kind, criterion=criterion,
                 extra={"score_source": rc.score})
             save_regions(folder, doc, res, map_da, gts)
 
@@ -404,7 +405,7 @@ class Study:
                    [folder / "regions.json"])
         saved = RegionsFile.read(folder / "regions.json")
         return [RunRecord.from_record(clf.spec, o.spec, cid, clf.labels[cid], rec,
-                                      saved.method, saved.variant, starts_kind)
+                                      saved.method, saved.variant, starts_kind, criterion)
                 for rec in saved.regions]
 
     def _representation(self, clf: Classifier) -> None:
