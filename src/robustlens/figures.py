@@ -64,6 +64,9 @@ __all__ = [
 DPI = 110
 #: the rcParams every report figure is drawn with
 STYLE: dict[str, Any] = {
+    # titles and labels carry user strings (file names, class labels): a "$...$" in them
+    # is text, never matplotlib mathtext
+    "text.parse_math": False,
     "font.size": 9,
     "axes.titlesize": 10,
     "axes.labelsize": 9,

@@ -18,6 +18,8 @@ from pathlib import Path
 
 from .errors import BadInput
 
+#: errors of a full disk or quota, reported as bad input naming the file (exit 2)
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 #: the lock file every command holds inside its output folder while it writes there
 LOCK_NAME = ".robustlens.lock"
 #: temporary files of :func:`atomic_path` look like ``.NAME.XXXXXXXX.tmpSUFFIX``
@@ -56,6 +58,12 @@ def atomic_paths(paths: Sequence[str | os.PathLike[str]]) -> Iterator[list[Path]
         yield list(tmps)
         for tmp_path, target in zip(tmps, targets, strict=True):
             os.replace(tmp_path, target)
+    except OSError as exc:
+        if exc.errno in DISK_FULL:  # the user's disk, not a bug: say which file, keep the rest
+            raise BadInput(f"{targets[0]}: cannot write it: {os.strerror(exc.errno)} "
+                           f"(results finished before it are complete and kept; free some "
+                           f"space and run again to continue)") from None
+        raise
     finally:
         for leftover in tmps:
             if leftover.exists():

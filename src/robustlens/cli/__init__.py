@@ -7,6 +7,7 @@ Each subcommand lives in its own module and is registered below.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import traceback
 import warnings
@@ -79,9 +80,22 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         sys.exit(130)
+    except OSError as exc:
+        from ..io import DISK_FULL
+
+        if exc.errno not in DISK_FULL:
+            _internal_error()
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {printable(where)}cannot write: {os.strerror(exc.errno or 0)} (results "
+              f"finished before it are complete and kept)", file=sys.stderr)
+        sys.exit(2)
     except Exception:
-        traceback.print_exc()
-        print("error: internal error (a bug in robustlens, please report it with the traceback "
-              "above)", file=sys.stderr)
-        sys.exit(1)
+        _internal_error()
     sys.exit(0)
+
+
+def _internal_error() -> None:
+    traceback.print_exc()
+    print("error: internal error (a bug in robustlens, please report it with the traceback "
+          "above)", file=sys.stderr)
+    sys.exit(1)

@@ -173,6 +173,34 @@ def export_key(clf: Classifier) -> str:
                      runtime=False)[:32]
 
 
+@contextlib.contextmanager
+def _silenced_fds() -> Any:
+    """Silence stdout and stderr at the file-descriptor level as well as in Python: the
+    exporter's C++ side prints the whole TorchScript graph when an export fails, which
+    ``contextlib.redirect_stdout`` cannot catch."""
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    saved: list[tuple[int, int]] = []
+    try:
+        with open(os.devnull, "w") as null:
+            for fd in (1, 2):
+                try:
+                    saved.append((fd, os.dup(fd)))
+                    os.dup2(null.fileno(), fd)
+                except OSError:  # no such descriptor (embedded interpreters)
+                    continue
+            with contextlib.redirect_stdout(io.StringIO()), \
+                    contextlib.redirect_stderr(io.StringIO()):
+                yield
+    finally:
+        for fd, copy in saved:
+            os.dup2(copy, fd)
+            os.close(copy)
+
+
 def export_onnx(clf: Classifier, path: Path) -> None:
     """Export ``clf.module`` (normalised images -> logits) to ``path`` with a dynamic batch."""
     try:
@@ -184,8 +212,7 @@ def export_onnx(clf: Classifier, path: Path) -> None:
     dummy = torch.full((EXPORT_BATCH, 3, clf.input_size, clf.input_size), 0.0,
                        device=clf.device)
     try:
-        with torch.no_grad(), warnings.catch_warnings(), \
-                contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        with torch.no_grad(), warnings.catch_warnings(), _silenced_fds():
             warnings.simplefilter("ignore")
             torch.onnx.export(clf.module, (dummy,), str(path), opset_version=OPSET, dynamo=False,
                               input_names=["x"], output_names=["logits"],
@@ -206,7 +233,7 @@ def cached_export(clf: Classifier, log: Log = print) -> tuple[Path, bool]:
             want = None
         if want and want == sha256_file(onnx_path):
             return onnx_path, False
-        log(f"[yellow]warning:[/yellow] ONNX cache entry {onnx_path} does not match its recorded "
+        log(f"warning: ONNX cache entry {onnx_path} does not match its recorded "
             f"sha256; rebuilding it")
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -314,7 +341,7 @@ def prepare_runtime(clf: Classifier, runtime: str = "auto", log: Log = print) ->
     else:
         why = f"max |Δ softmax| {diff:.1e}"
     if not diff <= PARITY_TOL:
-        log(f"[yellow]warning:[/yellow] runtime: torch for {spec}: its ONNX export disagrees with "
+        log(f"warning: runtime: torch for {spec}: its ONNX export disagrees with "
             f"PyTorch on the probe batch ({why}, allowed {PARITY_TOL:g})")
         return clf
     clf.forward_only, clf.runtime = fwd, "onnxruntime"

@@ -97,23 +97,24 @@ def scene_domain(
     names: Sequence[str],
     overrides: Mapping[str, tuple[float, float]] | None = None,
     flag: str = "--domain",
+    names_flag: str = "--param",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Domain ``(lower, upper)`` for the parameters ``names``.
 
     Defaults: the paper's ranges for azimuth / elevation, the registry range otherwise;
-    ``overrides`` maps a name to ``(low, high)``.  Raises BadInput (naming ``flag``) for
-    an unknown name, a name not in ``names``, ``low >= high``, or bounds outside the
+    ``overrides`` maps a name to ``(low, high)``.  Raises BadInput (naming ``flag``, and
+    ``names_flag`` for the parameter names) for an unknown name, a name not in ``names``, ``low >= high``, or bounds outside the
     parameter's valid range (a periodic parameter may be shifted, e.g. -180:180, but
     may not span more than its period).
     """
     from robustlens.render.scene import PARAMETERS
 
-    names = _check_names(names)
+    names = _check_names(names, names_flag)
     overrides = dict(overrides or {})
     for k in overrides:
         if k not in names:
             raise BadInput(
-                f"{flag} {k}: not a searched parameter (--param {', '.join(names)})"
+                f"{flag} {k}: not a searched parameter ({names_flag} {', '.join(names)})"
             )
     lower, upper = np.empty(len(names)), np.empty(len(names))
     paper = dict(zip(DEFAULT_PARAMS, zip(*PAPER_DOMAIN, strict=True), strict=True))

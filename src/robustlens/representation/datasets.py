@@ -199,7 +199,12 @@ def _image_size(path: Path, where: str) -> tuple[int, int]:
         raise BadInput(f"{where}: image {path} not found")
     try:
         with Image.open(path) as im:
-            return im.size
+            size = im.size
+            # decode it now (a truncated file would only fail after an hour of maps); JPEGs
+            # at 1/8 scale, which still reads every byte of the entropy-coded data
+            im.draft("RGB", (max(1, size[0] // 8), max(1, size[1] // 8)))
+            im.load()
+            return size
     except Exception as exc:
         raise BadInput(f"{where}: cannot read image {path} ({first_line(exc)})") from None
 

@@ -15,6 +15,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from ..figures import style
 from ..io import atomic_path
 from ..models.base import Classifier
 from .cam import compute_cams
@@ -35,6 +36,14 @@ def plot_cam_overlays(classifier: Classifier, dataset: Any, image_scores: pd.Dat
                       target_layer: str | None = None) -> Path:
     """Grid: one row per class of ``class_ids``, ``per_class`` images each (spread over the
     class's RS range, lowest first), CAM of the true class over the image, boxes in white."""
+    with style():  # user labels are text, never mathtext
+        return _cam_overlays(classifier, dataset, image_scores, class_ids, path, cam=cam,
+                             per_class=per_class, target_layer=target_layer)
+
+
+def _cam_overlays(classifier: Classifier, dataset: Any, image_scores: pd.DataFrame,
+                  class_ids: Sequence[int], path: str | os.PathLike[str], *, cam: str,
+                  per_class: int, target_layer: str | None) -> Path:
     items = {(it.name, it.class_id): it for it in as_items(dataset)}
     rows: list[tuple[int, list[tuple[BoxItem, float, str]]]] = []
     for cid in class_ids:

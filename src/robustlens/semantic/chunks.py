@@ -217,10 +217,11 @@ def run_chunked_map(smap: SemanticMap, clf: Classifier, mesh: trimesh.Trimesh, c
                     renderer: MeshRenderer | None = None, *,
                     chunk_size: int = DEFAULT_CHUNK_SIZE, mesh_name: str = "",
                     label: str = "map", log: Log | None = None,
-                    progress: ProgressFn | None = None) -> xr.Dataset:
+                    progress: ProgressFn | None = None, resume: bool = True) -> xr.Dataset:
     """`SemanticMap.run`, but chunked, persisted per chunk in ``folder/.chunks`` and resumed.
 
-    Logs ``resumed map MODEL MESH at K/N poses`` when finished chunks were found. The
+    Logs ``resumed map MODEL MESH at K/N poses`` when finished chunks were found;
+    ``resume=False`` (``--force``) deletes them first and computes every chunk. The
     returned dataset equals ``smap.run(...).map_`` (same coordinates and attributes; scores
     within float round-off of a different batch split). Call :func:`clear_chunks` after
     the map is saved.
@@ -234,6 +235,8 @@ def run_chunked_map(smap: SemanticMap, clf: Classifier, mesh: trimesh.Trimesh, c
     key = job.key(clf, mhash)
     n = len(job.points)
     scores, top1, margins = _empty(n)
+    if not resume:
+        clear_chunks(folder)
     done = load_chunks(folder, key, bounds)
     for (a, b), (s, t, m) in done.items():
         scores[a:b], top1[a:b], margins[a:b] = s, t, m

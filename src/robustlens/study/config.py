@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    ValidationError,
+    field_validator,
+)
 
 from ..errors import BadInput
 
@@ -30,9 +38,9 @@ class ModelConfig(_Strict):
 
     spec: str = "default"
     weights: str | None = None
-    input_size: int | None = None
-    mean: tuple[float, float, float] | None = None
-    std: tuple[float, float, float] | None = None
+    input_size: StrictInt | None = None
+    mean: tuple[StrictFloat, StrictFloat, StrictFloat] | None = None
+    std: tuple[StrictFloat, StrictFloat, StrictFloat] | None = None
     interpolation: str | None = Field(
         None, description="resize interpolation (bilinear, bicubic, nearest); default: the "
                           "weights' own preset")
@@ -45,7 +53,7 @@ class ModelConfig(_Strict):
 
 class MeshConfig(_Strict):
     mesh: str
-    class_: str | int | None = Field(None, alias="class")
+    class_: str | StrictInt | None = Field(None, alias="class")
     up: Literal["y", "z"] = "y"
 
 
@@ -54,7 +62,7 @@ class CurveConfig(_Strict):
 
     param: str = "azimuth"
     grid: str = Field("0:360:3", description="START:STOP:STEP or V1,V2,...")
-    at: dict[str, float] = Field(default_factory=dict,
+    at: dict[str, StrictFloat] = Field(default_factory=dict,
                                  description="fixed values of other parameters")
 
 
@@ -63,29 +71,29 @@ class SemanticConfig(_Strict):
         "demo:mug", "demo:vase", "demo:bucket", "demo:chair", "demo:table"])
     grid: dict[str, str] = Field(default_factory=lambda: {"azimuth": "0:360:3",
                                                           "elevation": "-10:90:3"})
-    fixed: dict[str, float] = Field(default_factory=dict)
+    fixed: dict[str, StrictFloat] = Field(default_factory=dict)
     curve: CurveConfig | None = Field(
         default_factory=lambda: CurveConfig(at={"elevation": 10.0}),
         description="1-D sweep per model and mesh: param, grid START:STOP:STEP, fixed values")
-    batch_size: int = Field(32, ge=1)
-    max_poses: int = Field(
+    batch_size: StrictInt = Field(32, ge=1)
+    max_poses: StrictInt = Field(
         1_000_000, ge=1, description="refuse a map with more poses than this (a 10^6-pose map "
                                      "takes more than a day on a 2-core CPU); raise it to "
                                      "confirm")
-    chunk_size: int = Field(256, ge=1, description="poses per map chunk: the unit persisted "
+    chunk_size: StrictInt = Field(256, ge=1, description="poses per map chunk: the unit persisted "
                                                    "for resume and the unit of a Ray task")
 
 
 class RegionsConfig(_Strict):
     enabled: bool = True
     params: list[str] = Field(default_factory=lambda: ["azimuth", "elevation"])
-    domain: dict[str, tuple[float, float]] = Field(
+    domain: dict[str, tuple[StrictFloat, StrictFloat]] = Field(
         default_factory=lambda: {"azimuth": (0.0, 360.0), "elevation": (-10.0, 90.0)})
-    starts: list[list[float]] | Literal["auto"] = Field(
+    starts: list[list[StrictFloat]] | Literal["auto"] = Field(
         default_factory=lambda: [[130.0, 30.0], [50.0, 20.0], [200.0, 15.0], [310.0, 50.0]],
         description="fixed start points (default: the paper's four), or 'auto' for "
                     "auto_starts only")
-    auto_starts: int = Field(
+    auto_starts: StrictInt = Field(
         0, ge=0, le=64,
         description="also run from k start poses per object where the model's top-1 is "
                     "correct on its map, spread by farthest-point sampling (0 = off; "
@@ -93,13 +101,13 @@ class RegionsConfig(_Strict):
     methods: list[Literal["naive", "oir_b", "oir_w"]] = Field(
         default_factory=lambda: ["naive", "oir_b", "oir_w"])  # type: ignore[arg-type]
     variant: Literal["ours", "paper"] = "ours"
-    threshold: float = Field(0.5, gt=0.0, lt=1.0)
+    threshold: StrictFloat = Field(0.5, gt=0.0, lt=1.0)
     criteria: list[Literal["score", "top1"]] = Field(
         default_factory=lambda: ["score"],  # type: ignore[arg-type]
         description="what a robust pose is: 'score' (true-class probability >= threshold, "
                     "the paper's) and/or 'top1' (the true class is the top-1 at any "
                     "confidence); regions and SRVR are computed under each")
-    max_evals: int | None = Field(None, ge=1)
+    max_evals: StrictInt | None = Field(None, ge=1)
     score: Literal["render", "map"] = Field(
         "render", description="search on the live renderer + model, or on the model's dense "
                               "semantic map (multilinear interpolation: fast, grid-limited)")
@@ -126,16 +134,16 @@ class RepresentationConfig(_Strict):
     datasets: list[str] = Field(default_factory=lambda: ["demo"],
                                 description="'demo' (the study's meshes rendered onto backgrounds) "
                                             "or paths to box-annotated datasets")
-    demo_images_per_object: int = Field(8, ge=1)
+    demo_images_per_object: StrictInt = Field(8, ge=1)
     demo_background: Literal["photo", "procedural"] = Field(
         "photo", description="backgrounds of the demo set: object-free crops of real photos "
                              "(scikit-image's sample data) or procedural colour fields")
     cams: list[str] = Field(default_factory=lambda: ["gradcam++"],
                             description="CAM methods (robustlens.representation.cam.CAM_METHODS)")
     correct_only: bool = False
-    batch_size: int = Field(16, ge=1)
+    batch_size: StrictInt = Field(16, ge=1)
     attacks: bool = True
-    attack_classes: int = Field(2, ge=0, description="attack the k least robust classes")
+    attack_classes: StrictInt = Field(2, ge=0, description="attack the k least robust classes")
 
     @field_validator("cams")
     @classmethod
@@ -154,11 +162,11 @@ class RayConfig(_Strict):
 
     address: str | None = Field(None, description="local, auto, HOST:PORT or ray://HOST:10001; "
                                                   "unset: run in this process")
-    num_cpus: float = Field(1.0, gt=0, description="CPUs each task declares")
-    num_gpus: float | None = Field(None, ge=0, description="GPUs each task declares (default: "
+    num_cpus: StrictFloat = Field(1.0, gt=0, description="CPUs each task declares")
+    num_gpus: StrictFloat | None = Field(None, ge=0, description="GPUs each task declares (default: "
                                                            "1 when device is cuda, else 0)")
-    max_retries: int = Field(3, ge=0, description="re-runs of a task whose node died")
-    object_store_mb: int | None = Field(None, ge=64, description="object store size for "
+    max_retries: StrictInt = Field(3, ge=0, description="re-runs of a task whose node died")
+    object_store_mb: StrictInt | None = Field(None, ge=64, description="object store size for "
                                                                  "address: local")
 
 
@@ -166,7 +174,7 @@ class StudyConfig(_Strict):
     """A whole study: models x meshes (semantic robustness) and datasets (representation)."""
 
     out: str = "results/study"
-    seed: int = 0
+    seed: StrictInt = 0
     device: str = "cpu"
     runtime: Literal["auto", "torch", "onnxruntime"] = Field(
         "auto", description="engine of forward-only passes (maps, curves, regions, attack "
@@ -300,7 +308,8 @@ CONFIG_FIELDS: dict[str, str] = {
     "mean": "models.mean", "std": "models.std", "interpolation": "models.interpolation",
     "labels": "models.labels",
     "target_layer": "models.target_layer", "device": "device", "runtime": "runtime",
-    "mesh": "semantic.meshes", "up": "semantic.meshes.up", "data": "representation.datasets",
+    "mesh": "semantic.meshes", "up": "semantic.meshes.up", "class": "semantic.meshes.class",
+    "data": "representation.datasets",
     "cam": "representation.cams",
 }
 

@@ -317,6 +317,30 @@ def _tcp_reachable(host: str, port: int, timeout: float) -> bool:
         return False
 
 
+#: the HTTP/2 client preface and an empty SETTINGS frame (RFC 9113, 3.4 and 6.5)
+_H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+
+
+def _speaks_grpc(host: str, port: int, timeout: float) -> bool:
+    """Whether ``host:port`` answers like a gRPC server (a Ray GCS or Ray Client server):
+    after the HTTP/2 client preface, the server's first frame is a SETTINGS frame. Anything
+    else (an HTTP/1 server, a database, silence) is not Ray, and ``ray.init`` would only
+    retry and log for about 20 s before failing."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            sock.sendall(_H2_PREFACE)
+            head = b""
+            while len(head) < 9:
+                chunk = sock.recv(9 - len(head))
+                if not chunk:
+                    return False
+                head += chunk
+    except OSError:
+        return False
+    return head[3] == 0x04  # frame type SETTINGS
+
+
 def _host_port(address: str) -> tuple[str, int] | None:
     rest = address.split("://", 1)[-1]
     host, sep, port = rest.rpartition(":")
@@ -415,6 +439,9 @@ class RayExecutor(Executor):
             if not _tcp_reachable(*hp, timeout=self.connect_timeout):
                 raise BadInput(f"{flag}: cannot reach {hp[0]}:{hp[1]} (no Ray head node "
                                f"answering there)")
+            if not _speaks_grpc(*hp, timeout=self.connect_timeout):
+                raise BadInput(f"{flag}: {hp[0]}:{hp[1]} answers, but not as a Ray head node "
+                               f"(no gRPC there; the GCS port is usually 6379)")
         try:
             ray.init(address=target, **kwargs)
         except Exception as exc:

@@ -5,7 +5,7 @@ known in one place::
 
     OUT/maps/<model>/<mesh>/map.nc, map.png
     OUT/curves/<model>/<mesh>/map.nc, map.png
-    OUT/regions/<model>/<mesh>/<method>[_auto]/regions.json, regions.png, traces/
+    OUT/regions/<model>/<mesh>/<method>[_auto][_top1]/regions.json, regions.png, traces/
     OUT/srvr/srvr.csv, srvr_runs.csv, srvr.png
     OUT/data/demo/boxes.csv (the rendered demo dataset)
     OUT/representation/<model>/<dataset>/<cam>/class_scores.csv, image_scores.csv, ...
@@ -22,20 +22,48 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from ..errors import BadInput
 
-__all__ = ["PARTS", "StudyLayout", "cam_slug", "slug", "step_key"]
+__all__ = ["PARTS", "SLUG_MAX", "StudyLayout", "cam_slug", "check_unique_slugs", "slug",
+           "step_key"]
+
+
+#: longest folder name a slug gives (a longer one keeps its end and a hash of the whole)
+SLUG_MAX = 80
 
 
 def slug(text: str) -> str:
-    """Filesystem-safe name: ``builtin:efficientnet_lite0`` -> ``builtin_efficientnet_lite0``."""
+    """Filesystem-safe name: ``builtin:efficientnet_lite0`` -> ``builtin_efficientnet_lite0``.
+
+    A name longer than :data:`SLUG_MAX` keeps its last characters plus 8 hex digits of a hash
+    of the whole text, so two long paths that end alike get different folders. Names that
+    differ only in characters the slug replaces (``a b`` and ``a_b``) still meet: the study
+    refuses such pairs up front (:func:`check_unique_slugs`)."""
     s = re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("_")
-    return s[-80:] or "x"
+    if len(s) > SLUG_MAX:
+        digest = hashlib.sha256(str(text).encode("utf-8", "surrogateescape")).hexdigest()[:8]
+        s = s[-(SLUG_MAX - 9):].lstrip("_.") + "-" + digest
+    return s or "x"
+
+
+def check_unique_slugs(names: Iterable[str], what: str, param: str,
+                       folder: Callable[[str], str] = slug) -> None:
+    """BadInput naming both inputs when two different ``names`` get the same ``folder``
+    name (compared case-insensitively: some file systems are)."""
+    seen: dict[str, str] = {}
+    for n in names:
+        key = folder(n).lower()
+        if key in seen and seen[key] != n:
+            raise BadInput(f"{seen[key]!r} and {n!r}: two {what} that would write into the "
+                           f"same folder {folder(n)!r}; rename or move one of them",
+                           param=param)
+        seen[key] = n
 
 
 def cam_slug(cam: str) -> str:

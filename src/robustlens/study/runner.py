@@ -35,7 +35,7 @@ from ..regions.records import RunRecord
 from ..regions.starts import AUTO_STARTS_RULE
 from ..render import MeshRenderer, demo_class, load_mesh
 from .config import StudyConfig
-from .layout import StudyLayout, slug
+from .layout import StudyLayout, check_unique_slugs, slug
 from .layout import step_key as _key
 
 Log = Callable[[str], None]
@@ -161,13 +161,20 @@ class Study:
                                 device=cfg.device)
             self.models_.append(load_model(mc.spec, ov))
             overrides.append(ov)
+        # two inputs that would share a result folder are refused, never overwritten
+        check_unique_slugs([o.spec for o in self.objects_], "meshes", "mesh")
+        check_unique_slugs([m.spec for m in self.models_], "models", "model")
+        if cfg.representation.enabled:
+            check_unique_slugs(cfg.representation.datasets, "datasets", "data",
+                               StudyLayout.dataset_name)
         self.class_ids_ = {(m.spec, o.spec): m.class_index(o.class_name)
                            for m in self.models_ for o in self.objects_}
         if cfg.regions.enabled:
             from ..regions.scene import check_starts, scene_domain
 
             dom = {k: tuple(v) for k, v in cfg.regions.domain.items()}
-            self.domain_ = scene_domain(cfg.regions.params, dom, "regions.domain")
+            self.domain_ = scene_domain(cfg.regions.params, dom, "regions.domain",
+                                        "regions.params")
             fixed = cfg.regions.fixed_starts()
             self.starts_ = check_starts(fixed, cfg.regions.params, self.domain_,
                                         "regions.starts") if fixed else np.zeros((0, len(
@@ -263,7 +270,8 @@ class Study:
                 try:
                     ds = run_chunked_map(smap, clf, o.mesh, cid, folder, self.executor_,
                                          renderer, chunk_size=cfg.chunk_size,
-                                         mesh_name=o.spec, log=self.log, progress=adv)
+                                         mesh_name=o.spec, log=self.log, progress=adv,
+                                         resume=not self.force)
                 finally:
                     if bar:
                         bar.stop()
@@ -283,7 +291,7 @@ class Study:
                         SemanticMap(axes1, fixed=fixed, batch_size=cfg.batch_size), clf,
                         o.mesh, cid, cfolder, self.executor_, renderer,
                         chunk_size=cfg.chunk_size, mesh_name=o.spec, label="curve",
-                        log=self.log)
+                        log=self.log, resume=not self.force)
                     save_map_and_plot(ds, cfolder)
                     clear_chunks(cfolder)
 
