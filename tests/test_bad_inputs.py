@@ -173,7 +173,42 @@ INPUTS: dict[str, tuple[set[str], Callable[[Env, list[str]], list[str]], str]] =
                             if _break_csv(e) else a, "boxes.csv line 3"),
     "cfg-not-utf8": ({"run"}, lambda e, a: ["run", str(_write_bytes(e.cfg, b"seed: \xff\n")),
                                             "--out", str(e.out)], "UTF-8"),
+    # round three (issue 22) and faithful models (issue 18)
+    "interpolation-unknown": (WITH_MODEL, lambda e, a: a + ["--interpolation", "lanczos9"],
+                              "--interpolation"),
+    "criterion-unknown": ({"regions", "srvr"}, lambda e, a: a + ["--criterion", "accuracy"],
+                          "--criterion"),
+    "dataset-image-truncated": ({"score", "attack", "run"},
+                                lambda e, a: a if _truncate(e.tmp / "b.png") else a, "b.png"),
+    "cfg-interpolation-unknown": ({"run"}, lambda e, a: ["run", str(_write_cfg(e, study_cfg(
+        e, models=[{"spec": e.model, "input_size": 32, "interpolation": "lanczos9"}]))),
+        "--out", str(e.out)], "models.interpolation"),
+    "cfg-batch-size-bool": ({"run"}, lambda e, a: ["run", str(_write_cfg(e, study_cfg(
+        e, semantic__batch_size=True))), "--out", str(e.out)], "semantic.batch_size"),
+    "cfg-regions-param-unknown": ({"run"}, lambda e, a: ["run", str(_write_cfg(e, study_cfg(
+        e, regions={"params": ["azimuth", "bogus"]}))), "--out", str(e.out)],
+        "regions.params"),
+    "cfg-two-meshes-one-folder": ({"run"}, lambda e, a: ["run", str(_write_cfg(e, study_cfg(
+        e, semantic__meshes=[{"mesh": m, "class": 0} for m in _twin_meshes(e)]))),
+        "--out", str(e.out)], "a_b/obj.glb"),
 }
+
+
+def _truncate(p: Path) -> bool:
+    data = p.read_bytes()
+    p.write_bytes(data[: len(data) // 2])
+    return True
+
+
+def _twin_meshes(env: Env) -> list[str]:
+    import trimesh
+
+    out = []
+    for d in ("a b", "a_b"):
+        (env.tmp / d).mkdir(exist_ok=True)
+        trimesh.creation.box().export(env.tmp / d / "obj.glb")
+        out.append(str(env.tmp / d / "obj.glb"))
+    return out
 
 _ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
     f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8))
