@@ -37,6 +37,7 @@ from ..render import MeshRenderer, demo_class, load_mesh
 from .config import StudyConfig
 from .layout import StudyLayout, slug
 from .layout import step_key as _key
+from .summary import run_record
 
 Log = Callable[[str], None]
 
@@ -87,6 +88,8 @@ class Study:
         out: output folder (default ``config.out``).
         force: recompute finished steps.
         log: where progress lines go.
+        detail: where the lines of ``-v`` go (each model's preprocessing and identity, each
+            step's key and why it was reused or run); dropped by default.
         progress: factory of a rich Progress (or None for silent runs).
         ray: a Ray address (``local``, ``auto``, ``HOST:PORT``, ``ray://HOST:10001``) to run
             map chunks and region searches as Ray tasks; overrides the config's
@@ -99,6 +102,7 @@ class Study:
     log: Log = print
     progress: Callable[[], Any] | None = None
     ray: str | None = None
+    detail: Log = lambda _msg: None
     timings_: dict[str, float] = field(default_factory=dict)
     skipped_: list[str] = field(default_factory=list)
     auto_starts_: dict[str, list[list[float]]] = field(default_factory=dict)
@@ -198,6 +202,7 @@ class Study:
                                        f"{exc}") from None
         for m in self.models_:  # last: inputs are valid; this may export a model to ONNX
             prepare_runtime(m, cfg.runtime, log=self.log)
+            self.detail(m.describe())
         from .executor import make_executor
 
         # last: connects to Ray (if asked) and checks every node, still before any output
@@ -211,10 +216,14 @@ class Study:
         exist (a deleted result file is recomputed, never assumed)."""
         done = folder / ".done.json"
         present = all(p.is_file() for p in outputs or [])
+        why = "--force" if self.force else ("never run" if not done.is_file() else
+                                            "a result file is missing" if not present else "")
         if not self.force and done.is_file() and present:
             try:
                 prev = json.loads(done.read_text())
+                why = "its inputs changed (key was " + str(prev.get("key"))[:12] + ")"
                 if prev.get("key") == key:
+                    self.detail(f"{name}: key {key[:12]} matches, reusing {folder}")
                     self.skipped_.append(name)
                     self.reused_timings_[name] = round(float(prev.get("seconds", 0.0)), 2)
                     self.nodes_[name] = list(prev.get("nodes", []))
@@ -222,6 +231,7 @@ class Study:
                     return
             except (OSError, json.JSONDecodeError):
                 pass
+        self.detail(f"{name}: key {key[:12]}, running ({why})")
         t = time.perf_counter()
         folder.mkdir(parents=True, exist_ok=True)
         self.executor_.begin_step()
@@ -556,7 +566,7 @@ class Study:
         if self.config.report:
             from ..report.html import build_report
 
-            return build_report(self.out)
+            return build_report(self.out, log=self.log)
         return self.out
 
     def _provenance(self, started: str) -> None:
@@ -587,6 +597,9 @@ class Study:
                 "auto": self.auto_starts_,
             },
             "timings_s": self.timings_,
+            # the one record of this run's wall time and reuse (CLI line and report alike)
+            "run": run_record(self.timings_["total"], len(self.timings_) - 1,
+                              len(self.reused_timings_)),
             # steps reused from an earlier run, with the seconds they took then
             "reused_steps_s": self.reused_timings_,
             # where the work ran: local, or a Ray cluster; per step the node ids that ran it
