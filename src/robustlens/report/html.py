@@ -31,8 +31,10 @@ from ..io import atomic_path
 from ..regions.criterion import CRITERIA_SENTENCE
 from ..regions.records import RegionsFile
 from ..representation.cam_methods import cam_name
+from ..semantic.views import load_views
 from ..study.layout import PARTS, StudyLayout, slug, spec_of
 from ..study.summary import duration, run_summary
+from . import interactive
 
 Log = Callable[[str], None]
 
@@ -171,6 +173,10 @@ class Study:
         if self.srvr is not None and "model" in self.srvr.columns:
             names += [str(m) for m in self.srvr["model"]]
         return spec_of(folder, names)
+
+    @property
+    def layout(self) -> StudyLayout:
+        return StudyLayout(self.root)
 
     def rel(self, p: Path) -> str:
         """``p`` relative to the study folder, as a URL-quoted relative href."""
@@ -477,24 +483,42 @@ def _map_sections(st: Study, figdir: Path, log: Log | None = None
         regs = [r for r in regs if r.data.criterion == "score"] or regs
         title = (f"{ds.attrs.get('class_name', '')} | {ds.attrs.get('mesh', it.key[1])} | "
                  f"{it.name}")
-        fig_path = figdir / f"map_{_slug(*it.key)}.png"
-        try:
-            F.map_regions_figure(ds, [r.data for r in regs], fig_path, title=title,
-                                 base_dirs=[r.path.parent for r in regs],
-                                 colors=_colors(st))
-            img = data_uri(fig_path)
-        except (BadInput, ValueError, KeyError, IndexError, TypeError) as exc:
-            st.problems.append(f"{st.rel(it.path)}: figure failed ({_first(exc)})")
-            png = it.path.parent / "map.png"
-            img = data_uri(png) if png.is_file() else ""
+        colors = _colors(st)
+        labels = [F.method_label(r.data.method or r.key[2], r.data.variant, r.data.starts,
+                                 r.data.criterion) for r in regs]
+        vdir = st.layout.views_dir(it.name, str(ds.attrs.get("mesh", it.key[1])))
+        views = load_views(vdir)
+        fig = interactive.map_figure(ds, [r.data for r in regs], labels,
+                                     lambda lab, c=colors: c.get(lab, "#d62728"),
+                                     views.get("labels") if views is not None else None)
+        views = views if fig is not None else None
+        img = ""
+        if fig is None:  # a sampled or n-D map: the static figure
+            fig_path = figdir / f"map_{_slug(*it.key)}.png"
+            try:
+                F.map_regions_figure(ds, [r.data for r in regs], fig_path, title=title,
+                                     base_dirs=[r.path.parent for r in regs], colors=colors)
+                img = data_uri(fig_path)
+            except (BadInput, ValueError, KeyError, IndexError, TypeError) as exc:
+                st.problems.append(f"{st.rel(it.path)}: figure failed ({_first(exc)})")
+                png = it.path.parent / "map.png"
+                img = data_uri(png) if png.is_file() else ""
         files = [it.path, it.path.parent / "map.png"] + [r.path for r in regs] + \
             [r.path.parent / "regions.png" for r in regs]
+        conf = _confusions(st, views, vdir) if views is not None else None
         out.append({"title": f"{it.name} — {ds.attrs.get('mesh', it.key[1])}", "img": img,
-                    "alt": f"semantic map {title}",
+                    "alt": f"semantic map {title}", "key": _slug(*it.key),
+                    "fig": interactive.to_json(fig) if fig is not None else "",
+                    "views": interactive.to_json(interactive.views_payload(
+                        views, st.rel(vdir))) if views is not None else "",
+                    "confusions": conf,
                     "caption": (f"True-class probability of “{ds.attrs.get('class_name', '')}”"
-                                + (f"; robust regions of {len(regs)} method(s): thick box = "
-                                   "final region, dotted = optimisation trace, star = start"
-                                   if regs else "")),
+                                + (f"; robust regions of {len(regs)} method(s) (score "
+                                   "criterion), star = start point"
+                                   if regs else "")
+                                + ("; hover a cell for its pose, score and prediction, click "
+                                   "it for the render and the top-5" if views is not None
+                                   else "")),
                     "links": _links(st, files), "anchor": "map-" + _slug(*it.key)})
         s = ds["score"]
         top1 = ds["top1"] if "top1" in ds else None
@@ -514,6 +538,28 @@ def _map_sections(st: Study, figdir: Path, log: Log | None = None
                   "poses scoring at least 0.5 and share where the class is the top-1 "
                   "prediction.") if rows else None
     return out, table
+
+
+def _confusions(st: Study, views: dict[str, Any], vdir: Path) -> dict[str, Any] | None:
+    """The "what it says instead" panel of one map: the predictions at its non-robust poses,
+    most frequent first, with an example render of each other class."""
+    conf = views.get("confusions") or {}
+    classes = conf.get("classes") or []
+    if not conf.get("failing"):
+        return {"text": f"No pose scores below {fmt(conf.get('threshold', 0.5))}: the model "
+                        f"never fails on this map.", "rows": []}
+    rows = []
+    for c in classes:
+        ex = vdir / "examples" / f"{c['example']}.jpg" if "example" in c else None
+        pose = ", ".join(f"{k} {fmt(v)}" for k, v in (c.get("pose") or {}).items())
+        rows.append({"name": str(c["class_name"]), "share": f"{100 * float(c['share']):.0f}%",
+                     "n": int(c["n"]), "true": bool(c.get("true_class")),
+                     "img": st.rel(ex) if ex is not None and ex.is_file() else "",
+                     "pose": pose, "prob": fmt(c.get("example_prob"))
+                     if c.get("example_prob") is not None else ""})
+    return {"text": f"At the {conf['failing']} of {conf['poses']} poses where "
+                    f"p({views.get('class_name', '')}) < {fmt(conf.get('threshold', 0.5))}, "
+                    f"the model predicts:", "rows": rows}
 
 
 def _curve_sections(st: Study, figdir: Path) -> list[dict[str, Any]]:
@@ -813,7 +859,8 @@ def _provenance(st: Study) -> dict[str, Any]:
 
     trows = [[Cell(str(k)), _ncell(v, 2), Cell(_duration(_num(v)), repr(_num(v) or 0.0)),
               Cell("run"), Cell(nodes(str(k)), cls="mono")] for k, v in timings.items()]
-    trows += [[Cell(str(k)), _ncell(v, 2), Cell(_duration(_num(v)), repr(_num(v) or 0.0)),
+    trows += [[Cell(f"{k} (reused)"), _ncell(v, 2), Cell(_duration(_num(v)),
+                                                         repr(_num(v) or 0.0)),
                Cell("reused (its time when it was computed)"), Cell(nodes(str(k)), cls="mono")]
               for k, v in reused.items()]
     meshes = p.get("meshes") if isinstance(p.get("meshes"), Mapping) else {}
@@ -861,6 +908,7 @@ def render_report(st: Study, figdir: Path | None = None, log: Log | None = None)
     say(f"report: {len(st.maps)} maps, {len(st.regions)} region files, "
         f"{len(st.representation)} class-robustness tables, {len(st.attacks)} attack tables")
     maps, maps_table = _map_sections(st, figdir, log)
+    plotly_js = interactive.write_plotly_js(st.root) if any(m["fig"] for m in maps) else ""
     say("report: drawing regions, SRVR, class robustness and attacks")
     ctx = {
         "title": f"robustlens report — {st.root.name}",
@@ -871,6 +919,7 @@ def render_report(st: Study, figdir: Path | None = None, log: Log | None = None)
         "parts": [{"key": k, "title": t, "run": st.has(k), "marker": m} for k, t, m in PARTS],
         "maps": maps,
         "maps_table": maps_table,
+        "plotly_js": plotly_js,
         "curves": _curve_sections(st, figdir),
         "regions": _region_tables(st, figdir),
         "srvr": _srvr_section(st, figdir),

@@ -282,6 +282,8 @@ class Study:
 
             self._step(f"map {clf.spec} {o.spec}", folder, key, run,
                        [folder / "map.nc", folder / "map.png"])
+            if cfg.views.enabled:
+                self._views_step(clf, renderer, o, cid, folder, key)
             if self.curve_:
                 axes1, at = self.curve_
                 cfolder = self.layout_.curve_dir(clf.spec, o.spec)
@@ -301,6 +303,26 @@ class Study:
                            _key("curve", model_fingerprint(clf), o.spec, o.digest, o.up, cid,
                                 axes1[0].values.tolist(), fixed), run_curve,
                            [cfolder / "map.nc", cfolder / "map.png"])
+
+    def _views_step(self, clf: Classifier, renderer: MeshRenderer, o: _Object, cid: int,
+                    map_folder: Path, map_key: str) -> None:
+        """Renders and top-5 at every ``stride``-th cell of the map just made, and the
+        classes predicted where it fails (the report's clickable maps)."""
+        from ..semantic import load_map
+        from ..semantic.views import ViewSpec, compute_views
+
+        vc = self.config.semantic.views
+        spec = ViewSpec(stride=vc.stride, size=vc.size)
+        folder = self.layout_.views_dir(clf.spec, o.spec)
+        threshold = self.config.regions.threshold
+        key = _key("views", map_key, vc.model_dump(), threshold)
+
+        def run() -> None:
+            compute_views(load_map(map_folder / "map.nc"), clf, o.mesh, cid,
+                          self.config.semantic.fixed, renderer, folder, spec, threshold,
+                          self.config.semantic.batch_size)
+
+        self._step(f"views {clf.spec} {o.spec}", folder, key, run)
 
     def _regions(self, clf: Classifier, renderer: MeshRenderer) -> list[RunRecord]:
         from ..regions.criterion import criterion_values
