@@ -98,7 +98,7 @@ def model_from_options(model_spec: str, weights: str | None, input_size: int | N
         labels_file=labels_file, target_layer=target_layer, weights=weights, device=device,
         interpolation=interpolation,
     )
-    clf = load_model(model_spec, ov)
+    clf = load_model(model_spec, ov, runtime="torch")  # the command chooses it later
     debug(clf.describe())
     return clf
 

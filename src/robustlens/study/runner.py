@@ -163,7 +163,8 @@ class Study:
                                 interpolation=mc.interpolation, labels_file=mc.labels,
                                 target_layer=mc.target_layer, weights=mc.weights,
                                 device=cfg.device)
-            self.models_.append(load_model(mc.spec, ov))
+            # the runtime is prepared once every input is valid (below)
+            self.models_.append(load_model(mc.spec, ov, runtime="torch"))
             overrides.append(ov)
         self.class_ids_ = {(m.spec, o.spec): m.class_index(o.class_name)
                            for m in self.models_ for o in self.objects_}
