@@ -46,7 +46,7 @@ from robustlens.models import load_model
 from robustlens.models.runtime import prepare_runtime
 from robustlens.render import MeshRenderer, load_mesh
 from robustlens.semantic import SemanticMap, parse_grids
-clf = prepare_runtime(load_model(sys.argv[1]), sys.argv[2], log=lambda m: None)
+clf = prepare_runtime(load_model(sys.argv[1], runtime="torch"), sys.argv[2], log=lambda m: None)
 mesh = load_mesh(sys.argv[3]); renderer = MeshRenderer(image_size=clf.input_size)
 smap = SemanticMap(parse_grids(sys.argv[4].split()), batch_size=32)
 smap.run(clf, mesh, 504, renderer)  # warm-up: two full batches reach the steady state
@@ -108,7 +108,7 @@ def main() -> None:
         print(s, flush=True)
         lines.append(s)
 
-    clf = load_model(args.model)
+    clf = load_model(args.model, runtime="torch")
     mesh = load_mesh(args.mesh)
     renderer = MeshRenderer(image_size=clf.input_size)
     t = time.perf_counter()

@@ -30,7 +30,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from robustlens.io import write_text_atomic  # noqa: E402
 from robustlens.models import list_builtins, load_model  # noqa: E402
-from robustlens.models.runtime import prepare_runtime  # noqa: E402
 from robustlens.render import MeshRenderer, demo_class, demo_meshes, load_mesh  # noqa: E402
 from robustlens.render.catalog import CATALOG  # noqa: E402
 from robustlens.render.materials import materials_of  # noqa: E402
@@ -97,7 +96,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         objs = objects(args, Path(tmp))
         for spec in models:
-            clf = prepare_runtime(load_model(spec), "auto")
+            clf = load_model(spec)  # runtime auto: ONNX Runtime where it matches
             renderer = MeshRenderer(clf.input_size)
             for name, src, cls_name in objs:
                 t0 = time.time()

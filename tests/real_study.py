@@ -26,7 +26,7 @@ def tiny_config(out: Path) -> dict:
                      "curve": {"param": "azimuth", "grid": "0:360:120", "at": {"elevation": 10}},
                      "batch_size": 16},
         "regions": {"starts": [[180, 10]], "auto_starts": 0, "methods": ["oir_b", "naive"],
-                    "max_evals": 40},
+                    "max_evals": 40, "criteria": ["score", "top1"]},
         "representation": {"demo_images_per_object": 2, "cams": ["gradcam++"],
                            "attack_classes": 1, "batch_size": 4},
         "turntable": True,

@@ -44,7 +44,7 @@ def study(real_study: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[P
 def _best_srvr(out: Path) -> pd.DataFrame:
     """Per method label, the srvr.csv row of the most robust model."""
     df = pd.read_csv(out / "srvr" / "srvr.csv")
-    return df.loc[df.groupby(["method", "variant", "starts"])["srvr"].idxmax()]
+    return df.loc[df.groupby(["method", "variant", "starts", "criterion"])["srvr"].idxmax()]
 
 
 # ------------------------------------------------------------------------------ figures
@@ -162,8 +162,13 @@ def test_summary_names_the_most_robust_model_and_context_classes(study):
     best = re.findall(r'class="best-model">([^<]+)<', summary)
     rows = _best_srvr(out)
     assert best and set(best) == set(rows["model"])
-    for r in rows.itertuples():  # SRVR with its CI
-        assert f"{fmt(r.srvr)} [{fmt(r.srvr_low)}, {fmt(r.srvr_high)}]" in summary
+    for r in rows.itertuples():  # SRVR; two objects are too few for an interval
+        assert r.n_meshes == 2
+        assert f"SRVR {fmt(r.srvr)};" in summary or f"SRVR {fmt(r.srvr)}." in summary
+        assert f"{fmt(r.srvr)} [{fmt(r.srvr_low)}, {fmt(r.srvr_high)}]" not in summary
+    assert "only 2 object(s): too few for a confidence interval" in summary
+    srvr = html.split('id="srvr"', 1)[1].split("</section>", 1)[0]
+    assert "(no interval: 2 object(s))" in srvr
     for m in MODELS:  # the least robust class of each model's class robustness
         cs = pd.read_csv(StudyLayout(out).representation_dir(m, "demo", "gradcam++")
                          / "class_scores.csv")
@@ -175,7 +180,6 @@ def test_summary_names_the_most_robust_model_and_context_classes(study):
     # headings name models by spec and CAM methods by name, never by folder name
     headings = re.findall(r"<h[1-4][^>]*>([^<]*)</h[1-4]>", html)
     assert f"{MODELS[1]} / demo / Grad-CAM++" in headings
-    assert f"{MODELS[0]} — demo:mug" in headings
     assert not [h for h in headings if "gradcampp" in h or "python_" in h]
     assert f"{MODELS[0]} — demo:bucket</a>" in html  # turntable caption
 
@@ -183,9 +187,14 @@ def test_summary_names_the_most_robust_model_and_context_classes(study):
 def test_report_is_self_contained_with_working_links(study):
     out, html = study
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
-    assert "@import" not in html and "<script src" not in html
+    assert "@import" not in html
+    # the one script file is plotly.js, inside the study folder (opens from disk, offline)
+    scripts = re.findall(r'<script src="([^"]+)"', html)
+    assert scripts == ["report_files/plotly.min.js"] and (out / scripts[0]).stat().st_size > 1e6
     imgs = re.findall(r'<img src="([^"]+)"', html)
-    assert len(imgs) >= 8 and all(s.startswith("data:image/") for s in imgs)
+    assert len(imgs) >= 8
+    # figures are embedded; example renders are files of the study folder
+    assert all(s.startswith("data:image/") or (out / unquote(s)).is_file() for s in imgs)
     hrefs = [h for h in re.findall(r'href="([^"]+)"', html)
              if not h.startswith(("#", "data:"))]
     for name in ("map.nc", "regions.json", "srvr.csv", "class_scores.csv", "attacks.csv",
@@ -198,8 +207,65 @@ def test_report_is_self_contained_with_working_links(study):
         assert h in anchors, h
     # regions table: start, box with units, volume ratio, evaluations, IoU
     assert re.search(r"azimuth -?[\d.]+–-?[\d.]+°, elevation -?[\d.]+–-?[\d.]+°", html)
-    assert "<th scope=\"col\">IoU</th>" in html
+    assert "<th scope=\"col\">IoU vs map</th>" in html
     assert (out / "figures" / "srvr.png").is_file()
+
+
+def test_regions_are_one_summary_table_with_details_collapsed(study):
+    out, html = study
+    sec = html.split('<section id="regions">', 1)[1].split("</section>", 1)[0]
+    assert sec.count('id="regions-summary"') == 1
+    assert 'class="table-filter" data-table="regions-summary"' in sec
+    n_files = len(list((out / "regions").rglob("regions.json")))
+    summary = sec.split('id="regions-summary"', 1)[1].split("</table>", 1)[0]
+    assert summary.count("<tr>") == n_files + 1  # header + one row per regions.json
+    assert "top1" in summary and "score" in summary  # both criteria listed
+    # per-start tables sit inside one collapsed <details>
+    before, details = sec.split('<details id="regions-details">', 1)
+    assert 'id="regions-1"' in details and 'id="regions-1"' not in before
+    # a start that never grew says so, and shows no IoU
+    for row in re.findall(r"<tr>(.*?)</tr>", details, flags=re.S):
+        if "never grew" in row:
+            cells = re.findall(r"<td[^>]*>(.*?)</td>", row, flags=re.S)
+            assert cells[4] == "—"
+
+
+def test_srvr_section_explains_the_criteria_and_calibration(study):
+    out, html = study
+    sec = html.split('id="srvr"', 1)[1].split("</section>", 1)[0]
+    assert 'id="srvr-criteria"' in sec and "top-1" in sec and "calibration" in sec
+    cal = sec.split('id="calibration-table"', 1)[1].split("</table>", 1)[0]
+    for m in MODELS:
+        assert m in cal
+    assert "mean top-1 confidence" in sec
+
+
+def test_attack_rates_say_what_they_measure_and_open_full_size(study):
+    out, html = study
+    sec = html.split('<section id="attacks">', 1)[1].split("</section>", 1)[0]
+    assert "rate measures" in sec and "accuracy: class predicted, unmodified images" in sec
+    assert "attack success rate per class" not in sec.lower()
+    links = re.findall(r'<a href="([^"]+)" target="_blank" title="open full size"><img', sec)
+    assert links and all((out / unquote(h)).is_file() for h in links)
+
+
+def test_one_source_for_run_time_and_reuse(study, tmp_path, capsys, real_study):
+    from robustlens.study.summary import run_summary
+
+    out, html = study
+    prov = json.loads((out / "provenance.json").read_text())
+    line = run_summary(prov)
+    assert line and f"The study took {line}" in html
+    run = prov["run"]
+    assert run["steps_reused"] == len(prov["reused_steps_s"])
+    assert run["steps_run"] == len(prov["timings_s"]) - 1  # "total" is not a step
+
+
+def test_report_prints_progress(tmp_path, real_study):
+    out = copy_study(real_study, tmp_path / "out")
+    lines: list[str] = []
+    build_report(out, log=lines.append)
+    assert lines and lines[0].startswith("report: ") and any("regions" in x for x in lines)
 
 
 def _only(real_study: Path, dest: Path, keep: set[str]) -> Path:

@@ -77,13 +77,55 @@ def test_report_in_chromium(browser, tmp_path, real_study):
     page.goto(url, wait_until="load")
 
     # every picture is embedded and decoded
+    # (the pose render of a map stays empty, and hidden, until a click)
     imgs = page.eval_on_selector_all(
-        "img", "els => els.map(i => ({src: i.src.slice(0, 30), ok: i.complete, "
+        "img", "els => els.filter(i => !i.closest('[data-robustlens=\"pose-render\"]'))"
+               ".map(i => ({src: i.src.slice(0, 30), ok: i.complete, "
                "w: i.naturalWidth, h: i.naturalHeight}))")
     assert len(imgs) >= 8
     bad = [i for i in imgs if not (i["ok"] and i["w"] > 0 and i["h"] > 0)]
     assert not bad, f"images that did not load: {bad}"
-    assert all(i["src"].startswith("data:image/") for i in imgs)
+
+    # no horizontal scroll at 1280 px: nothing is wider than the window
+    widths = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    assert widths[0] <= widths[1], f"page is {widths[0]} px wide at {widths[1]} px"
+
+    # an interactive map: hover says pose, score and prediction; a click shows the render
+    # at that pose and the top classes
+    maps = page.locator('[data-robustlens="map"]')
+    assert maps.count() >= 2
+    first_map = maps.nth(0)
+    first_map.scroll_into_view_if_needed()
+    page.wait_for_function("document.querySelector('[data-robustlens=\"map\"] .nsewdrag')")
+    drag = first_map.locator(".nsewdrag").first
+    box = drag.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.5)
+    page.wait_for_selector('[data-robustlens="map"] .hoverlayer .hovertext', timeout=5000)
+    hover = first_map.locator(".hoverlayer .hovertext").first.text_content()
+    assert "azimuth" in hover and "elevation" in hover and "predicts" in hover
+    page.mouse.click(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.5)
+    panel = page.locator(".pose-panel").nth(0)
+    render = panel.locator('[data-robustlens="pose-render"] img')
+    page.wait_for_function(
+        "img => img.complete && img.naturalWidth > 0 && img.src.endsWith('.jpg')",
+        arg=render.element_handle(), timeout=5000)
+    assert panel.locator('[data-robustlens="pose-render"]').is_visible()
+    assert "azimuth" in panel.locator(".pose-caption").text_content()
+    top = panel.locator('[data-robustlens="top5"] li')
+    assert top.count() >= 3 and "%" in top.nth(0).text_content()
+    # the regions toggle: a legend click hides that method's boxes (and starts)
+    legend = first_map.locator(".legend .traces").first
+    name = legend.text_content().strip()
+    legend.locator(".legendtoggle").click()
+    # plotly waits for a possible double click before it toggles
+    page.wait_for_function(
+        "([id, n]) => document.getElementById(id).data.filter(t => t.name === n)"
+        ".every(t => t.visible === 'legendonly')", arg=[first_map.get_attribute("id"), name],
+        timeout=5000)
+    n_hidden = page.evaluate(
+        "([id, n]) => document.getElementById(id).data.filter(t => t.name === n).length",
+        [first_map.get_attribute("id"), name])
+    assert n_hidden == 1  # one trace: that method's boxes and its start points
 
     # the summary names the most robust model (of the first method)
     first = srvr[srvr["method"] == srvr["method"].iloc[0]]
@@ -134,5 +176,6 @@ def test_report_in_chromium(browser, tmp_path, real_study):
 
     assert not console_errors, console_errors
     assert not failed, failed
-    assert all(u == url or u.startswith("data:") for u in requests), \
-        f"unexpected requests: {[u for u in requests if u != url][:5]}"
+    folder = out.resolve().as_uri() + "/"
+    assert all(u == url or u.startswith(("data:", folder)) for u in requests), \
+        f"requests outside the report folder: {[u for u in requests if u != url][:5]}"

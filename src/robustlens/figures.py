@@ -275,7 +275,7 @@ def map_regions_figure(
                                 params, doc["periodic"])
             else:
                 _draw_boxes(ax, recs, color, label, dlo, dhi, n_trace, bdir, map_ds, params,
-                            doc["periodic"])
+                            doc["periodic"], style=k)
             if map_ds is None:
                 ax.set_xlim(dlo[0], dhi[0])
                 if n >= 2 and ndim >= 2:
@@ -301,10 +301,16 @@ def _map_ndim(map_ds: xr.Dataset | None, docs: Sequence[Mapping[str, Any]]) -> i
     return 2
 
 
+#: the k-th method's box outline: methods often find the same box, so each is drawn
+#: thinner and with another dash pattern than the one before, and all stay visible
+_BOX_STYLES: list[tuple[float, Any]] = [(3.2, "-"), (2.0, (0, (4, 2))), (1.2, (0, (1, 1.5)))]
+
+
 def _draw_boxes(ax: Any, recs: Sequence[Mapping[str, Any]], color: str, label: str,
                 dlo: np.ndarray, dhi: np.ndarray, n_trace: int, bdir: Path | None,
                 map_ds: xr.Dataset | None, params: Sequence[str],
-                periodic: Sequence[str] = ()) -> None:
+                periodic: Sequence[str] = (), style: int = 0) -> None:
+    lw, ls = _BOX_STYLES[style % len(_BOX_STYLES)]
     xlim, ylim = ax.get_xlim(), ax.get_ylim()
     first_label = True
     for rec in recs:
@@ -323,7 +329,7 @@ def _draw_boxes(ax: Any, recs: Sequence[Mapping[str, Any]], color: str, label: s
                                            thi[1] - tlo[1], fill=False, ec=color, lw=0.7,
                                            alpha=0.4, ls=":"))
                 ax.add_patch(Rectangle((lo[0] + sx, lo[1] + sy), hi[0] - lo[0], hi[1] - lo[1],
-                                       fill=False, ec=color, lw=2.0,
+                                       fill=False, ec=color, lw=lw, ls=ls,
                                        label=label if first_label else "_nolegend_"))
                 first_label = False
         start = rec.get("start")

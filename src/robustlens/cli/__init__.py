@@ -11,6 +11,7 @@ import os
 import sys
 import traceback
 import warnings
+from collections.abc import Callable
 
 import click
 
@@ -36,11 +37,36 @@ Exit codes: 0 ok, 2 bad input, 1 internal error."""
 @click.option("--verbose", "-v", is_flag=True, help="More detail on stderr.")
 def cli(quiet: bool, verbose: bool) -> None:
     """robustlens: where and why your image classifier is not robust."""
-    VERBOSITY["level"] = 0 if quiet else (2 if verbose else 1)
-    if not verbose:
+    _set_verbosity(0 if quiet else (2 if verbose else 1))
+
+
+def _set_verbosity(level: int) -> None:
+    VERBOSITY["level"] = level
+    warnings.resetwarnings()
+    if level < 2:
         # library warnings (numpy overflow on absurd input, torch deprecations) are not the
         # user's business and would break the one-line error contract; -v shows them
         warnings.simplefilter("ignore")
+
+
+def _verbosity_flag(level: int) -> Callable[[click.Context, click.Parameter, bool], None]:
+    def callback(_ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+        if value:
+            _set_verbosity(level)
+    return callback
+
+
+def _add_verbosity_options(cmd: click.Command) -> click.Command:
+    """``-q`` / ``-v`` after the subcommand too (``robustlens run -q``), as before it."""
+    cmd.params += [
+        click.Option(["--quiet", "-q"], is_flag=True, expose_value=False, is_eager=True,
+                     callback=_verbosity_flag(0), help="Only errors; no progress."),
+        click.Option(["--verbose", "-v"], is_flag=True, expose_value=False, is_eager=True,
+                     callback=_verbosity_flag(2),
+                     help="More detail: each model's preprocessing and identity, each "
+                          "step's key and why it was reused or run, library warnings."),
+    ]
+    return cmd
 
 
 # subcommand modules; each defines a click command object named ``command`` (or ``commands``)
@@ -55,7 +81,7 @@ for _name in _SUBCOMMANDS:
         continue
     for _cmd in getattr(_mod, "commands", [getattr(_mod, "command", None)]):
         if _cmd is not None:
-            cli.add_command(_cmd)
+            cli.add_command(_add_verbosity_options(_cmd))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -12,6 +14,7 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -95,7 +98,9 @@ def model_from_options(model_spec: str, weights: str | None, input_size: int | N
         labels_file=labels_file, target_layer=target_layer, weights=weights, device=device,
         interpolation=interpolation,
     )
-    return load_model(model_spec, ov)
+    clf = load_model(model_spec, ov, runtime="torch")  # the command chooses it later
+    debug(clf.describe())
+    return clf
 
 
 def pop_model_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -105,11 +110,94 @@ def pop_model_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     return {k: kwargs.pop(k) for k in keys}
 
 
-def progress() -> Progress:
-    """A rich progress bar on stderr (hidden with --quiet)."""
+def progress() -> Progress | LineProgress:
+    """Progress on stderr: a live rich bar on a terminal; in a log (not a terminal) one line
+    per step at its start, at least every 10% or 30 s, and at its end (see
+    :class:`LineProgress`). Hidden with --quiet."""
+    if not console.is_terminal:
+        return LineProgress(disable=VERBOSITY["level"] == 0)
     return Progress(TextColumn("{task.description}", style="bold", markup=False), BarColumn(), MofNCompleteColumn(),
                     TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
                     console=console, disable=VERBOSITY["level"] == 0, transient=False)
+
+
+class LineProgress:
+    """The part of :class:`rich.progress.Progress` the commands use, for logs: a line such as
+    ``map lite0 mug: 1224/4080 (30%) 0:00:21 elapsed, eta 0:00:49`` each time a task passes
+    another 10% or 30 s have gone by, and when it ends (none at its start, so a command that
+    fails on its first batch still says only its one error line)."""
+
+    EVERY_FRACTION = 0.1
+    EVERY_SECONDS = 30.0
+
+    def __init__(self, disable: bool = False, out: Any = None) -> None:
+        self.disable = disable
+        self._out = out
+        self._tasks: dict[TaskID, dict[str, Any]] = {}
+
+    def __enter__(self) -> LineProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        for t in self._tasks.values():
+            t["finished"] = True
+
+    def add_task(self, description: str, total: float | None = None, **_: Any) -> TaskID:
+        tid = TaskID(len(self._tasks))
+        self._tasks[tid] = {"description": description, "total": total, "completed": 0.0,
+                            "t0": time.monotonic(), "last_t": time.monotonic(),
+                            "last_frac": 0.0, "finished": False}
+        return tid
+
+    def advance(self, task: TaskID, advance: float = 1) -> None:
+        self.update(task, advance=advance)
+
+    def update(self, task: TaskID, total: float | None = None, completed: float | None = None,
+               advance: float | None = None, **_: Any) -> None:
+        t = self._tasks[task]
+        if total is not None:
+            t["total"] = total
+        if completed is not None:
+            t["completed"] = float(completed)
+        if advance:
+            t["completed"] += float(advance)
+        now = time.monotonic()
+        frac = t["completed"] / t["total"] if t["total"] else 0.0
+        done = bool(t["total"]) and t["completed"] >= t["total"]
+        if done and not t["finished"]:
+            t["finished"] = True
+            self._line(task)
+        elif not done and (frac - t["last_frac"] >= self.EVERY_FRACTION
+                           or now - t["last_t"] >= self.EVERY_SECONDS):
+            self._line(task)
+
+    def _line(self, task: TaskID) -> None:
+        t = self._tasks[task]
+        now = time.monotonic()
+        t["last_t"] = now
+        total, done = t["total"], t["completed"]
+        t["last_frac"] = done / total if total else 0.0
+        if self.disable:
+            return
+        elapsed = now - t["t0"]
+        text = f"{t['description']}: {done:.0f}"
+        if total:
+            text += f"/{total:.0f} ({done / total:.0%})"
+        text += f" {_hms(elapsed)} elapsed"
+        if total and 0 < done < total:
+            text += f", eta {_hms(elapsed * (total - done) / done)}"
+        print(printable(text), file=self._out or sys.stderr, flush=True)
+
+
+def _hms(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
 T = TypeVar("T")

@@ -28,5 +28,5 @@ def command(out_dir: str) -> None:
         raise BadInput(f"DIR {out_dir}: no such folder (expected a study output folder)")
     check_out_dir(out_dir, "DIR")  # report.html is written there: fail before reading
     info(f"report: reading results in {out_dir}")
-    path = build_report(out_dir)
+    path = build_report(out_dir, log=info)
     click.echo(str(path))

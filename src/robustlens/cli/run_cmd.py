@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import console, info, progress
+from .common import console, debug, info, progress
 
 EPILOG = """\b
 Examples:
@@ -43,10 +43,12 @@ def command(config: str | None, out_dir: str | None, force: bool, runtime: str |
         cfg.runtime = runtime  # type: ignore[assignment]
     try:
         study = Study(cfg, out=Path(out_dir) if out_dir is not None else None, force=force,
-                      log=info, progress=progress, ray=ray_address)
+                      log=info, progress=progress, ray=ray_address, detail=debug)
         result = study.run()
     except BadInput as exc:  # name the config field, not a library parameter or CLI flag
         raise config_error(exc) from None
-    total = study.timings_.get("total", 0.0)
-    console.print(f"study finished in {total / 60:.1f} min "
-                  f"({len(study.skipped_)} steps reused): {result}")
+    from ..study.summary import run_record, run_summary
+
+    line = run_summary({"run": run_record(study.timings_.get("total", 0.0),
+                                          len(study.timings_) - 1, len(study.reused_timings_))})
+    console.print(f"study finished in {line}: {result}")

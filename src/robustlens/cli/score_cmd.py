@@ -12,7 +12,14 @@ from rich.progress import Progress
 
 from ..errors import BadInput
 from ..representation.cam import CAM_METHODS
-from .common import info, model_from_options, model_options, pop_model_kwargs, progress
+from .common import (
+    LineProgress,
+    info,
+    model_from_options,
+    model_options,
+    pop_model_kwargs,
+    progress,
+)
 
 EPILOG = """\b
 Examples:
@@ -29,14 +36,15 @@ A killed run resumes where it stopped when rerun with the same --out, model and 
 
 
 @contextlib.contextmanager
-def progress_bar() -> Iterator[Progress]:
+def progress_bar() -> Iterator[Progress | LineProgress]:
     """:func:`progress`, but the bar vanishes when the command fails (the error stays the one
     line on stderr)."""
     with progress() as bar:
         try:
             yield bar
         except BaseException:
-            bar.live.transient = True
+            if isinstance(bar, Progress):
+                bar.live.transient = True
             raise
 
 

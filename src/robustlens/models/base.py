@@ -211,6 +211,19 @@ class Classifier:
                 "mean": [float(v) for v in self.mean], "std": [float(v) for v in self.std],
                 "source": self.preprocessing_source}
 
+    def describe(self) -> str:
+        """One line for ``-v``: the preprocessing, where it came from, and the key every
+        cached result of this model hangs on."""
+        from ..fingerprint import model_key
+
+        p = self.preprocessing()
+        return (f"model {self.spec}: input {p['input_size']} px (photos: resize "
+                f"{p['resize_size']}, centre crop), {p['interpolation']}, mean "
+                f"{[round(v, 4) for v in p['mean']]}, std {[round(v, 4) for v in p['std']]}, "
+                f"from {p['source']}; CAM layer {self.target_layer or '-'}; runtime "
+                f"{self.runtime}; weights sha256 {(self.weights_sha256 or '-')[:12]}; "
+                f"identity key {model_key(self)[:12]}")
+
     def identity(self, runtime: bool = True) -> dict[str, Any]:
         """Everything about this model that changes its outputs: spec, weight hash, source
         hash, preprocessing, labels (hashed), CAM layer and (``runtime=True``) the engine of

@@ -332,13 +332,19 @@ def _builtin(name: str, ov: ModelOverrides) -> Classifier:
     return _BUILTINS[name][0]()
 
 
-def load_model(spec: str | None = None, overrides: ModelOverrides | None = None,
-               **kwargs: Any) -> Classifier:
+def load_model(spec: str | None = None, overrides: ModelOverrides | None = None, *,
+               runtime: str = "auto", **kwargs: Any) -> Classifier:
     """Load the classifier named by ``spec`` (None/"default" -> the embedded model).
 
     ``overrides`` (or keyword arguments of :class:`ModelOverrides`) replace the model's
     own input size, normalisation, labels, CAM layer, weights file and device.
     The model is probed once with a dummy batch so a wrong output shape fails here.
+
+    ``runtime`` is the engine of forward-only passes (maps, regions, predictions), as the
+    CLI's ``--runtime``: ``auto`` (the default) exports the model to ONNX once (cached) and
+    uses ONNX Runtime when it matches PyTorch, which is several times faster on a CPU;
+    ``torch`` keeps eager PyTorch. CAMs and gradients always use PyTorch. What was chosen is
+    logged on the ``robustlens`` logger and kept in ``clf.runtime``.
     """
     if overrides is not None and kwargs:
         raise TypeError(f"load_model: give overrides= or keyword overrides, not both "
@@ -365,6 +371,12 @@ def load_model(spec: str | None = None, overrides: ModelOverrides | None = None,
     _apply_overrides(clf, ov)
     clf.to(_resolve_device(ov.device))
     _probe(clf)
+    if runtime != "torch":
+        import logging
+
+        from .runtime import prepare_runtime
+
+        prepare_runtime(clf, runtime, log=logging.getLogger("robustlens").info)
     return clf
 
 

@@ -15,7 +15,7 @@ import datetime as dt
 import json
 import math
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,12 @@ from ..io import atomic_path
 from ..regions.criterion import CRITERIA_SENTENCE
 from ..regions.records import RegionsFile
 from ..representation.cam_methods import cam_name
+from ..semantic.views import load_views
 from ..study.layout import PARTS, StudyLayout, slug, spec_of
+from ..study.summary import duration, run_summary
+from . import interactive
+
+Log = Callable[[str], None]
 
 __all__ = ["Cell", "Study", "Table", "build_report", "load_study", "render_report"]
 
@@ -102,6 +107,16 @@ def _ci_cell(mean: Any, low: Any, high: Any, digits: int = 3) -> Cell:
     return Cell(f"{fmt(m, digits)}{ci}", repr(m), cls="num")
 
 
+#: fewer objects than this give no meaningful bootstrap interval (it resamples objects)
+MIN_OBJECTS_FOR_CI = 5
+
+
+def _few_objects(r: Any) -> int | None:
+    """The object count of an SRVR row when it is too small for an interval, else None."""
+    n = _num(r.get("n_meshes")) if hasattr(r, "get") else None
+    return int(n) if n is not None and n < MIN_OBJECTS_FOR_CI else None
+
+
 def _frame_table(df: pd.DataFrame, title: str = "", caption: str = "") -> Table:
     """Any data frame as a table (numbers formatted, numeric sort keys)."""
     rows = []
@@ -158,6 +173,10 @@ class Study:
         if self.srvr is not None and "model" in self.srvr.columns:
             names += [str(m) for m in self.srvr["model"]]
         return spec_of(folder, names)
+
+    @property
+    def layout(self) -> StudyLayout:
+        return StudyLayout(self.root)
 
     def rel(self, p: Path) -> str:
         """``p`` relative to the study folder, as a URL-quoted relative href."""
@@ -286,15 +305,7 @@ def _slug(*parts: str) -> str:
     return slug("_".join(parts))
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    s = float(seconds)
-    if s < 60:
-        return f"{s:.1f} s"
-    if s < 3600:
-        return f"{int(s // 60)} min {s % 60:.0f} s"
-    return f"{int(s // 3600)} h {int(s % 3600 // 60)} min"
+_duration = duration
 
 
 def _time(x: Any) -> dt.datetime | None:
@@ -310,7 +321,11 @@ def _time(x: Any) -> dt.datetime | None:
 
 
 def study_seconds(prov: Mapping[str, Any]) -> float | None:
-    """Wall time of the study: ``finished - started``, else the sum of ``timings_s``."""
+    """Wall time of the study: the ``run`` record, else ``finished - started``, else the sum
+    of ``timings_s``."""
+    run = prov.get("run")
+    if isinstance(run, Mapping) and _num(run.get("wall_s")) is not None:
+        return _num(run["wall_s"])
     a, b = _time(prov.get("started")), _time(prov.get("finished"))
     if a and b and b >= a:
         return (b - a).total_seconds()
@@ -352,15 +367,19 @@ def _summary(st: Study) -> dict[str, Any]:
         for label, sub in df.groupby("label", sort=False):
             sub = sub.sort_values("srvr", ascending=False)
             best = sub.iloc[0]
+            few = _few_objects(best)
             line = {"method": str(label), "model": str(best["model"]),
                     "srvr": fmt(best["srvr"]), "low": fmt(best["srvr_low"]),
                     "high": fmt(best["srvr_high"]), "runner_up": "", "overlap": None,
-                    "n_models": int(sub["model"].nunique())}
+                    "n_models": int(sub["model"].nunique()), "few_objects": few}
             if len(sub) > 1:
                 second = sub.iloc[1]
-                line["runner_up"] = (f"{second['model']} ({fmt(second['srvr'])} "
-                                     f"[{fmt(second['srvr_low'])}, {fmt(second['srvr_high'])}])")
-                line["overlap"] = bool(float(best["srvr_low"]) <= float(second["srvr_high"]))
+                line["runner_up"] = (f"{second['model']} ({fmt(second['srvr'])}"
+                                     + (f" [{fmt(second['srvr_low'])}, "
+                                        f"{fmt(second['srvr_high'])}])" if few is None
+                                        else ")"))
+                line["overlap"] = bool(float(best["srvr_low"]) <= float(second["srvr_high"])) \
+                    if few is None else None
             out["robust"].append(line)
     else:
         out["robust_note"] = "SRVR was not run, so no model ranking by semantic robustness."
@@ -382,7 +401,10 @@ def _summary(st: Study) -> dict[str, Any]:
     if not st.representation:
         out["context_note"] = "Class robustness (representation) was not run."
     secs = study_seconds(st.provenance)
-    if secs is not None:
+    summary = run_summary(st.provenance)
+    if summary is not None:
+        out["time"] = summary
+    elif secs is not None:
         t = dict(st.provenance.get("timings_s") or {})
         reused = st.provenance.get("reused_steps_s")
         reused = reused if isinstance(reused, Mapping) else {}
@@ -442,35 +464,61 @@ def _colors(st: Study) -> dict[str, str]:
     return F.method_colors(labels)
 
 
-def _map_sections(st: Study, figdir: Path) -> tuple[list[dict[str, Any]], Table | None]:
-    """One entry per model x object: the map (with every method's regions drawn on it)."""
+def _map_sections(st: Study, figdir: Path, log: Log | None = None
+                  ) -> tuple[list[dict[str, Any]], Table | None]:
+    """One entry per model x object: the map (with every method's regions drawn on it).
+    ``log`` gets a line at least every 10% of the maps."""
     regions_by_key: dict[tuple[str, str], list[Item]] = {}
     for it in st.regions:
         regions_by_key.setdefault(it.key[:2], []).append(it)
     out, rows = [], []
-    for it in st.maps:
+    step = max(1, len(st.maps) // 10)
+    for k, it in enumerate(st.maps):
+        if log is not None and k and k % step == 0:
+            log(f"report: drawing maps {k}/{len(st.maps)}")
         ds = it.data
         regs = regions_by_key.get(it.key[:2], [])
+        # the map is the true-class score: draw the regions of the score criterion on it (the
+        # top-1 criterion's boxes are in the regions table), unless there are no others
+        regs = [r for r in regs if r.data.criterion == "score"] or regs
         title = (f"{ds.attrs.get('class_name', '')} | {ds.attrs.get('mesh', it.key[1])} | "
                  f"{it.name}")
-        fig_path = figdir / f"map_{_slug(*it.key)}.png"
-        try:
-            F.map_regions_figure(ds, [r.data for r in regs], fig_path, title=title,
-                                 base_dirs=[r.path.parent for r in regs],
-                                 colors=_colors(st))
-            img = data_uri(fig_path)
-        except (BadInput, ValueError, KeyError, IndexError, TypeError) as exc:
-            st.problems.append(f"{st.rel(it.path)}: figure failed ({_first(exc)})")
-            png = it.path.parent / "map.png"
-            img = data_uri(png) if png.is_file() else ""
+        colors = _colors(st)
+        labels = [F.method_label(r.data.method or r.key[2], r.data.variant, r.data.starts,
+                                 r.data.criterion) for r in regs]
+        vdir = st.layout.views_dir(it.name, str(ds.attrs.get("mesh", it.key[1])))
+        views = load_views(vdir)
+        fig = interactive.map_figure(ds, [r.data for r in regs], labels,
+                                     lambda lab, c=colors: c.get(lab, "#d62728"),
+                                     views.get("labels") if views is not None else None)
+        views = views if fig is not None else None
+        img = ""
+        if fig is None:  # a sampled or n-D map: the static figure
+            fig_path = figdir / f"map_{_slug(*it.key)}.png"
+            try:
+                F.map_regions_figure(ds, [r.data for r in regs], fig_path, title=title,
+                                     base_dirs=[r.path.parent for r in regs], colors=colors)
+                img = data_uri(fig_path)
+            except (BadInput, ValueError, KeyError, IndexError, TypeError) as exc:
+                st.problems.append(f"{st.rel(it.path)}: figure failed ({_first(exc)})")
+                png = it.path.parent / "map.png"
+                img = data_uri(png) if png.is_file() else ""
         files = [it.path, it.path.parent / "map.png"] + [r.path for r in regs] + \
             [r.path.parent / "regions.png" for r in regs]
+        conf = _confusions(st, views, vdir) if views is not None else None
         out.append({"title": f"{it.name} — {ds.attrs.get('mesh', it.key[1])}", "img": img,
-                    "alt": f"semantic map {title}",
+                    "alt": f"semantic map {title}", "key": _slug(*it.key),
+                    "fig": interactive.to_json(fig) if fig is not None else "",
+                    "views": interactive.to_json(interactive.views_payload(
+                        views, st.rel(vdir))) if views is not None else "",
+                    "confusions": conf,
                     "caption": (f"True-class probability of “{ds.attrs.get('class_name', '')}”"
-                                + (f"; robust regions of {len(regs)} method(s): thick box = "
-                                   "final region, dotted = optimisation trace, star = start"
-                                   if regs else "")),
+                                + (f"; robust regions of {len(regs)} method(s) (score "
+                                   "criterion), star = start point"
+                                   if regs else "")
+                                + ("; hover a cell for its pose, score and prediction, click "
+                                   "it for the render and the top-5" if views is not None
+                                   else "")),
                     "links": _links(st, files), "anchor": "map-" + _slug(*it.key)})
         s = ds["score"]
         top1 = ds["top1"] if "top1" in ds else None
@@ -490,6 +538,28 @@ def _map_sections(st: Study, figdir: Path) -> tuple[list[dict[str, Any]], Table 
                   "poses scoring at least 0.5 and share where the class is the top-1 "
                   "prediction.") if rows else None
     return out, table
+
+
+def _confusions(st: Study, views: dict[str, Any], vdir: Path) -> dict[str, Any] | None:
+    """The "what it says instead" panel of one map: the predictions at its non-robust poses,
+    most frequent first, with an example render of each other class."""
+    conf = views.get("confusions") or {}
+    classes = conf.get("classes") or []
+    if not conf.get("failing"):
+        return {"text": f"No pose scores below {fmt(conf.get('threshold', 0.5))}: the model "
+                        f"never fails on this map.", "rows": []}
+    rows = []
+    for c in classes:
+        ex = vdir / "examples" / f"{c['example']}.jpg" if "example" in c else None
+        pose = ", ".join(f"{k} {fmt(v)}" for k, v in (c.get("pose") or {}).items())
+        rows.append({"name": str(c["class_name"]), "share": f"{100 * float(c['share']):.0f}%",
+                     "n": int(c["n"]), "true": bool(c.get("true_class")),
+                     "img": st.rel(ex) if ex is not None and ex.is_file() else "",
+                     "pose": pose, "prob": fmt(c.get("example_prob"))
+                     if c.get("example_prob") is not None else ""})
+    return {"text": f"At the {conf['failing']} of {conf['poses']} poses where "
+                    f"p({views.get('class_name', '')}) < {fmt(conf.get('threshold', 0.5))}, "
+                    f"the model predicts:", "rows": rows}
 
 
 def _curve_sections(st: Study, figdir: Path) -> list[dict[str, Any]]:
@@ -516,8 +586,12 @@ def _curve_sections(st: Study, figdir: Path) -> list[dict[str, Any]]:
     return out
 
 
-def _region_tables(st: Study, figdir: Path) -> list[dict[str, Any]]:
-    """Per model x object: a figure if no map shows the regions, and a table per method."""
+def _region_tables(st: Study, figdir: Path) -> dict[str, Any] | None:
+    """The regions of the whole study: one summary table (a row per model x object x method,
+    start set and criterion; filterable), per-start details collapsed beneath it, and a
+    figure only for regions that have no map to be drawn on."""
+    if not st.regions:
+        return None
     mapped = {it.key[:2] for it in st.maps}
     units: dict[tuple[str, str], dict[str, str]] = {}
     for it in st.maps:
@@ -526,59 +600,74 @@ def _region_tables(st: Study, figdir: Path) -> list[dict[str, Any]]:
     groups: dict[tuple[str, str], list[Item]] = {}
     for it in st.regions:
         groups.setdefault(it.key[:2], []).append(it)
-    out = []
+    summary, details, figures = [], [], []
     for key, items in groups.items():
         first = items[0].data
-        entry: dict[str, Any] = {
-            "title": f"{first.model or key[0]} — {first.mesh or key[1]}",
-            "subtitle": f"class {first.class_name or first.class_id}",
-            "img": "", "tables": [],
-            "map_anchor": "map-" + _slug(*key) if key in mapped else "",
-        }
+        title = f"{first.model or key[0]} — {first.mesh or key[1]}"
+        anchor = "map-" + _slug(*key) if key in mapped else ""
         if key not in mapped:
             path = figdir / f"regions_{_slug(*key)}.png"
             try:
-                F.map_regions_figure(None, [i.data for i in items], path,
-                                     title=entry["title"],
+                F.map_regions_figure(None, [i.data for i in items], path, title=title,
                                      base_dirs=[i.path.parent for i in items],
                                      colors=_colors(st))
-                entry["img"] = data_uri(path)
+                figures.append({"title": title, "img": data_uri(path)})
             except (BadInput, ValueError, KeyError, IndexError, TypeError) as exc:
                 st.problems.append(f"regions/{'/'.join(key)}: figure failed ({_first(exc)})")
         for it in items:
             doc = it.data
-            params = doc.params
-            u = units.get(key, {})
+            label = F.method_label(doc.method or it.key[2], doc.variant, doc.starts,
+                                   doc.criterion)
+            recs = doc.regions
+            grew = [r for r in recs if r.grew]
+            ratios = [_num(r.volume_ratio) for r in recs]
+            ratios = [v for v in ratios if v is not None]
+            summary.append([
+                Cell(doc.model or key[0], href="#" + anchor if anchor else None),
+                Cell(doc.mesh or key[1]), Cell(doc.class_name or str(doc.class_id)),
+                Cell(label), Cell(str(doc.starts)), Cell(str(doc.criterion)),
+                _ncell(float(np.mean(ratios)) if ratios else None, 4),
+                Cell(f"{len(grew)}/{len(recs)}", str(len(grew)),
+                     cls="warn" if recs and not grew else ""),
+                Cell(f"{sum(bool(r.converged) for r in recs)}/{len(recs)}",
+                     str(sum(bool(r.converged) for r in recs))),
+                _ncell(float(np.mean([r.evaluations for r in recs])) if recs else None, 0),
+            ])
+            params, u = doc.params, units.get(key, {})
             rows = []
-            for i, rec in enumerate(doc.regions):
+            for i, rec in enumerate(recs):
                 lo, hi, start = rec.lower, rec.upper, rec.start
+                grown = bool(rec.grew)
                 rows.append([
                     Cell(str(i + 1), str(i + 1)),
                     Cell(_vec(start), repr(float(start[0])) if start else ""),
-                    Cell(_box_text(lo, hi, params, u) if lo and hi else "—",
-                         repr(_num(rec.volume) or 0.0)),
+                    Cell(_box_text(lo, hi, params, u) if grown and lo and hi else
+                         "never grew: the start is not robust", repr(_num(rec.volume) or 0.0),
+                         cls="" if grown else "warn"),
                     _ncell(rec.volume_ratio, 4),
-                    _ncell(rec.evaluations),
-                    _ncell(rec.calls),
-                    _ncell(rec.iou),
+                    # an IoU of two empty boxes says nothing
+                    _ncell(rec.iou) if grown else Cell("—"),
                     Cell(fmt(rec.converged), str(rec.converged)),
-                    Cell(fmt(rec.grew), str(rec.grew), cls="warn" if not rec.grew else ""),
+                    _ncell(rec.evaluations),
                     _ncell(rec.wall_s, 2),
                 ])
-            label = F.method_label(doc.method or it.key[2], doc.variant, doc.starts,
-                                   doc.criterion)
             thr = doc.threshold
             cap = (f"threshold {fmt(thr)}; " if thr is not None else "") + \
                 "box = final region per parameter; volume ratio = its share of the domain."
-            entry["tables"].append({
-                "table": Table(["#", "start", "box", "volume ratio", "evaluations", "calls",
-                                "IoU", "converged", "grew", "wall (s)"], rows, cap,
-                               f"method {label}"),
+            details.append({
+                "title": f"{title}: {label}",
+                "table": Table(["#", "start", "box", "volume ratio", "IoU vs map", "converged",
+                                "evaluations", "wall (s)"], rows, cap),
                 "links": _links(st, [it.path] + [it.path.parent / str(r.trace_file)
-                                                 for r in doc.regions if r.trace_file]),
+                                                 for r in recs if r.trace_file]),
             })
-        out.append(entry)
-    return out
+    table = Table(["model", "object", "class", "method", "starts", "criterion",
+                   "mean volume ratio (SRVR share)", "grew", "converged", "evaluations / run"],
+                  summary, "One row per model, object, method, start set and criterion; its "
+                  "mean volume ratio is what it adds to that model's SRVR. Type in the box to "
+                  "filter; click a header to sort. The boxes are drawn on the semantic maps "
+                  "(click a model name).")
+    return {"table": table, "details": details, "figures": figures}
 
 
 def _srvr_section(st: Study, figdir: Path) -> dict[str, Any] | None:
@@ -598,7 +687,10 @@ def _srvr_section(st: Study, figdir: Path) -> dict[str, Any] | None:
     for _, r in df.sort_values("srvr", ascending=False).iterrows():
         rows.append([Cell(str(r["model"])), Cell(str(r["method"])),
                      Cell(fmt(r["variant"]) if str(r["variant"]) not in ("", "nan") else "—"),
-                     _ci_cell(r["srvr"], r["srvr_low"], r["srvr_high"], 4),
+                     _ci_cell(r["srvr"], r["srvr_low"], r["srvr_high"], 4)
+                     if _few_objects(r) is None else
+                     Cell(f"{fmt(r['srvr'], 4)} (no interval: {_few_objects(r)} object(s))",
+                          repr(_num(r["srvr"])), cls="num warn"),
                      _ncell(r.get("frac_not_grown")), _ncell(r.get("n_runs")),
                      _ncell(r.get("evaluations"))] + [_ncell(r[c]) if _num(r[c]) is not None
                                                       else Cell(fmt(r[c])) for c in extra])
@@ -692,16 +784,36 @@ def _class_sections(st: Study, figdir: Path) -> list[dict[str, Any]]:
     return out
 
 
+#: what the ``rate`` of each attack row measures (`robustlens.representation.attacks`)
+ATTACK_RATE_MEANING = {
+    "clean": "accuracy: class predicted, unmodified images",
+    "removal": "class still predicted with its object removed",
+    "context_only": "class predicted from its context alone",
+    "transplant": "other classes' images now predicted as it",
+}
+
+
 def _attack_sections(st: Study) -> list[dict[str, Any]]:
     out = []
     for it in st.attacks:
         df = it.data
         ex = sorted((it.path / "examples").glob("*.png")) if (it.path / "examples").is_dir() \
             else []
+        if "attack" in df.columns:
+            df = df.copy()
+            df.insert(df.columns.get_loc("attack") + 1, "rate measures",
+                      [ATTACK_RATE_MEANING.get(str(a), "") for a in df["attack"]])
         out.append({
             "title": _where(it),
-            "table": _frame_table(df, caption="Attack success rate per class and attack."),
-            "examples": [{"img": data_uri(p), "name": p.stem} for p in ex[:MAX_EXAMPLES]],
+            "table": _frame_table(df, caption=(
+                "“rate” is a share of images; what it measures depends on the row: accuracy "
+                "on the unmodified images (clean), the class still predicted after its object "
+                "is removed (removal), the class predicted from its context alone "
+                "(context_only), other classes' images now predicted as the class "
+                "(transplant; baseline: before the paste). High removal and context rates "
+                "mean the class is recognised from its context.")),
+            "examples": [{"img": data_uri(p), "name": p.stem, "href": st.rel(p)}
+                         for p in ex[:MAX_EXAMPLES]],
             "more": len(ex) - min(len(ex), MAX_EXAMPLES),
             "links": _links(st, [it.path / "attacks.csv"]) +
             ([{"href": st.rel(it.path / "examples"), "text": "examples/"}] if ex else []),
@@ -737,35 +849,67 @@ def _provenance(st: Study) -> dict[str, Any]:
         info = info if isinstance(info, Mapping) else {"value": info}
         mrows.append([Cell(str(spec))] + [Cell(val(info[k]) if k in info else "—", cls="mono"
                                                if "sha" in k else "") for k in mkeys])
-    trows = [[Cell(str(k)), _ncell(v, 2), Cell(_duration(_num(v)), repr(_num(v) or 0.0))]
-             for k, v in timings.items()]
-    other = {k: v for k, v in p.items() if k not in ("config", "versions", "models",
-                                                     "machine", "timings_s", "started",
-                                                     "finished")}
+    steps = p.get("steps") if isinstance(p.get("steps"), Mapping) else {}
+    reused = p.get("reused_steps_s") if isinstance(p.get("reused_steps_s"), Mapping) else {}
+
+    def nodes(name: str) -> str:
+        info = steps.get(name)
+        ids = info.get("nodes") if isinstance(info, Mapping) else None
+        return ", ".join(str(n)[:16] for n in ids) if isinstance(ids, list) and ids else "—"
+
+    trows = [[Cell(str(k)), _ncell(v, 2), Cell(_duration(_num(v)), repr(_num(v) or 0.0)),
+              Cell("run"), Cell(nodes(str(k)), cls="mono")] for k, v in timings.items()]
+    trows += [[Cell(f"{k} (reused)"), _ncell(v, 2), Cell(_duration(_num(v)),
+                                                         repr(_num(v) or 0.0)),
+               Cell("reused (its time when it was computed)"), Cell(nodes(str(k)), cls="mono")]
+              for k, v in reused.items()]
+    meshes = p.get("meshes") if isinstance(p.get("meshes"), Mapping) else {}
+    mesh_cols = ["class", "package", "path", "licence", "attribution", "up", "sha256"]
+    mesh_rows = [[Cell(str(name))] + [Cell(val(info.get(c)) if isinstance(info, Mapping)
+                                           and info.get(c) is not None else "—",
+                                           cls="mono" if c in ("sha256", "path") else "")
+                                      for c in mesh_cols] for name, info in meshes.items()]
+    ex = p.get("executor") if isinstance(p.get("executor"), Mapping) else None
+    if ex is not None:
+        kv.append(("executor", ", ".join(f"{k} {val(v)}" for k, v in ex.items()
+                                          if v is not None)))
+    run = run_summary(p)
+    if run is not None:
+        kv.insert(0, ("this run", run))
+    shown = ("config", "versions", "models", "machine", "timings_s", "started", "finished",
+             "steps", "reused_steps_s", "meshes", "executor", "run")
+    other = {k: v for k, v in p.items() if k not in shown}
     config = st.config_text
     if not config and p.get("config") is not None:
         config = json.dumps(p["config"], indent=2, sort_keys=True, default=str)
     return {
         "present": bool(p) or bool(config),
-        "kv": kv + [(str(k), val(v)) for k, v in other.items()],
+        "kv": kv,
+        "raw": json.dumps(other, indent=1, sort_keys=True, default=str) if other else "",
+        "meshes": Table(["mesh"] + mesh_cols, mesh_rows) if mesh_rows else None,
         "versions": Table(["package", "version"], [[Cell(str(k)), Cell(val(v))]
                                                    for k, v in versions.items()]),
         "models": Table(["model"] + mkeys, mrows),
         "machine": Table(["key", "value"], [[Cell(str(k)), Cell(val(v))]
                                             for k, v in machine.items()]),
-        "timings": Table(["stage", "seconds", "time"], trows),
+        "timings": Table(["step", "seconds", "time", "this run", "nodes"], trows),
         "config": config,
         "links": _links(st, [st.root / "provenance.json", st.root / "config.yaml"]),
     }
 
 
-def render_report(st: Study, figdir: Path | None = None) -> str:
+def render_report(st: Study, figdir: Path | None = None, log: Log | None = None) -> str:
     """The report HTML of a loaded study (figures drawn into ``figdir``, default
-    ``OUT/figures``)."""
+    ``OUT/figures``); ``log`` gets progress lines."""
     import jinja2
 
     figdir = figdir or st.root / "figures"
-    maps, maps_table = _map_sections(st, figdir)
+    say = log or (lambda _m: None)
+    say(f"report: {len(st.maps)} maps, {len(st.regions)} region files, "
+        f"{len(st.representation)} class-robustness tables, {len(st.attacks)} attack tables")
+    maps, maps_table = _map_sections(st, figdir, log)
+    plotly_js = interactive.write_plotly_js(st.root) if any(m["fig"] for m in maps) else ""
+    say("report: drawing regions, SRVR, class robustness and attacks")
     ctx = {
         "title": f"robustlens report — {st.root.name}",
         "study": st.root.name,
@@ -775,6 +919,7 @@ def render_report(st: Study, figdir: Path | None = None) -> str:
         "parts": [{"key": k, "title": t, "run": st.has(k), "marker": m} for k, t, m in PARTS],
         "maps": maps,
         "maps_table": maps_table,
+        "plotly_js": plotly_js,
         "curves": _curve_sections(st, figdir),
         "regions": _region_tables(st, figdir),
         "srvr": _srvr_section(st, figdir),
@@ -792,15 +937,15 @@ def render_report(st: Study, figdir: Path | None = None) -> str:
     return env.get_template("report.html.j2").render(**ctx)
 
 
-def build_report(out_dir: str | os.PathLike[str]) -> Path:
+def build_report(out_dir: str | os.PathLike[str], log: Log | None = None) -> Path:
     """Write ``OUT/report.html`` (self-contained) from the results in ``out_dir``.
 
     Report figures are also saved as PNG files under ``OUT/figures/``.  Nothing is
     recomputed.  Raises :class:`BadInput` if ``out_dir`` holds no robustlens results.
-    Returns the path of the report.
+    Returns the path of the report. ``log`` gets progress lines.
     """
     st = load_study(out_dir)
-    html = render_report(st)
+    html = render_report(st, log=log)
     with atomic_path(st.root / "report.html") as tmp:
         tmp.write_text(html, encoding="utf-8")
     return Path(out_dir) / "report.html"

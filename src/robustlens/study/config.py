@@ -66,6 +66,16 @@ class CurveConfig(_Strict):
                                  description="fixed values of other parameters")
 
 
+class ViewsConfig(_Strict):
+    """Renders and top-5 predictions behind the report's clickable maps
+    (`robustlens.semantic.views`)."""
+
+    enabled: bool = True
+    stride: int = Field(4, ge=1, description="store every stride-th map cell per parameter "
+                                            "(4: 270 poses on the paper's 3-degree grid)")
+    size: int = Field(96, ge=16, le=512, description="thumbnail side in pixels")
+
+
 class SemanticConfig(_Strict):
     meshes: list[str | MeshConfig] = Field(default_factory=lambda: [  # type: ignore[arg-type]
         "demo:mug", "demo:vase", "demo:bucket", "demo:chair", "demo:table"])
@@ -82,6 +92,7 @@ class SemanticConfig(_Strict):
                                      "confirm")
     chunk_size: StrictInt = Field(256, ge=1, description="poses per map chunk: the unit persisted "
                                                    "for resume and the unit of a Ray task")
+    views: ViewsConfig = Field(default_factory=ViewsConfig)
 
 
 class RegionsConfig(_Strict):

@@ -191,7 +191,7 @@ def _worker_model(ref: ModelRef) -> Classifier:
     with _CACHE_LOCK:
         if key not in _CACHE:
             try:
-                clf = load_model(ref.spec, ref.overrides)
+                clf = load_model(ref.spec, ref.overrides, runtime="torch")
             except BadInput as exc:
                 raise BadInput(f"ray node {_node_id()}: {exc}") from None
             if ref.weights_sha256 and clf.weights_sha256 != ref.weights_sha256:

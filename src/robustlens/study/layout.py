@@ -4,6 +4,7 @@ The runner writes through these paths and the report reads through them, so the 
 known in one place::
 
     OUT/maps/<model>/<mesh>/map.nc, map.png
+    OUT/views/<model>/<mesh>/views.json, thumbs/, examples/ (the clickable maps' renders)
     OUT/curves/<model>/<mesh>/map.nc, map.png
     OUT/regions/<model>/<mesh>/<method>[_auto][_top1]/regions.json, regions.png, traces/
     OUT/srvr/srvr.csv, srvr_runs.csv, srvr.png
@@ -97,6 +98,10 @@ class StudyLayout:
 
     def map_dir(self, model: str, mesh: str) -> Path:
         return self.root / "maps" / slug(model) / slug(mesh)
+
+    def views_dir(self, model: str, mesh: str) -> Path:
+        """Renders and top-5 at a subsample of the map's poses (`robustlens.semantic.views`)."""
+        return self.root / "views" / slug(model) / slug(mesh)
 
     def curve_dir(self, model: str, mesh: str) -> Path:
         return self.root / "curves" / slug(model) / slug(mesh)

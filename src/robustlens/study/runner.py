@@ -37,6 +37,7 @@ from ..render import MeshRenderer, demo_class, load_mesh
 from .config import StudyConfig
 from .layout import StudyLayout, check_unique_slugs, slug
 from .layout import step_key as _key
+from .summary import run_record
 
 Log = Callable[[str], None]
 
@@ -87,6 +88,8 @@ class Study:
         out: output folder (default ``config.out``).
         force: recompute finished steps.
         log: where progress lines go.
+        detail: where the lines of ``-v`` go (each model's preprocessing and identity, each
+            step's key and why it was reused or run); dropped by default.
         progress: factory of a rich Progress (or None for silent runs).
         ray: a Ray address (``local``, ``auto``, ``HOST:PORT``, ``ray://HOST:10001``) to run
             map chunks and region searches as Ray tasks; overrides the config's
@@ -99,6 +102,7 @@ class Study:
     log: Log = print
     progress: Callable[[], Any] | None = None
     ray: str | None = None
+    detail: Log = lambda _msg: None
     timings_: dict[str, float] = field(default_factory=dict)
     skipped_: list[str] = field(default_factory=list)
     auto_starts_: dict[str, list[list[float]]] = field(default_factory=dict)
@@ -159,7 +163,8 @@ class Study:
                                 interpolation=mc.interpolation, labels_file=mc.labels,
                                 target_layer=mc.target_layer, weights=mc.weights,
                                 device=cfg.device)
-            self.models_.append(load_model(mc.spec, ov))
+            # the runtime is prepared once every input is valid (below)
+            self.models_.append(load_model(mc.spec, ov, runtime="torch"))
             overrides.append(ov)
         # two inputs that would share a result folder are refused, never overwritten
         check_unique_slugs([o.spec for o in self.objects_], "meshes", "mesh")
@@ -205,6 +210,7 @@ class Study:
                                        f"{exc}") from None
         for m in self.models_:  # last: inputs are valid; this may export a model to ONNX
             prepare_runtime(m, cfg.runtime, log=self.log)
+            self.detail(m.describe())
         from .executor import make_executor
 
         # last: connects to Ray (if asked) and checks every node, still before any output
@@ -218,10 +224,14 @@ class Study:
         exist (a deleted result file is recomputed, never assumed)."""
         done = folder / ".done.json"
         present = all(p.is_file() for p in outputs or [])
+        why = "--force" if self.force else ("never run" if not done.is_file() else
+                                            "a result file is missing" if not present else "")
         if not self.force and done.is_file() and present:
             try:
                 prev = json.loads(done.read_text())
+                why = "its inputs changed (key was " + str(prev.get("key"))[:12] + ")"
                 if prev.get("key") == key:
+                    self.detail(f"{name}: key {key[:12]} matches, reusing {folder}")
                     self.skipped_.append(name)
                     self.reused_timings_[name] = round(float(prev.get("seconds", 0.0)), 2)
                     self.nodes_[name] = list(prev.get("nodes", []))
@@ -229,6 +239,7 @@ class Study:
                     return
             except (OSError, json.JSONDecodeError):
                 pass
+        self.detail(f"{name}: key {key[:12]}, running ({why})")
         t = time.perf_counter()
         folder.mkdir(parents=True, exist_ok=True)
         self.executor_.begin_step()
@@ -280,6 +291,8 @@ class Study:
 
             self._step(f"map {clf.spec} {o.spec}", folder, key, run,
                        [folder / "map.nc", folder / "map.png"])
+            if cfg.views.enabled:
+                self._views_step(clf, renderer, o, cid, folder, key)
             if self.curve_:
                 axes1, at = self.curve_
                 cfolder = self.layout_.curve_dir(clf.spec, o.spec)
@@ -299,6 +312,26 @@ class Study:
                            _key("curve", model_fingerprint(clf), o.spec, o.digest, o.up, cid,
                                 axes1[0].values.tolist(), fixed), run_curve,
                            [cfolder / "map.nc", cfolder / "map.png"])
+
+    def _views_step(self, clf: Classifier, renderer: MeshRenderer, o: _Object, cid: int,
+                    map_folder: Path, map_key: str) -> None:
+        """Renders and top-5 at every ``stride``-th cell of the map just made, and the
+        classes predicted where it fails (the report's clickable maps)."""
+        from ..semantic import load_map
+        from ..semantic.views import ViewSpec, compute_views
+
+        vc = self.config.semantic.views
+        spec = ViewSpec(stride=vc.stride, size=vc.size)
+        folder = self.layout_.views_dir(clf.spec, o.spec)
+        threshold = self.config.regions.threshold
+        key = _key("views", map_key, vc.model_dump(), threshold)
+
+        def run() -> None:
+            compute_views(load_map(map_folder / "map.nc"), clf, o.mesh, cid,
+                          self.config.semantic.fixed, renderer, folder, spec, threshold,
+                          self.config.semantic.batch_size)
+
+        self._step(f"views {clf.spec} {o.spec}", folder, key, run)
 
     def _regions(self, clf: Classifier, renderer: MeshRenderer) -> list[RunRecord]:
         from ..regions.criterion import criterion_values
@@ -564,7 +597,7 @@ class Study:
         if self.config.report:
             from ..report.html import build_report
 
-            return build_report(self.out)
+            return build_report(self.out, log=self.log)
         return self.out
 
     def _provenance(self, started: str) -> None:
@@ -595,6 +628,9 @@ class Study:
                 "auto": self.auto_starts_,
             },
             "timings_s": self.timings_,
+            # the one record of this run's wall time and reuse (CLI line and report alike)
+            "run": run_record(self.timings_["total"], len(self.timings_) - 1,
+                              len(self.reused_timings_)),
             # steps reused from an earlier run, with the seconds they took then
             "reused_steps_s": self.reused_timings_,
             # where the work ran: local, or a Ray cluster; per step the node ids that ran it
