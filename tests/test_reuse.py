@@ -162,18 +162,28 @@ def test_hash_cache_is_keyed_by_size_and_mtime(tmp_path, monkeypatch):
 
 
 def test_mesh_files_follow_materials_and_gltf_resources(tmp_path):
+    """mesh_files lists what the mesh loader reads, in reading order: the MTL and the
+    map_Kd texture it names (after options); a glTF's external buffer and the image named by
+    a %20-quoted URI (an embedded data: buffer is no file). A bump map is not listed: the
+    loader never reads it, so it cannot change a render."""
+    from conftest import gltf_document, write_gltf_file
+
     from robustlens.fingerprint import mesh_files
 
     (tmp_path / "cube.obj").write_text(CUBE)
     (tmp_path / "m.mtl").write_text("newmtl mat\nmap_Kd -s 1 1 1 tex.png\nbump nrm.png\n")
-    (tmp_path / "tex.png").write_bytes(b"x")
-    (tmp_path / "nrm.png").write_bytes(b"y")
+    for name in ("tex.png", "nrm.png", "my tex.png"):
+        Image.fromarray(np.full((4, 4, 3), 100, np.uint8)).save(tmp_path / name)
     names = [p.name for p in mesh_files(tmp_path / "cube.obj")]
-    assert names == ["cube.obj", "m.mtl", "tex.png", "nrm.png"]
-    (tmp_path / "s.gltf").write_text('{"buffers": [{"uri": "s.bin"}, {"uri": "data:abc"}], '
-                                     '"images": [{"uri": "my%20tex.png"}]}')
-    (tmp_path / "s.bin").write_bytes(b"z")
-    (tmp_path / "my tex.png").write_bytes(b"w")
+    assert names == ["cube.obj", "m.mtl", "tex.png"]
+    doc, binary = gltf_document([[0, 0, 0], [1, 0, 0], [0, 1, 0]], [[0, 1, 2]],
+                                uv=[[0, 0], [1, 0], [0, 1]],
+                                material={"pbrMetallicRoughness": {
+                                    "baseColorTexture": {"index": 0}}})
+    doc["textures"] = [{"source": 0}]
+    doc["images"] = [{"uri": "my%20tex.png"}]
+    doc["buffers"].append({"uri": "data:application/octet-stream;base64,AAAA", "byteLength": 3})
+    write_gltf_file(tmp_path / "s.gltf", doc, binary, bin_name="s.bin")
     assert [p.name for p in mesh_files(tmp_path / "s.gltf")] == ["s.gltf", "s.bin", "my tex.png"]
 
 

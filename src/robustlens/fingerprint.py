@@ -10,8 +10,10 @@ read once, not on every run.
 * :func:`model_key`: every key that depends on a model (study steps, map chunks, CAM scoring
   runs, Ray workers' model cache, ONNX exports) hashes the model's
   :meth:`~robustlens.models.base.Classifier.identity` through this one function.
-* :func:`mesh_files` / :func:`mesh_digest`: a mesh file plus what it references (OBJ:
-  ``mtllib`` files and the texture maps they name; glTF: external buffers and images).
+* :func:`mesh_files` / :func:`mesh_digest`: a mesh file plus every file the mesh loader
+  reads for it (OBJ: its ``mtllib`` files and the ``map_Kd`` textures they name; glTF:
+  external buffers and images; PLY: its ``TextureFile``), read through the loader's own
+  resolver so that what is hashed is what is rendered.
 * :func:`items_digest`: a loaded box dataset: every item's class, boxes and image contents.
 """
 
@@ -21,7 +23,6 @@ import contextlib
 import hashlib
 import json
 import os
-import re
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -130,68 +131,42 @@ def model_key(model: Any, *parts: Any, runtime: bool = True) -> str:
 
 
 # ------------------------------------------------------------------------------ meshes
-_OBJ_MTL = re.compile(rb"^\s*mtllib\s+(.+?)\s*$", re.M)
-_MTL_MAP = re.compile(rb"^\s*(?:map_\w+|bump|disp|decal|norm|refl)\s+(.+?)\s*$", re.M)
+def _read_mesh_files(path: str | os.PathLike[str], allow_outside: bool = False) -> list[Any]:
+    """The files the mesh loader reads for ``path`` (records with path and sha256)."""
+    from .render.meshfile import read_mesh
 
-
-def _referenced(base: Path, names: Iterable[str]) -> list[Path]:
-    out = []
-    for n in names:
-        n = n.strip().strip('"')
-        if not n or n.startswith("data:"):
-            continue
-        p = (base / n) if not os.path.isabs(n) else Path(n)
-        if p.is_file():
-            out.append(p)
-    return out
-
-
-def mesh_files(path: str | os.PathLike[str]) -> list[Path]:
-    """The mesh file followed by the files it references that exist (materials, textures,
-    external buffers and images), each once, in a stable order."""
     p = Path(path)
-    files = [p]
-    base = p.parent
-    suffix = p.suffix.lower()
-    with contextlib.suppress(OSError, ValueError):
-        if suffix == ".obj":
-            data = p.read_bytes()
-            mtls: list[Path] = []
-            for m in _OBJ_MTL.findall(data):
-                text = m.decode("utf-8", "replace")
-                cands = [text] + text.split()
-                mtls += _referenced(base, cands)
-            for mtl in dict.fromkeys(mtls):
-                files.append(mtl)
-                for line in _MTL_MAP.findall(mtl.read_bytes()):
-                    # options may precede the file (-s 1 1 1 wood.png): the file is the last
-                    # token, or the whole rest of the line for a name with spaces
-                    text = line.decode("utf-8", "replace")
-                    files += _referenced(mtl.parent, [text] + text.split()[-1:])
-        elif suffix == ".gltf":
-            doc = json.loads(p.read_text(encoding="utf-8", errors="replace"))
-            uris = [b.get("uri", "") for b in doc.get("buffers", []) if isinstance(b, dict)]
-            uris += [i.get("uri", "") for i in doc.get("images", []) if isinstance(i, dict)]
-            from urllib.parse import unquote
-
-            files += _referenced(base, [unquote(u) for u in uris if isinstance(u, str)])
-    seen: dict[str, Path] = {}
-    for f in files:
-        seen.setdefault(os.path.abspath(f), f)
-    return list(seen.values())
+    return read_mesh(p, str(path), allow_outside=allow_outside).files
 
 
-def mesh_digest(path: str | os.PathLike[str]) -> str:
-    """Digest of a mesh file and every file it references (see :func:`mesh_files`)."""
-    p = Path(path)
+def mesh_files(path: str | os.PathLike[str], allow_outside: bool = False) -> list[Path]:
+    """The mesh file followed by every file the mesh loader reads for it (material
+    libraries, textures, external glTF buffers and images; found and refused by the same
+    rules, :class:`robustlens.render.meshfile.MeshFiles`), each once, in reading order."""
+    return [f.path for f in _read_mesh_files(path, allow_outside)]
+
+
+def files_digest(path: str | os.PathLike[str], files: Iterable[Any]) -> str:
+    """Digest of the files a mesh was read from: each one's path relative to the mesh
+    file's folder and the SHA-256 of the bytes read. ``files``: the records of
+    :func:`~robustlens.render.meshfile.read_mesh` or the dicts of
+    ``mesh.metadata["robustlens.files"]``."""
+    base = Path(path).parent
     parts = []
-    for f in mesh_files(p):
+    for f in files:
+        fpath, sha = (f["path"], f["sha256"]) if isinstance(f, dict) else (f.path, f.sha256)
         try:
-            rel = os.path.relpath(f, p.parent)
+            rel = os.path.relpath(fpath, base)
         except ValueError:
-            rel = str(f)
-        parts.append([rel, file_digest(f)])
+            rel = str(fpath)
+        parts.append([rel, sha])
     return digest_of(parts)
+
+
+def mesh_digest(path: str | os.PathLike[str], allow_outside: bool = False) -> str:
+    """Digest of a mesh file and every file the loader reads for it (see
+    :func:`mesh_files`): exactly the bytes a render of it depends on."""
+    return files_digest(path, _read_mesh_files(path, allow_outside))
 
 
 # ---------------------------------------------------------------------------- datasets

@@ -7,6 +7,7 @@ Each subcommand lives in its own module and is registered below.
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import sys
 import traceback
@@ -84,8 +85,38 @@ for _name in _SUBCOMMANDS:
             cli.add_command(_add_verbosity_options(_cmd))
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time (tests swap it)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self):  # noqa: ANN201
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # noqa: ANN001
+        pass
+
+
+def _show_warnings() -> None:
+    """robustlens' WARNING lines (logger ``robustlens``: a missing texture, a refused file)
+    go to stderr as ``warning: ...``; installed once."""
+    logger = logging.getLogger("robustlens")
+    if any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        return
+    handler = _StderrHandler()
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("warning: %(message)s"))
+    logger.addHandler(handler)
+    if logger.level == logging.NOTSET or logger.level > logging.WARNING:
+        logger.setLevel(logging.WARNING)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and map errors to exit codes."""
+    _show_warnings()
     try:
         cli.main(args=argv, prog_name="robustlens", standalone_mode=False)
     except click.exceptions.Abort:

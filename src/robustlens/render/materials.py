@@ -82,17 +82,32 @@ def materials_of(mesh: trimesh.Trimesh) -> Materials | None:
 
 
 def _image_array(img) -> np.ndarray | None:
-    """PIL image (any mode) -> (H, W, 3) uint8 sRGB; alpha is dropped (opaque rendering)."""
+    """PIL image (any mode) -> (H, W, 3) uint8 sRGB; alpha is dropped (opaque rendering).
+
+    16-bit images (``I;16``, ``I``: 0..65535) are scaled to 8 bits (/257), not clipped at
+    255 (which PIL's ``convert`` does, turning a grey texture white). An image that does
+    not decode (the loader checked and warned about it) gives None: the material colour."""
     if img is None:
         return None
-    arr = np.asarray(img.convert("RGB"), dtype=np.uint8)
+    try:
+        if img.mode.startswith("I;16") or img.mode == "I":
+            grey = np.asarray(img).astype(np.float64)
+            grey = np.clip(np.rint(grey / 257.0), 0, 255).astype(np.uint8)
+            arr = np.repeat(grey.reshape(grey.shape[:2] + (1,)), 3, axis=2)
+        else:
+            arr = np.asarray(img.convert("RGB"), dtype=np.uint8)
+    except (OSError, ValueError, SyntaxError):
+        return None
     return np.ascontiguousarray(arr)
 
 
 def _rgba(c) -> np.ndarray:
     """trimesh colour (uint8 0..255 or float 0..1, 3 or 4 channels) -> float64 RGBA 0..1."""
     a = np.asarray(c)
-    a = a.astype(np.float64) / 255.0 if a.dtype.kind in "ui" else a.astype(np.float64)
+    if a.dtype.kind in "ui":  # normalised integers (glTF COLOR_0 may be 8- or 16-bit)
+        a = a.astype(np.float64) / (65535.0 if a.dtype == np.uint16 else 255.0)
+    else:
+        a = a.astype(np.float64)
     if a.shape[-1] == 3:
         a = np.concatenate([a, np.ones(a.shape[:-1] + (1,))], -1)
     return a

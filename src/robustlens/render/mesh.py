@@ -10,6 +10,7 @@ import trimesh
 
 from ..errors import BadInput, first_line
 from .materials import combine, has_colour
+from .meshfile import FILES_KEY
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "data" / "meshes"
 MESH_SUFFIXES = (".obj", ".glb", ".gltf", ".ply", ".stl", ".off")
@@ -68,27 +69,26 @@ def normalize_mesh(mesh: trimesh.Trimesh, name: str = "mesh") -> trimesh.Trimesh
     return m
 
 
-def _parse(path: Path, spec: str) -> tuple[list[trimesh.Trimesh], set[str]]:
+def _parse(path: Path, spec: str, allow_outside: bool = False
+           ) -> tuple[list[trimesh.Trimesh], set[str], list[dict]]:
     """Check the file and what it refers to, then parse it into geometries with the scene
-    graph's transforms applied (unprocessed: NaN vertices still visible)."""
-    from .meshfile import as_utf8, check_gltf, check_obj, load_scene
+    graph's transforms applied (unprocessed: NaN vertices still visible). Also returns the
+    files read (:data:`~robustlens.render.meshfile.FILES_KEY`)."""
+    from .meshfile import read_mesh
 
-    suffix = path.suffix.lower()
-    no_kd: set[str] = set()
-    defined: set[str] | None = None
-    if suffix in (".gltf", ".glb"):
-        check_gltf(path, spec)
-    elif suffix == ".obj":
-        defined, no_kd = check_obj(path, as_utf8(path.read_bytes(), spec), spec)
+    parsed = read_mesh(path, spec, allow_outside=allow_outside)
+    defined = parsed.defined
     try:
-        scene = load_scene(path, spec)
-        geoms = [g for g in scene.dump() if isinstance(g, trimesh.Trimesh)]
-    except BadInput:
-        raise
+        geoms = [g for g in parsed.scene.dump() if isinstance(g, trimesh.Trimesh)]
     except Exception as exc:  # trimesh raises many kinds for broken files
         raise BadInput(f"{spec}: cannot parse {path.suffix} file "
                        f"({first_line(exc, 120)})", param="mesh") from None
     for g in geoms:
+        faces = np.asarray(g.faces)
+        if faces.size and (faces.min() < 0 or faces.max() >= len(g.vertices)):
+            raise BadInput(f"{spec}: face indices out of range in {path.name} (indices "
+                           f"{faces.min()}..{faces.max()} for {len(g.vertices)} vertices)",
+                           param="mesh")
         if not np.all(np.isfinite(np.asarray(g.vertices, dtype=np.float64))):
             raise BadInput(f"{spec}: vertices contain NaN or infinity ({path.name})", param="mesh")
         vis = g.visual
@@ -99,11 +99,11 @@ def _parse(path: Path, spec: str) -> tuple[list[trimesh.Trimesh], set[str]]:
         if defined is not None and isinstance(vis, trimesh.visual.TextureVisuals) and \
                 getattr(vis.material, "name", None) not in defined:
             g.visual = trimesh.visual.ColorVisuals(g)  # trimesh's made-up grey material
-    return geoms, no_kd
+    return geoms, parsed.no_kd, [f.as_dict() for f in parsed.files]
 
 
 def load_mesh(spec: str | os.PathLike[str], up: str = "y", normalize: bool = True,
-              texture: bool = True) -> trimesh.Trimesh:
+              texture: bool = True, allow_outside: bool = False) -> trimesh.Trimesh:
     """Load ``.obj .glb .gltf .ply .stl .off`` (or ``demo:NAME``, ``pkg:PACKAGE/NAME``) as one
     triangle mesh.
 
@@ -115,6 +115,12 @@ def load_mesh(spec: str | os.PathLike[str], up: str = "y", normalize: bool = Tru
     With ``texture=True`` a file with textures, material colours or vertex/face colours
     returns a mesh carrying them (see :mod:`robustlens.render.materials`); otherwise, and for
     files without colour, a plain mesh that renders in ``object_color`` (white by default).
+
+    The files a mesh refers to (MTL libraries, textures, glTF buffers) are read only from
+    inside the mesh file's folder, unless ``allow_outside=True`` (or
+    ``$ROBUSTLENS_MESH_ALLOW_OUTSIDE=1``); see :mod:`robustlens.render.meshfile` for what is
+    refused. ``mesh.metadata["robustlens.files"]`` lists the files read (path, sha256, size;
+    the mesh file first): the content fingerprint of the mesh.
     """
     from .catalog import catalog_entry, is_pkg_spec
 
@@ -125,7 +131,7 @@ def load_mesh(spec: str | os.PathLike[str], up: str = "y", normalize: bool = Tru
         up = catalog_entry(str(spec)).up
     if path.stat().st_size == 0:
         raise BadInput(f"{spec}: file is empty", param="mesh")
-    geoms, no_kd = _parse(path, str(spec))
+    geoms, no_kd, files = _parse(path, str(spec), allow_outside)
     geoms = [g for g in geoms if len(g.faces)]
     if not geoms:
         raise BadInput(f"{spec}: no triangles found (expected a surface mesh)", param="mesh")
@@ -140,7 +146,10 @@ def load_mesh(spec: str | os.PathLike[str], up: str = "y", normalize: bool = Tru
         loaded = trimesh.util.concatenate(geoms) if len(geoms) > 1 else geoms[0]  # type: ignore[assignment]
     if up == "z":
         loaded.apply_transform(trimesh.transformations.rotation_matrix(-np.pi / 2, [1, 0, 0]))
-    return normalize_mesh(loaded, str(spec)) if normalize else loaded
+    if normalize:
+        loaded = normalize_mesh(loaded, str(spec))
+    loaded.metadata[FILES_KEY] = files
+    return loaded
 
 
 def demo_class(spec: str) -> str | None:

@@ -64,12 +64,19 @@ def _mesh_provenance(o: _Object) -> dict[str, Any]:
     return info
 
 
-def mesh_fingerprint(spec: str) -> str:
-    """Digest of a mesh spec's file contents plus its materials and textures."""
-    from ..fingerprint import mesh_digest
+def mesh_fingerprint(spec: str, mesh: Any = None) -> str:
+    """Digest of a mesh spec's file contents plus every file the loader reads for it
+    (materials, textures, buffers). ``mesh``: the mesh :func:`load_mesh` returned for
+    ``spec``; its record of the files read is used (nothing is read again)."""
+    from ..fingerprint import files_digest, mesh_digest
     from ..render.mesh import resolve_mesh_path
+    from ..render.meshfile import FILES_KEY
 
-    return mesh_digest(resolve_mesh_path(spec))
+    path = resolve_mesh_path(spec)
+    files = getattr(mesh, "metadata", {}).get(FILES_KEY) if mesh is not None else None
+    if files:
+        return files_digest(path, files)
+    return mesh_digest(path)
 
 
 def model_fingerprint(clf: Classifier) -> str:
@@ -155,7 +162,7 @@ class Study:
                                f"(write {{mesh: {mc.mesh}, class: NAME}})")
             # the spec is only a name from here on (files, titles): no undecodable bytes
             self.objects_.append(_Object(printable(mc.mesh), mc.up, cls, mesh,
-                                         mesh_fingerprint(mc.mesh), mc.mesh))
+                                         mesh_fingerprint(mc.mesh, mesh), mc.mesh))
         self.models_: list[Classifier] = []
         overrides: list[ModelOverrides] = []
         for mc in cfg.model_configs():
