@@ -94,18 +94,18 @@ def _touch_later(path: Path) -> None:
 
 
 def test_changed_inputs_are_recomputed(study):
-    assert _run(study) == {"map", "scores"}
+    assert _run(study) == {"map", "views", "scores"}
     assert _run(study) == set()  # nothing changed: everything reused
     # the mesh file edited in place
     obj = study / "cube.obj"
     obj.write_text(CUBE.replace("v 1 1 1", "v 1.5 1 1"))
-    assert _run(study) == {"map"}
+    assert _run(study) == {"map", "views"}
     # the texture the material names (and the material itself)
     Image.fromarray(np.full((8, 8, 3), 10, np.uint8)).save(study / "tex.png")
     _touch_later(study / "tex.png")
-    assert _run(study) == {"map"}
+    assert _run(study) == {"map", "views"}
     (study / "m.mtl").write_text("newmtl mat\nKd 0.2 0.8 0.8\nmap_Kd tex.png\n")
-    assert _run(study) == {"map"}
+    assert _run(study) == {"map", "views"}
     # a box fixed without changing the number of rows
     csv = study / "boxes.csv"
     csv.write_text(csv.read_text().replace("a.png,class_0,2,2,20,20", "a.png,class_0,3,2,20,20"))
@@ -117,10 +117,10 @@ def test_changed_inputs_are_recomputed(study):
     # new weights in the same file
     _weights(study / "w.pt", 1)
     _touch_later(study / "w.pt")
-    assert _run(study) == {"map", "scores"}
+    assert _run(study) == {"map", "views", "scores"}
     # a deleted result is recomputed, not assumed
     (study / "out" / "maps").rglob("map.png").__next__().unlink()
-    assert _run(study) == {"map"}
+    assert _run(study) == {"map"}  # same key: its views stay valid
     assert _run(study) == set()
 
 

@@ -73,7 +73,8 @@ def cache(tmp_path, monkeypatch):
 
 
 def _load(path, func: str) -> Classifier:
-    return load_model(f"python:{path}:{func}", input_size=32)
+    """Loaded on eager PyTorch: these tests choose the runtime themselves."""
+    return load_model(f"python:{path}:{func}", input_size=32, runtime="torch")
 
 
 def _export_onnx(module: nn.Module, x: torch.Tensor, path, dynamic: bool = True) -> None:
@@ -169,6 +170,19 @@ def test_corrupt_cache_entry_is_rebuilt_not_used(user_models, cache):
     path.with_suffix(".json").write_text("{not json")
     lines.clear()
     assert rt.cached_export(clf, log=lines.append)[1] and "rebuilding" in lines[0]
+
+
+def test_load_model_prepares_the_fast_runtime_by_default(user_models, monkeypatch, tmp_path):
+    """The Python API is as fast as the CLI: load_model() chooses the runtime as --runtime
+    auto does; runtime="torch" opts out."""
+    monkeypatch.setenv("ROBUSTLENS_CACHE", str(tmp_path / "cache"))
+    spec = f"python:{user_models}:tiny"
+    fast = load_model(spec, input_size=32)
+    assert fast.runtime == "onnxruntime" and isinstance(fast.forward_only, rt.OrtForward)
+    eager = load_model(spec, input_size=32, runtime="torch")
+    assert eager.runtime == "torch" and eager.forward_only is None
+    x = torch.rand(4, 3, 32, 32)
+    assert float((fast.probs(x) - eager.probs(x)).abs().max()) <= rt.PARITY_TOL
 
 
 def test_cache_dir_env(monkeypatch, tmp_path):

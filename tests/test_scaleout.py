@@ -231,6 +231,7 @@ def test_study_on_two_nodes_survives_losing_one(tmp_path, cluster):
     prov = json.loads((out / "provenance.json").read_text())
     assert prov["executor"] == {**prov["executor"], "kind": "ray", "address": c.address}
     assert set(prov["steps"]) == {"map builtin:efficientnet_lite0 demo:mug",
+                                  "views builtin:efficientnet_lite0 demo:mug",
                                   "regions builtin:efficientnet_lite0 demo:mug oir_b",
                                   "demo dataset", "scores builtin:efficientnet_lite0 demo gradcam++"}
     for step in prov["steps"].values():

@@ -116,6 +116,13 @@ def test_tiny_study_end_to_end_and_reuse(tmp_path, capsys):
                          "gradcampp" / "class_scores.csv")
     assert set(scores["class_name"]) == {"coffee mug", "bucket"}
     assert (out / "attacks" / "builtin_efficientnet_lite0" / "demo" / "attacks.csv").is_file()
+    # the renders behind the clickable maps: every 4th cell, top-5 each, confusions
+    views = json.loads((out / "views" / "builtin_efficientnet_lite0" / "demo_mug" /
+                        "views.json").read_text())
+    n_stored = int(np.prod([len(v) for v in views["coords"].values()]))
+    assert len(views["top5"]) == n_stored and len(views["top5"][0]) == 5
+    assert len(list((out / "views" / "builtin_efficientnet_lite0" / "demo_mug" / "thumbs")
+                    .glob("*.jpg"))) == n_stored
     prov = json.loads((out / "provenance.json").read_text())
     assert prov["versions"]["torch"].startswith("2.14.1")
     assert prov["models"]["builtin:efficientnet_lite0"]["weights_sha256"]
@@ -123,7 +130,7 @@ def test_tiny_study_end_to_end_and_reuse(tmp_path, capsys):
     # the same config again: every step is reused, nothing recomputed
     study = Study(load_config(cfg), out=out, log=lambda m: None)
     study.run()
-    assert len(study.skipped_) == 9 + n_auto and set(study.timings_) == {"total"}
+    assert len(study.skipped_) == 9 + n_auto + 2 and set(study.timings_) == {"total"}
     # searching the dense maps instead of the renderer recomputes only the region steps
     cfg2 = json.loads(json.dumps(TINY))
     cfg2["regions"]["score"] = "map"
