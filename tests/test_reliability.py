@@ -279,3 +279,12 @@ def test_truncated_dataset_image_is_refused_up_front(tmp_path):
                                         "a.jpg,0,1,1,30,30\nb.jpg,0,1,1,30,30\n")
     with pytest.raises(BadInput, match="b.jpg.*truncated"):
         load_dataset(tmp_path / "boxes.csv", [f"c{i}" for i in range(3)])
+
+
+@pytest.mark.parametrize("ext", ["ply", "obj", "stl", "glb", "off"])
+def test_mesh_file_name_that_is_not_utf8_loads(tmp_path, ext):
+    import os
+
+    name = os.fsdecode(bytes(tmp_path) + f"/caf\xe9.{ext}".encode("latin-1"))
+    trimesh.creation.box().export(name, file_type=ext)
+    assert load_mesh(name).vertices.shape == (8, 3)

@@ -51,7 +51,7 @@ from urllib.parse import unquote
 import numpy as np
 import trimesh
 
-from ..errors import BadInput, first_line
+from ..errors import BadInput, first_line, printable
 
 LOG = logging.getLogger("robustlens")
 
@@ -201,6 +201,10 @@ class MeshFiles(trimesh.resolvers.FilePathResolver):
     def __init__(self, path: str | os.PathLike[str], spec: str,
                  allow_outside: bool = False) -> None:
         super().__init__(os.path.abspath(path))
+        # trimesh names geometry after the file, and hashes those names as UTF-8: a file name
+        # that is not UTF-8 (surrogate escapes) would fail there, so give it a printable one
+        if isinstance(getattr(self, "file_name", None), str):
+            self.file_name = printable(self.file_name)
         self.mesh_path = Path(os.path.abspath(path))
         self.folder = self.mesh_path.parent
         self.real_folder = Path(os.path.realpath(self.folder))
