@@ -261,6 +261,17 @@ def test_one_source_for_run_time_and_reuse(study, tmp_path, capsys, real_study):
     assert run["steps_run"] == len(prov["timings_s"]) - 1  # "total" is not a step
 
 
+def test_views_stay_under_their_documented_size(study):
+    """README: at most 0.6 MB per map at the default 270 stored poses, i.e. under 2.3 kB per
+    stored pose (96 px JPEG thumbnails plus their top-5)."""
+    out, _ = study
+    for vj in (out / "views").rglob("views.json"):
+        doc = json.loads(vj.read_text())
+        n = len(doc["top5"])
+        size = sum(p.stat().st_size for p in vj.parent.rglob("*") if p.is_file())
+        assert size <= n * 2300 + 20_000 + len(vj.read_bytes()), (vj, size, n)
+
+
 def test_report_prints_progress(tmp_path, real_study):
     out = copy_study(real_study, tmp_path / "out")
     lines: list[str] = []

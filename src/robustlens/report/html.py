@@ -551,7 +551,7 @@ def _confusions(st: Study, views: dict[str, Any], vdir: Path) -> dict[str, Any] 
     rows = []
     for c in classes:
         ex = vdir / "examples" / f"{c['example']}.jpg" if "example" in c else None
-        pose = ", ".join(f"{k} {fmt(v)}" for k, v in (c.get("pose") or {}).items())
+        pose = ", ".join(f"{k} {float(v):g}" for k, v in (c.get("pose") or {}).items())
         rows.append({"name": str(c["class_name"]), "share": f"{100 * float(c['share']):.0f}%",
                      "n": int(c["n"]), "true": bool(c.get("true_class")),
                      "img": st.rel(ex) if ex is not None and ex.is_file() else "",
@@ -625,7 +625,8 @@ def _region_tables(st: Study, figdir: Path) -> dict[str, Any] | None:
             summary.append([
                 Cell(doc.model or key[0], href="#" + anchor if anchor else None),
                 Cell(doc.mesh or key[1]), Cell(doc.class_name or str(doc.class_id)),
-                Cell(label), Cell(str(doc.starts)), Cell(str(doc.criterion)),
+                Cell(F.method_label(doc.method or it.key[2], doc.variant)),
+                Cell(str(doc.starts)), Cell(str(doc.criterion)),
                 _ncell(float(np.mean(ratios)) if ratios else None, 4),
                 Cell(f"{len(grew)}/{len(recs)}", str(len(grew)),
                      cls="warn" if recs and not grew else ""),
