@@ -261,6 +261,16 @@ def test_one_source_for_run_time_and_reuse(study, tmp_path, capsys, real_study):
     assert run["steps_run"] == len(prov["timings_s"]) - 1  # "total" is not a step
 
 
+def test_provenance_is_tables_with_the_raw_json_collapsed(study):
+    out, html = study
+    sec = html.split('<section id="provenance">', 1)[1].split("</section>", 1)[0]
+    for tid in ("prov-versions", "prov-models", "prov-meshes", "prov-machine", "prov-timings"):
+        assert f'id="{tid}"' in sec, tid
+    assert "this run" in sec and "steps run" in sec  # the run record, readable
+    before, raw = sec.split("<details>", 1)
+    assert "regions_starts" in raw and "regions_starts" not in before
+
+
 def test_views_stay_under_their_documented_size(study):
     """README: at most 0.6 MB per map at the default 270 stored poses, i.e. under 2.3 kB per
     stored pose (96 px JPEG thumbnails plus their top-5)."""
