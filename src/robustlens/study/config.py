@@ -71,9 +71,10 @@ class ViewsConfig(_Strict):
     (`robustlens.semantic.views`)."""
 
     enabled: bool = True
-    stride: int = Field(4, ge=1, description="store every stride-th map cell per parameter "
+    stride: StrictInt = Field(4, ge=1, description="store every stride-th map cell per "
+                                                  "parameter "
                                             "(4: 270 poses on the paper's 3-degree grid)")
-    size: int = Field(96, ge=16, le=512, description="thumbnail side in pixels")
+    size: StrictInt = Field(96, ge=16, le=512, description="thumbnail side in pixels")
 
 
 class SemanticConfig(_Strict):
