@@ -9,12 +9,17 @@ from conftest import run_cli
 from robustlens.cli.common import LineProgress
 
 
-def test_line_progress_every_tenth_and_at_the_end():
+def test_line_progress_every_tenth_and_at_the_end(monkeypatch):
+    import robustlens.cli.common as common
+
+    now = [0.0]
+    monkeypatch.setattr(common.time, "monotonic", lambda: now[0])
     buf = io.StringIO()
     with LineProgress(out=buf) as bar:
         task = bar.add_task("map lite0 mug", total=1000)
         assert buf.getvalue() == ""  # nothing at the start (a failing batch stays one line)
         for _ in range(100):
+            now[0] += 1.0
             bar.advance(task, 10)
     lines = buf.getvalue().splitlines()
     assert 9 <= len(lines) <= 11
@@ -34,6 +39,16 @@ def test_line_progress_every_30_seconds(monkeypatch):
         now[0] += 31.0
         bar.advance(task, 1)  # far below 10% each time
     assert len(buf.getvalue().splitlines()) == 5
+
+
+def test_short_steps_say_one_line():
+    buf = io.StringIO()
+    bar = LineProgress(out=buf)
+    task = bar.add_task("regions oir_b mug", total=4)
+    for _ in range(4):
+        bar.advance(task, 1)
+    assert buf.getvalue().splitlines() == [buf.getvalue().splitlines()[0]]
+    assert "4/4 (100%)" in buf.getvalue()
 
 
 def test_quiet_hides_progress(capsys):

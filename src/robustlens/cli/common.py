@@ -125,10 +125,13 @@ class LineProgress:
     """The part of :class:`rich.progress.Progress` the commands use, for logs: a line such as
     ``map lite0 mug: 1224/4080 (30%) 0:00:21 elapsed, eta 0:00:49`` each time a task passes
     another 10% or 30 s have gone by, and when it ends (none at its start, so a command that
-    fails on its first batch still says only its one error line)."""
+    fails on its first batch still says only its one error line; none in a task's first
+    :attr:`QUIET_SECONDS`, so short steps say one line)."""
 
     EVERY_FRACTION = 0.1
     EVERY_SECONDS = 30.0
+    #: a step shorter than this says only its final line (a study has hundreds of short ones)
+    QUIET_SECONDS = 5.0
 
     def __init__(self, disable: bool = False, out: Any = None) -> None:
         self.disable = disable
@@ -173,8 +176,9 @@ class LineProgress:
         if done and not t["finished"]:
             t["finished"] = True
             self._line(task)
-        elif not done and (frac - t["last_frac"] >= self.EVERY_FRACTION
-                           or now - t["last_t"] >= self.EVERY_SECONDS):
+        elif not done and now - t["t0"] >= self.QUIET_SECONDS and (
+                frac - t["last_frac"] >= self.EVERY_FRACTION
+                or now - t["last_t"] >= self.EVERY_SECONDS):
             self._line(task)
 
     def _line(self, task: TaskID) -> None:
