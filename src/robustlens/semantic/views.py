@@ -11,8 +11,9 @@ Files, in ``FOLDER`` (`robustlens.study.layout.StudyLayout.views_dir`)::
     thumbs/P.jpg         the render at stored pose P (flat index, C order), ``size`` px
     examples/K.jpg       an example render of the K-th confusion
 
-Size: every ``stride``-th cell per parameter (default 4: 30 x 9 = 270 poses on the paper's
-3-degree grid), 96 px JPEG thumbnails: about 0.6 MB per map.
+Size: every ``stride``-th cell per parameter; by default (``stride=None``) the smallest stride
+that stores at most :data:`MAX_AUTO_POSES` poses (4 on the paper's 3-degree grid: 31 x 10 = 310
+poses; 2 on a 10-degree grid), 96 px JPEG thumbnails: at most about 0.6 MB per map.
 """
 
 from __future__ import annotations
@@ -33,14 +34,17 @@ from ..errors import BadInput
 from ..io import atomic_path, write_text_atomic
 
 VIEWS_FORMAT = 1
+#: ``stride=None`` stores at most this many poses per map
+MAX_AUTO_POSES = 320
 
 
 @dataclass(frozen=True)
 class ViewSpec:
-    """How many views to store: every ``stride``-th map cell per parameter, ``size`` px
+    """How many views to store: every ``stride``-th map cell per parameter (None: the
+    smallest stride that keeps at most :data:`MAX_AUTO_POSES` poses), ``size`` px
     thumbnails, ``top`` classes per pose, ``confusions`` example classes."""
 
-    stride: int = 4
+    stride: int | None = None
     size: int = 96
     top: int = 5
     confusions: int = 3
@@ -49,16 +53,31 @@ class ViewSpec:
     def __post_init__(self) -> None:
         for name in ("stride", "size", "top", "confusions", "example_size"):
             v = getattr(self, name)
+            if name == "stride" and v is None:
+                continue
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise BadInput(f"{v!r}: expected a positive integer", param=f"views.{name}")
 
 
-def view_axes(ds: xr.Dataset, stride: int) -> list[tuple[str, np.ndarray]] | None:
-    """The stored coordinates per map dim (every ``stride``-th value, the last one included),
-    or None for maps that have no grid to click (random samples, more than 2 dims)."""
+def auto_stride(sizes: list[int], max_poses: int = MAX_AUTO_POSES) -> int:
+    """The smallest stride whose subsample of a grid of ``sizes`` (the last value of each dim
+    kept too) has at most ``max_poses`` poses."""
+    stride = 1
+    while int(np.prod([-(-n // stride) + (1 if (n - 1) % stride else 0) for n in sizes])) \
+            > max_poses and stride < max(sizes):
+        stride += 1
+    return stride
+
+
+def view_axes(ds: xr.Dataset, stride: int | None) -> list[tuple[str, np.ndarray]] | None:
+    """The stored coordinates per map dim (every ``stride``-th value, the last one included;
+    ``stride=None``: :func:`auto_stride`), or None for maps that have no grid to click (random
+    samples, more than 2 dims)."""
     score = ds["score"]
     if "sample" in score.dims or not 1 <= score.ndim <= 2:
         return None
+    if stride is None:
+        stride = auto_stride([int(score.sizes[d]) for d in score.dims])
     out = []
     for d in score.dims:
         v = np.asarray(ds[d].values, dtype=np.float64)

@@ -71,9 +71,10 @@ class ViewsConfig(_Strict):
     (`robustlens.semantic.views`)."""
 
     enabled: bool = True
-    stride: StrictInt = Field(4, ge=1, description="store every stride-th map cell per "
-                                                  "parameter "
-                                            "(4: 270 poses on the paper's 3-degree grid)")
+    stride: StrictInt | Literal["auto"] = Field(
+        "auto", description="store every stride-th map cell per parameter; auto: the smallest "
+                            "stride that stores at most 320 poses (4 on the paper's 3-degree "
+                            "grid, 310 poses)")
     size: StrictInt = Field(96, ge=16, le=512, description="thumbnail side in pixels")
 
 

@@ -328,7 +328,7 @@ class Study:
         from ..semantic.views import ViewSpec, compute_views
 
         vc = self.config.semantic.views
-        spec = ViewSpec(stride=vc.stride, size=vc.size)
+        spec = ViewSpec(stride=None if vc.stride == "auto" else vc.stride, size=vc.size)
         folder = self.layout_.views_dir(clf.spec, o.spec)
         threshold = self.config.regions.threshold
         key = _key("views", map_key, vc.model_dump(), threshold)
