@@ -42,3 +42,18 @@ def test_confusions_known_answer():
     assert (first["class_name"], first["n"]) == ("c3", 4) and first["share"] == pytest.approx(4 / 6)
     assert second["true_class"] and second["n"] == 2 and "pose" not in second
     assert first["pose"] in ({"a": 10.0, "e": 10.0}, {"a": 20.0, "e": 10.0})
+
+
+def test_interactive_map_of_a_map_with_gaps():
+    """A map with NaN cells (written by another tool) still draws: the gaps are None in the
+    figure's JSON, which has no NaN."""
+    from robustlens.report.interactive import map_figure, to_json
+
+    score = np.array([[0.2, np.nan], [0.7, 0.9]])
+    ds = xr.Dataset({"score": (("azimuth", "elevation"), score),
+                     "top1": (("azimuth", "elevation"), np.array([[1, 2], [3, 3]]))},
+                    coords={"azimuth": [0.0, 90.0], "elevation": [0.0, 30.0]})
+    fig = map_figure(ds, [], [], lambda lab: "red", ["a", "b", "c", "d"])
+    text = to_json(fig)
+    assert "NaN" not in text and "null" in text
+    assert fig["data"][0]["customdata"][1][0] == "c"  # row = elevation 30, column = azimuth 0

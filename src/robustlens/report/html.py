@@ -488,9 +488,13 @@ def _map_sections(st: Study, figdir: Path, log: Log | None = None
                                  r.data.criterion) for r in regs]
         vdir = st.layout.views_dir(it.name, str(ds.attrs.get("mesh", it.key[1])))
         views = load_views(vdir)
-        fig = interactive.map_figure(ds, [r.data for r in regs], labels,
-                                     lambda lab, c=colors: c.get(lab, "#d62728"),
-                                     views.get("labels") if views is not None else None)
+        try:
+            fig = interactive.map_figure(ds, [r.data for r in regs], labels,
+                                         lambda lab, c=colors: c.get(lab, "#d62728"),
+                                         views.get("labels") if views is not None else None)
+        except (ValueError, KeyError, IndexError, TypeError) as exc:  # the static figure then
+            st.problems.append(f"{st.rel(it.path)}: interactive map failed ({_first(exc)})")
+            fig = None
         views = views if fig is not None else None
         img = ""
         if fig is None:  # a sampled or n-D map: the static figure

@@ -91,10 +91,10 @@ def map_figure(ds: Any, regions: Sequence[Any], labels: Sequence[str],
         y = np.asarray(ds[dims[1]].values, float)
         z = np.asarray(score.values, float).T  # rows = the second dim
         pred: list[Any] | None = [[name(int(v)) for v in row] for row in top1.T] \
-            if top1 is not None else None
+            if top1 is not None and np.issubdtype(top1.dtype, np.integer) else None
         trace: dict[str, Any] = {
             "type": "heatmap", "x": x.tolist(), "y": y.tolist(),
-            "z": np.round(z, 4).tolist(), "zmin": 0, "zmax": 1, "colorscale": "Viridis",
+            "z": _finite(z), "zmin": 0, "zmax": 1, "colorscale": "Viridis",
             "colorbar": {"title": {"text": "p(true)"}, "len": 0.9},
             "hovertemplate": (f"{dims[0]} %{{x}} {units[0]}<br>{dims[1]} %{{y}} {units[1]}"
                               f"<br>p({cls}) %{{z:.3f}}"
@@ -105,9 +105,10 @@ def map_figure(ds: Any, regions: Sequence[Any], labels: Sequence[str],
         yaxis: dict[str, Any] = {"title": {"text": f"{dims[1]} ({units[1]})".replace(" ()", "")}}
     else:
         x = np.asarray(ds[dims[0]].values, float)
-        pred = [name(int(v)) for v in top1] if top1 is not None else None
+        pred = [name(int(v)) for v in top1] \
+            if top1 is not None and np.issubdtype(top1.dtype, np.integer) else None
         trace = {"type": "scatter", "mode": "lines+markers", "x": x.tolist(),
-                 "y": np.round(np.asarray(score.values, float), 4).tolist(),
+                 "y": _finite(score.values),
                  "marker": {"size": 5}, "name": f"p({cls})", "showlegend": False,
                  "hovertemplate": (f"{dims[0]} %{{x}} {units[0]}<br>p({cls}) %{{y:.3f}}"
                                    + ("<br>predicts %{customdata}" if pred else "")
@@ -139,6 +140,14 @@ def views_payload(views: dict[str, Any], rel_dir: str) -> dict[str, Any]:
     and where the thumbnails are (``rel_dir``: the views folder relative to the report)."""
     return {"params": views["params"], "coords": views["coords"], "top5": views["top5"],
             "thumbs": f"{rel_dir}/thumbs/", "class_name": views.get("class_name", "")}
+
+
+def _finite(a: np.ndarray) -> list[Any]:
+    """Values rounded to 4 digits, NaN and inf as None (a gap in the plot; JSON has no NaN)."""
+    a = np.round(np.asarray(a, dtype=float), 4)
+    out = a.astype(object)
+    out[~np.isfinite(a)] = None
+    return out.tolist()  # type: ignore[no-any-return]
 
 
 def to_json(obj: Any) -> str:
