@@ -14,10 +14,9 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from robustlens.regions.criterion import calibration
+from robustlens.regions.criterion import calibration, pooled_calibration
 from robustlens.semantic import load_map
 from robustlens.study.layout import StudyLayout
 
@@ -62,15 +61,15 @@ def calibration_table(root: Path) -> str:
     lines = ["| model | poses | top-1 accuracy | mean top-1 confidence | confidence − accuracy "
              "| mean true-class score | share score ≥ 0.5 |", "|---|---:|---:|---:|---:|---:|---:|"]
     for model, cals in per.items():
-        w = np.array([c["poses"] for c in cals])
+        c = pooled_calibration(cals)
 
-        def avg(k: str, cals: list[dict[str, float]] = cals, w: np.ndarray = w) -> float:
-            return float(np.average([c[k] for c in cals], weights=w))
+        def f(v: float | None, sign: str = "") -> str:
+            return "—" if v is None else f"{v:{sign}.3f}"
 
-        acc, conf = avg("accuracy"), avg("confidence")
-        lines.append(f"| {_short(model)} | {int(w.sum())} | {acc:.3f} | {conf:.3f} | "
-                     f"{conf - acc:+.3f} | {avg('mean_score'):.3f} | "
-                     f"{avg('score_robust'):.3f} |")
+        acc, conf = c["accuracy"], c["confidence"]
+        gap = conf - acc if acc is not None and conf is not None else None
+        lines.append(f"| {_short(model)} | {int(c['poses'] or 0)} | {f(acc)} | {f(conf)} | "
+                     f"{f(gap, '+')} | {f(c['mean_score'])} | {f(c['score_robust'])} |")
     return "\n".join(lines)
 
 

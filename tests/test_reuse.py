@@ -121,6 +121,8 @@ def test_changed_inputs_are_recomputed(study):
     # a deleted result is recomputed, not assumed
     (study / "out" / "maps").rglob("map.png").__next__().unlink()
     assert _run(study) == {"map"}  # same key: its views stay valid
+    (study / "out" / "views").rglob("views.json").__next__().unlink()
+    assert _run(study) == {"views"}
     assert _run(study) == set()
 
 

@@ -111,9 +111,9 @@ def pop_model_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 def progress() -> Progress | LineProgress:
-    """Progress on stderr: a live rich bar on a terminal; in a log (not a terminal) one line
-    per step at its start, at least every 10% or 30 s, and at its end (see
-    :class:`LineProgress`). Hidden with --quiet."""
+    """Progress on stderr: a live rich bar on a terminal; in a log (not a terminal) lines at
+    least every 10% or 30 s of a long step and one at its end (see :class:`LineProgress`).
+    Hidden with --quiet."""
     if not console.is_terminal:
         return LineProgress(disable=VERBOSITY["level"] == 0)
     return Progress(TextColumn("{task.description}", style="bold", markup=False), BarColumn(), MofNCompleteColumn(),

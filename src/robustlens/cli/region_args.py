@@ -90,6 +90,11 @@ def parse_search(params: tuple[str, ...], domains: tuple[str, ...], starts: tupl
     clash = sorted(set(fixed) & set(names))
     if clash:
         raise BadInput(f"--set {clash[0]}: also searched (--param); use one or the other")
+    if criterion == "top1" and threshold != 0.5:
+        from .common import info
+
+        info(f"note: --threshold {threshold:g} does not apply to --criterion top1 (a pose is "
+             f"robust where the class is the top-1)")
     threshold = search_threshold(criterion, threshold)
     hyper = {m: ({"threshold": threshold} if variant == "ours" else {})
              | max_evals_hyper(variant, m, len(names), max_evals) for m in methods}

@@ -66,9 +66,6 @@ def command(mesh_spec: str, up: str, class_: str | None, method: str, params: tu
     # ---- validate everything before computing anything
     s = parse_search(params, domains, starts, sets, variant, [method], threshold, max_evals,
                      batch_size, criterion)
-    if criterion == "top1" and threshold != 0.5:
-        info(f"note: --threshold {threshold:g} does not apply to --criterion top1 (a pose is "
-             f"robust where the class is the top-1)")
     names, domain, pts = s["names"], s["domain"], s["starts"]
     threshold = s["threshold"]
     check_out_dir(out_dir)

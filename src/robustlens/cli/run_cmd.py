@@ -47,8 +47,6 @@ def command(config: str | None, out_dir: str | None, force: bool, runtime: str |
         result = study.run()
     except BadInput as exc:  # name the config field, not a library parameter or CLI flag
         raise config_error(exc) from None
-    from ..study.summary import run_record, run_summary
+    from ..study.summary import run_summary
 
-    line = run_summary({"run": run_record(study.timings_.get("total", 0.0),
-                                          len(study.timings_) - 1, len(study.reused_timings_))})
-    console.print(f"study finished in {line}: {result}")
+    console.print(f"study finished in {run_summary({'run': study.run_})}: {result}")

@@ -70,9 +70,6 @@ def command(meshes: tuple[str, ...], up: str, classes: tuple[str, ...], methods:
     meths = list(methods) or ["oir_b"]
     s = parse_search(params, domains, starts, sets, variant, meths, threshold, max_evals,
                      batch_size, criterion)
-    if criterion == "top1" and threshold != 0.5:
-        info(f"note: --threshold {threshold:g} does not apply to --criterion top1 (a pose is "
-             f"robust where the class is the top-1)")
     names, domain, pts = s["names"], s["domain"], s["starts"]
     if len(classes) not in (0, 1, len(meshes)):
         raise BadInput(f"--class: given {len(classes)} times for {len(meshes)} meshes; give it "

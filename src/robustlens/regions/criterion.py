@@ -74,6 +74,18 @@ def criterion_values(ds: Any, criterion: str, class_id: int | None = None) -> An
     return da
 
 
+def pooled_calibration(per_map: list[dict[str, float]]) -> dict[str, float | None]:
+    """:func:`calibration` of several maps (one model's) pooled, each weighted by its poses;
+    a value no map has is None."""
+    w = np.array([c["poses"] for c in per_map], dtype=np.float64)
+    out: dict[str, float | None] = {"poses": float(w.sum())}
+    for k in ("accuracy", "confidence", "mean_score", "score_robust"):
+        v = np.array([c[k] for c in per_map], dtype=np.float64)
+        ok = np.isfinite(v)
+        out[k] = float(np.average(v[ok], weights=w[ok])) if ok.any() else None
+    return out
+
+
 def calibration(ds: Any, class_id: int | None = None) -> dict[str, float]:
     """Over all poses of a map: ``accuracy`` (share where the class is the top-1),
     ``confidence`` (mean top-1 probability; needs margins), ``mean_score`` (mean true-class

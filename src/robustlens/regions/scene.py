@@ -10,8 +10,8 @@ renderer + classifier score function the ``regions`` / ``srvr`` commands and
   domain spans a full period.
 * `SceneScore`: the batched score ``(N, n) -> (N,)`` of a class on a mesh
   (`robustlens.semantic.RenderScore`) under a criterion (`robustlens.regions.criterion`:
-  the true-class probability, or ``(1 + margin) / 2`` for ``top1``), with non-periodic coordinates clamped to the
-  domain (the reference OIR_B rules evaluate outer corners past the domain edge,
+  the true-class probability, or ``(1 + margin) / 2`` for ``top1``), with non-periodic
+  coordinates clamped to the domain (the reference OIR_B rules evaluate outer corners past the domain edge,
   which a renderer may reject) and non-finite model outputs reported as `BadInput`
   naming the model.
 * `regions_for_score` / `regions_for_mesh`: one `RegionResult` per start point
@@ -103,9 +103,9 @@ def scene_domain(
 
     Defaults: the paper's ranges for azimuth / elevation, the registry range otherwise;
     ``overrides`` maps a name to ``(low, high)``.  Raises BadInput (naming ``flag``, and
-    ``names_flag`` for the parameter names) for an unknown name, a name not in ``names``, ``low >= high``, or bounds outside the
-    parameter's valid range (a periodic parameter may be shifted, e.g. -180:180, but
-    may not span more than its period).
+    ``names_flag`` for the parameter names) for an unknown name, a name not in ``names``,
+    ``low >= high``, or bounds outside the parameter's valid range (a periodic parameter
+    may be shifted, e.g. -180:180, but may not span more than its period).
     """
     from robustlens.render.scene import PARAMETERS
 

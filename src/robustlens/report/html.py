@@ -472,6 +472,7 @@ def _map_sections(st: Study, figdir: Path, log: Log | None = None
     for it in st.regions:
         regions_by_key.setdefault(it.key[:2], []).append(it)
     out, rows = [], []
+    colors = _colors(st)
     step = max(1, len(st.maps) // 10)
     for k, it in enumerate(st.maps):
         if log is not None and k and k % step == 0:
@@ -483,7 +484,6 @@ def _map_sections(st: Study, figdir: Path, log: Log | None = None
         regs = [r for r in regs if r.data.criterion == "score"] or regs
         title = (f"{ds.attrs.get('class_name', '')} | {ds.attrs.get('mesh', it.key[1])} | "
                  f"{it.name}")
-        colors = _colors(st)
         labels = [F.method_label(r.data.method or r.key[2], r.data.variant, r.data.starts,
                                  r.data.criterion) for r in regs]
         vdir = st.layout.views_dir(it.name, str(ds.attrs.get("mesh", it.key[1])))
@@ -717,7 +717,7 @@ def _calibration_table(st: Study) -> Table | None:
     """Per model, over every pose of its maps: top-1 accuracy against mean top-1 confidence
     (and the mean true-class score), so a reader can see whether an SRVR ranking under the
     score criterion is about confidence rather than about the decision changing."""
-    from ..regions.criterion import calibration
+    from ..regions.criterion import calibration, pooled_calibration
 
     per_model: dict[str, list[dict[str, float]]] = {}
     for it in st.maps:
@@ -727,17 +727,11 @@ def _calibration_table(st: Study) -> Table | None:
             continue
     rows = []
     for model, cals in per_model.items():
-        w = np.array([c["poses"] for c in cals])
-
-        def avg(k: str, cals: list[dict[str, float]] = cals, w: np.ndarray = w) -> float | None:
-            v = np.array([c[k] for c in cals], dtype=np.float64)
-            ok = np.isfinite(v)
-            return float(np.average(v[ok], weights=w[ok])) if ok.any() else None
-
-        acc, conf = avg("accuracy"), avg("confidence")
+        c = pooled_calibration(cals)
+        acc, conf = c["accuracy"], c["confidence"]
         gap = conf - acc if acc is not None and conf is not None else None
-        rows.append([Cell(model), _ncell(float(w.sum())), _ncell(acc), _ncell(conf),
-                     _ncell(gap), _ncell(avg("mean_score")), _ncell(avg("score_robust"))])
+        rows.append([Cell(model), _ncell(c["poses"]), _ncell(acc), _ncell(conf),
+                     _ncell(gap), _ncell(c["mean_score"]), _ncell(c["score_robust"])])
     if not rows:
         return None
     return Table(["model", "poses", "top-1 accuracy", "mean top-1 confidence",

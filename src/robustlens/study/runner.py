@@ -114,6 +114,7 @@ class Study:
     skipped_: list[str] = field(default_factory=list)
     auto_starts_: dict[str, list[list[float]]] = field(default_factory=dict)
     reused_timings_: dict[str, float] = field(default_factory=dict)
+    run_: dict[str, Any] = field(default_factory=dict)  # wall time and reuse, after run()
     nodes_: dict[str, list[str]] = field(default_factory=dict)
 
     # ------------------------------------------------------------ preparation
@@ -338,7 +339,10 @@ class Study:
                           self.config.semantic.fixed, renderer, folder, spec, threshold,
                           self.config.semantic.batch_size)
 
-        self._step(f"views {clf.spec} {o.spec}", folder, key, run)
+        # maps that can be clicked (1-D / 2-D grids) write views.json; it is the step's result
+        clickable = 1 <= len(self.model_grids_.get(clf.spec, self.grid_)) <= 2
+        self._step(f"views {clf.spec} {o.spec}", folder, key, run,
+                   [folder / "views.json"] if clickable else [])
 
     def _regions(self, clf: Classifier, renderer: MeshRenderer) -> list[RunRecord]:
         from ..regions.criterion import criterion_values
@@ -600,6 +604,8 @@ class Study:
                             f"({len(self.starts_)} fixed + "
                             f"{self.config.regions.n_auto_starts()} auto) starts")
         self.timings_["total"] = round(time.perf_counter() - t0, 2)
+        self.run_ = run_record(self.timings_["total"], len(self.timings_) - 1,
+                               len(self.reused_timings_))
         self._provenance(started)
         if self.config.report:
             from ..report.html import build_report
@@ -636,8 +642,7 @@ class Study:
             },
             "timings_s": self.timings_,
             # the one record of this run's wall time and reuse (CLI line and report alike)
-            "run": run_record(self.timings_["total"], len(self.timings_) - 1,
-                              len(self.reused_timings_)),
+            "run": self.run_,
             # steps reused from an earlier run, with the seconds they took then
             "reused_steps_s": self.reused_timings_,
             # where the work ran: local, or a Ray cluster; per step the node ids that ran it
