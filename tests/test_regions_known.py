@@ -106,7 +106,7 @@ def check_map(da: xr.DataArray, starts: list[tuple[float, float]], method: str,
             assert cells == brute_force_cells(da.values >= T, idx)
         res = find_region(fn, x0, dom, method=method, periodic=[0], threshold=T)
         # a large box on a rugged 3-degree map can use up the budget: then it says so
-        assert res.converged or (allow_budget and res.stop_reason == "budget")
+        assert res.converged or (allow_budget and res.stop_reason == "budget"), res.stop_reason
         assert res.n_evaluations <= 3000
         assert res.worst_score is not None and res.worst_score >= T
         assert res.resolution is not None and res.resolution.shape == (2,)

@@ -25,7 +25,7 @@ import numpy as np
 from scipy.ndimage import maximum_filter
 
 from robustlens.regions.evaluator import BudgetExhausted
-from robustlens.regions.rectilinear import GridAxis, cartesian, maximal_boxes
+from robustlens.regions.rectilinear import GridAxis, box_front, cartesian
 
 if TYPE_CHECKING:
     from robustlens.regions.ours import _Search
@@ -47,17 +47,17 @@ class GridStage:
     def __init__(self, search: _Search) -> None:
         self.s = search
 
-    def axes_of(self, axes: list[np.ndarray]) -> tuple[GridAxis, GridAxis]:
+    def axes_of(self, axes: list[np.ndarray]) -> tuple[GridAxis, ...]:
         out = []
         for i, c in enumerate(axes):
             s = 0 if self.s.periodic[i] else int(np.searchsorted(c, self.s.x0[i]))
             out.append(GridAxis(c, s, bool(self.s.periodic[i]), float(self.s.width[i])))
         if self.s.n == 1:
             out.append(GridAxis(np.zeros(1), 0, dummy=True))
-        return out[0], out[1]
+        return tuple(out)
 
     def window(
-        self, box: Box, g: tuple[GridAxis, GridAxis]
+        self, box: Box, g: tuple[GridAxis, ...]
     ) -> tuple[np.ndarray, np.ndarray]:
         """Coordinates (unwrapped) of a box grown by one line on every side."""
         lo = np.array([float(g[i].x(box[0][i] - 1)) for i in range(self.s.n)])
@@ -106,7 +106,7 @@ class GridStage:
         return out
 
     def candidates(
-        self, st: np.ndarray, g: tuple[GridAxis, GridAxis]
+        self, st: np.ndarray, g: tuple[GridAxis, ...]
     ) -> tuple[list[Box], Box]:
         """Boxes whose faces the next round refines, and the best sound box.
 
@@ -116,12 +116,12 @@ class GridStage:
         a different shape (IoU <= 0.5 with every box chosen).  When none is left, only
         the best sound box's faces are refined: the search has settled.
         """
-        sure = maximal_boxes(st == 1, g)
+        sure = box_front(st == 1, g, "span", best_only=True)
         span = sure.volume("span")
         best_sound = sure.box(int(np.argmax(span)))
         bar = float(span.max()) * (1 + _ALT_GAIN)
-        opt = maximal_boxes(self.optimistic(st), g)
-        mid = opt.volume("middle").ravel()
+        opt = box_front(self.optimistic(st), g, "middle", floor=bar)
+        mid = opt.volume("middle")
         order = np.argsort(-mid, kind="stable")
         chosen = [best_sound]
         for f in order[:500].tolist():
@@ -133,7 +133,7 @@ class GridStage:
                     chosen.append(box)
         return chosen, best_sound
 
-    def box_iou(self, a: Box, b: Box, g: tuple[GridAxis, GridAxis]) -> float:
+    def box_iou(self, a: Box, b: Box, g: tuple[GridAxis, ...]) -> float:
         """IoU of two boxes under the "middle" measure (the overlap of their spans plus
         the smaller of their half-gap margins, per dim): a shape-diversity test."""
         inter = va = vb = 1.0
@@ -150,7 +150,7 @@ class GridStage:
         return inter / (va + vb - inter) if va + vb - inter > 0 else 1.0
 
     def face_proposals(
-        self, boxes: list[Box], g: tuple[GridAxis, GridAxis]
+        self, boxes: list[Box], g: tuple[GridAxis, ...]
     ) -> list[set[float]]:
         """New lines per dim: the middle of every face bracket wider than ``xtol`` and
         ``_FACE_REL`` of the box, and lines that give the two leading boxes at least
@@ -276,7 +276,7 @@ class GridStage:
         except BudgetExhausted as b:
             stop = b
         g = self.axes_of(axes)
-        sure = maximal_boxes(st == 1, g)
+        sure = box_front(st == 1, g, "span", best_only=True)
         best = sure.box(int(np.argmax(sure.volume("span"))))
         faces = self.set_box(best, g)
         self.s.axes = axes
@@ -286,7 +286,7 @@ class GridStage:
             raise stop
         self.s.refine(faces)
 
-    def refine_estimate(self, box: Box, g: tuple[GridAxis, GridAxis]
+    def refine_estimate(self, box: Box, g: tuple[GridAxis, ...]
                         ) -> int:
         """Evaluations the final face bisection of ``box`` may need (what certifying
         leaves): per face, two dense checks over its lines (and cell centres for oir_b /
@@ -307,7 +307,7 @@ class GridStage:
             return np.where(np.isnan(sv), 0, np.where(sv >= self.s.t, 1, -1)).astype(np.int8)
 
     def certify_proposals(
-        self, box: Box, g: tuple[GridAxis, GridAxis], sv: np.ndarray
+        self, box: Box, g: tuple[GridAxis, ...], sv: np.ndarray
     ) -> tuple[list[set[float]], np.ndarray]:
         """Lines that split the cells of ``box`` where a hole below the threshold could
         hide between the scored nodes, and probe points (cell centres) for such cells
@@ -372,7 +372,7 @@ class GridStage:
         idx = np.argwhere(mask)
         return np.stack([axes[i][idx[:, i]] for i in range(len(axes))], axis=1)
 
-    def set_box(self, box: Box, g: tuple[GridAxis, GridAxis]) -> list[dict[str, Any] | None]:
+    def set_box(self, box: Box, g: tuple[GridAxis, ...]) -> list[dict[str, Any] | None]:
         """Set the search's box to grid box ``box``; returns its 2n face brackets."""
         shape = tuple(g[i].m for i in range(self.s.n))
         return self.s.lattice_box(box, shape, lambda i, k: float(g[i].x(k)))

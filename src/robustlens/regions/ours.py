@@ -122,6 +122,14 @@ def default_max_evals(n: int) -> int:
     return 750 * 2**n
 
 
+def default_trades(n: int, method: str) -> int:
+    """Volume trades at most: 1-D / 2-D 1 (oir_w 2(n-1)); 3-D and more ``2n``, because the
+    choice of the box on the lattice is coarse there and the trades set its shape."""
+    if n >= 3:
+        return 2 * n
+    return 2 * (n - 1) if method == "oir_w" else 1
+
+
 def default_lattice(n: int, max_evals: int) -> int:
     """Cells per dim such that the full lattice is about a third of the budget."""
     return int(np.clip(math.floor((max_evals / 3.0) ** (1.0 / n)), _MIN_CELLS, _MAX_CELLS))
@@ -160,7 +168,7 @@ class _Search:
         self.tol = float(hyper["xtol"]) * self.width
         self.fd = float(hyper["fd_step"]) * self.width
         tr = hyper["trades"]
-        self.trades = (2 * (n - 1) if method == "oir_w" else 1) if tr is None else int(tr)
+        self.trades = default_trades(n, method) if tr is None else int(tr)
         self.trade_frac = float(hyper["trade_frac"])
         self.fine_faces = method != "naive"
         self.lo = x0.copy()
@@ -574,20 +582,21 @@ class _Search:
         self.log_trace()
         return True
 
-    def refine(self, faces: list[dict[str, Any] | None], log_entry: bool = False) -> None:
+    def refine(self, faces: list[dict[str, Any] | None], log_entry: bool = False,
+               verify: bool = True) -> None:
         """`_refine`; if the budget runs out midway the box goes back to its entry
         state (sound at the lattice resolution) before `BudgetExhausted` propagates."""
         entry = (self.lo.copy(), self.hi.copy())
         if log_entry:
             self.log_trace()
         try:
-            self._refine(faces)
+            self._refine(faces, verify)
         except BudgetExhausted:
             self.lo, self.hi = entry
             self.log_trace()
             raise
 
-    def _refine(self, faces: list[dict[str, Any] | None]) -> None:
+    def _refine(self, faces: list[dict[str, Any] | None], verify: bool = True) -> None:
         """Move faces out until every bracket is below tolerance (raises `BudgetExhausted`).
 
         A face with ``bad`` set bisects; one without grows by doubling ``step``.  The
@@ -599,9 +608,17 @@ class _Search:
         """
         entry = (self.lo.copy(), self.hi.copy())
         self.sweep(faces, dense=False)
+        if verify:
+            self.verify_since(entry)
+
+    def verify_since(self, entry: tuple[np.ndarray, np.ndarray]) -> None:
+        """Dense check of every face that moved since the sound box ``entry``: the face
+        and every line it crossed, over the current box (one call); a face failing it
+        goes back to its entry position and bisects with dense tests."""
+        # only faces that moved out need a check: a face that moved in shrank the box
         moved = [(i, s) for i in range(self.n) for s in (-1, 1)
                  if not self.full_circle(i, self.lo, self.hi)
-                 and (self.lo[i] if s < 0 else self.hi[i]) != entry[(s + 1) // 2][i]]
+                 and (self.lo[i] < entry[0][i] if s < 0 else self.hi[i] > entry[1][i])]
         if not moved:
             return
         blocks, spans, start = [], [], 0
@@ -691,10 +708,18 @@ class _Search:
         the budget left: a trade that would pass that is undone and trading stops, so
         the last converged box is kept (and the budget is not exhausted)."""
         self.trade_limit = self.ev.n_evaluations + int(_TRADE_SHARE * self.remaining())
+        entry = (self.lo.copy(), self.hi.copy())
         try:
             self._polish()
         finally:
             self.trade_limit = None
+        # from 3-D on trades move faces with cheap tests: one dense check of the final
+        # box; if the budget cannot pay it, the converged box before the trades stays
+        try:
+            self.verify_since(entry)
+        except BudgetExhausted:
+            self.lo, self.hi = entry
+            self.log_trace()
 
     def _polish(self) -> None:
         tried: set[int] = set()
@@ -724,10 +749,10 @@ class _Search:
                 step = np.maximum((frac / 2) * (self.hi - self.lo), 2 * self.tol)
                 grow = [{"dim": j, "side": s, "bad": None, "step": float(step[j])}
                         for j in range(self.n) for s in (-1, 1) if j != i]
-                self.refine(grow)  # type: ignore[arg-type]
+                self.refine(grow, verify=self.n <= 2)  # type: ignore[arg-type]
                 back = [{"dim": i, "side": s, "bad": None, "step": max(d / 2, 2 * self.tol[i])}
                         for s in (-1, 1)]
-                self.refine(back)  # type: ignore[arg-type]
+                self.refine(back, verify=self.n <= 2)  # type: ignore[arg-type]
             except BudgetExhausted as b:
                 self.lo, self.hi = snap
                 self.log_trace()

@@ -32,7 +32,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["GridAxis", "MaximalBoxes", "cartesian", "line_runs", "maximal_boxes"]
+__all__ = ["BoxFront", "GridAxis", "MaximalBoxes", "box_front", "cartesian", "line_runs",
+           "maximal_boxes"]
 
 MEASURES = ("span", "middle", "outer", "cells")
 
@@ -159,3 +160,109 @@ def maximal_boxes(good: np.ndarray, axes: tuple[GridAxis, GridAxis]) -> MaximalB
     if ax0.periodic:
         valid &= (np.arange(max_up + 1)[:, None] + np.arange(max_dn + 1)[None, :] + 1) <= m0
     return MaximalBoxes(axes=(ax0, ax1), left=left, right=right, valid=valid)
+
+
+@dataclass
+class BoxFront:
+    """Boxes of good nodes containing the start in n-D: inclusive index bounds
+    ``lo``/``hi`` of shape (K, n), unwrapped on periodic dims (see `MaximalBoxes`)."""
+
+    axes: tuple[GridAxis, ...]
+    lo: np.ndarray  # (K, n) int
+    hi: np.ndarray  # (K, n) int
+
+    def __len__(self) -> int:
+        return int(self.lo.shape[0])
+
+    def volume(self, measure: str) -> np.ndarray:
+        """(K,) volumes under ``measure``."""
+        v = np.ones(len(self))
+        for i, ax in enumerate(self.axes):
+            v = v * ax.extent(self.lo[:, i], self.hi[:, i], measure)
+        return v
+
+    def box(self, k: int) -> tuple[list[int], list[int]]:
+        return [int(v) for v in self.lo[k]], [int(v) for v in self.hi[k]]
+
+
+def _front_2d(good: np.ndarray, axes: tuple[GridAxis, ...]) -> tuple[np.ndarray, np.ndarray]:
+    mb = maximal_boxes(good, (axes[0], axes[1]))
+    a0, b0, a1, b1 = mb.bounds()
+    v = mb.valid
+    return (np.stack([a0[v], a1[v]], axis=1).astype(np.int64),
+            np.stack([b0[v], b1[v]], axis=1).astype(np.int64))
+
+
+def box_front(
+    good: np.ndarray, axes: tuple[GridAxis, ...], measure: str = "span",
+    floor: float = -np.inf, best_only: bool = False,
+) -> BoxFront:
+    """Boxes of ``good`` nodes containing the start whose ``measure`` volume exceeds
+    ``floor``: in 2-D the whole front of `maximal_boxes`; in n-D, for every reach of
+    dim 0 around the start (its good slabs ANDed), the front of the (n-1)-D problem on
+    that slab.  Every largest box, under any measure, is among them.
+
+    Branch and bound: a reach of dim 0 is skipped when its extent times the largest
+    volume of the (n-1)-D front of the next smaller reach (which holds every box of
+    this one) cannot pass ``floor``; with ``best_only`` the floor rises to the best
+    volume found so far, so only the largest box (and ties) need be kept.
+    """
+    n = good.ndim
+    if n <= 2:
+        lo, hi = _front_2d(good, axes)
+        front = BoxFront(axes, lo, hi)
+        keep = front.volume(measure) > floor
+        if best_only and keep.any():
+            v = front.volume(measure)
+            keep &= v >= v.max()
+        return BoxFront(axes, lo[keep], hi[keep])
+    ax0 = axes[0]
+    m0, s0 = good.shape[0], ax0.start
+    rest = tuple(a.start for a in axes[1:])
+    los: list[np.ndarray] = []
+    his: list[np.ndarray] = []
+    best = [floor]
+    rest_full = 1.0
+    for a in axes[1:]:
+        rest_full *= float(a.extent(np.array(-10**9 if a.periodic else 0),
+                                    np.array(10**9 if a.periodic else a.m - 1), measure))
+    if not good[(s0, *rest)]:
+        return BoxFront(axes, np.zeros((0, n), np.int64), np.zeros((0, n), np.int64))
+    max_up = m0 - 1 if ax0.periodic else s0
+    max_dn = m0 - 1 if ax0.periodic else m0 - 1 - s0
+    slab_up = np.ones(good.shape[1:], bool)
+    for u in range(max_up + 1):
+        slab_up &= good[(s0 - u) % m0]
+        if not slab_up[rest]:
+            break
+        slab = slab_up.copy()
+        sub_max = rest_full
+        for d in range(max_dn + 1):
+            if ax0.periodic and u + d + 1 > m0:
+                break
+            if d > 0:
+                slab &= good[(s0 + d) % m0]
+            if not slab[rest]:
+                break
+            e0 = float(ax0.extent(np.array(s0 - u), np.array(s0 + d), measure))
+            if e0 * sub_max <= best[0]:
+                continue
+            sub = box_front(slab, axes[1:], measure, best[0] / e0 if e0 > 0 else -np.inf,
+                            best_only)
+            if len(sub) == 0:
+                continue
+            vol = sub.volume(measure)
+            sub_max = float(vol.max())
+            k = len(sub)
+            los.append(np.concatenate([np.full((k, 1), s0 - u), sub.lo], axis=1))
+            his.append(np.concatenate([np.full((k, 1), s0 + d), sub.hi], axis=1))
+            if best_only:
+                best[0] = max(best[0], e0 * sub_max * (1 - 1e-12))
+    if not los:
+        return BoxFront(axes, np.zeros((0, n), np.int64), np.zeros((0, n), np.int64))
+    front = BoxFront(axes, np.concatenate(los), np.concatenate(his))
+    v = front.volume(measure)
+    keep = v > floor
+    if best_only:
+        keep &= v >= v.max() * (1 - 1e-9)
+    return BoxFront(axes, front.lo[keep], front.hi[keep])
