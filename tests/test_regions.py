@@ -660,3 +660,44 @@ def test_long_steps_do_not_jump_over_a_narrow_dip():
         r = find_region(_plateau_with_dip, [0.0], dom, method=method)
         assert r.upper[0] == pytest.approx(20.0, abs=1.0), method
         assert r.lower[0] == pytest.approx(-50.0, abs=1.0), method
+
+
+# --------------------------------------------- hyper-parameters: one description of record
+def test_documented_defaults_of_variant_ours_are_the_codes():
+    """`OursParams`' docstring is the description of record: every field is documented
+    as ``name = default`` and the default it states is the code's."""
+    import dataclasses
+    import re
+
+    from robustlens.regions.params import OursParams, PaperParams
+
+    doc = OursParams.__doc__ or ""
+    documented = dict(re.findall(r"^\s*- (\w+) = ([^:]+):", doc, flags=re.M))
+    fields = {f.name: f.default for f in dataclasses.fields(OursParams)}
+    assert set(documented) == set(fields)
+    for name, default in fields.items():
+        assert documented[name] == repr(default), name
+    for f in dataclasses.fields(PaperParams):  # the paper's constants, named in its doc
+        assert f.name in (PaperParams.__doc__ or "")
+
+
+def test_robust_region_follows_scikit_learn_rules():
+    """Parameters are stored as given, checked in run(), readable and settable."""
+    f = Plateau([20, 30], [60, 70], [1.0, 1.0])
+    est = RobustRegion(method="bogus", xtol=-1)  # stored, not checked yet
+    assert est.get_params()["method"] == "bogus" and est.get_params()["xtol"] == -1
+    with pytest.raises(BadInput, match="method: unknown method 'bogus'"):
+        est.run(f, [40, 50], ([0, 0], [100, 100]))
+    est.set_params(method="naive")
+    with pytest.raises(BadInput, match="xtol"):
+        est.run(f, [40, 50], ([0, 0], [100, 100]))
+    est.set_params(xtol=None, lr=0.1)
+    with pytest.raises(BadInput, match="lr"):  # a paper hyper-parameter on variant ours
+        est.run(f, [40, 50], ([0, 0], [100, 100]))
+    est.set_params(lr=None, max_evals=400)
+    res = est.run(f, [40, 50], ([0, 0], [100, 100])).result_
+    assert res is not None and res.n_evaluations <= 400 and res.hyper["max_evals"] == 400
+    with pytest.raises(BadInput, match="unknown parameter"):
+        est.set_params(bogus=1)
+    clone = RobustRegion(**est.get_params())
+    assert clone.get_params() == est.get_params()

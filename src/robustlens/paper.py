@@ -5,8 +5,6 @@ update rules and the SRVR protocol.  Everything that uses one of these numbers r
 
 from __future__ import annotations
 
-from typing import Any
-
 #: camera distance in units of the unit-sphere-normalised mesh's radius
 DISTANCE: float = 2.732
 #: rendered image side in pixels (and the network input of the ImageNet models)
@@ -29,8 +27,3 @@ STARTS: list[tuple[float, float]] = [(130, 30), (50, 20), (200, 15), (310, 50)]
 #: the domain ((azimuth_min, elevation_min), (azimuth_max, elevation_max)) in degrees
 DOMAIN: tuple[tuple[float, float], tuple[float, float]] = ((0, -10), (360, 90))
 
-
-def region_defaults() -> dict[str, Any]:
-    """The paper's region hyper-parameters as ``find_region`` keyword defaults."""
-    return {"lr": LR, "alpha": ALPHA, "beta": BETA, "reg": REG, "n_iter": N_ITER,
-            "start_halfwidth": START_HALFWIDTH, "fd_step": FD_STEP}

@@ -14,16 +14,9 @@ certification of its cells (`grid_stage`, 1-D / 2-D), batched face bisection (`o
 
 Hyper-parameters (keyword arguments)
 ------------------------------------
-paper: ``lr=0.1, alpha=0.05, beta=0.0009, reg=0.1, n_iter=800, start_halfwidth=1e-5,
-fd_step=1e-3`` (central differences with step ``fd_step`` x domain width per dim
-when OIR_W has no ``grad_fn``).
-ours: ``threshold=0.5, max_evals=None (750 * 2**n: 3000 in 2-D), max_iter=2000,
-lattice=None (flood-fill cells per dim, from the budget), xtol=1e-3, fd_step=1e-3,
-trades=None (2(n-1) for oir_w, else 0), trade_frac=0.5`` (tolerances are fractions of
-the domain width per dim; see `ours`).
-both: ``periodic`` (bool mask (n,) or list of dim indices; only "ours" wraps, the
-paper rules clip), ``grow_tol=1e-3`` (a region *grew* when the geometric mean of its
-widths relative to the domain widths exceeds it).
+Named in `RobustRegion`; described once, with their defaults, in
+`robustlens.regions.params` (`OursParams` for "ours", `PaperParams` for "paper", plus
+``periodic`` and ``grow_tol`` for both).
 """
 
 from __future__ import annotations
@@ -35,20 +28,17 @@ import numpy as np
 
 from robustlens.errors import BadInput
 from robustlens.regions.evaluator import Evaluator, GradFn, ScoreFn
-from robustlens.regions.ours import OURS_DEFAULTS, run_ours
-from robustlens.regions.paper import PAPER_DEFAULTS, run_paper
+from robustlens.regions.ours import run_ours
+from robustlens.regions.paper import run_paper
+from robustlens.regions.params import defaults, names
 from robustlens.regions.result import RegionResult, box_volume
 
-__all__ = ["METHODS", "VARIANTS", "RobustRegion", "find_region", "parse_domain"]
+__all__ = ["HYPER_NAMES", "METHODS", "VARIANTS", "RobustRegion", "find_region", "parse_domain"]
 
 METHODS = ("naive", "oir_b", "oir_w")
 VARIANTS = ("paper", "ours")
-_COMMON: dict[str, Any] = {"periodic": None, "grow_tol": 1e-3}
-
-
-def _defaults(variant: str) -> dict[str, Any]:
-    base = PAPER_DEFAULTS if variant == "paper" else OURS_DEFAULTS
-    return {**base, **_COMMON}
+#: every hyper-parameter name of either variant, in `RobustRegion`'s order
+HYPER_NAMES: tuple[str, ...] = tuple(dict.fromkeys(names("ours") + names("paper")))
 
 
 def _as_vector(name: str, v: Any) -> np.ndarray:
@@ -104,7 +94,7 @@ def _parse_periodic(periodic: Any, n: int) -> np.ndarray:
 
 
 def _check_hyper(variant: str, hyper: dict[str, Any]) -> dict[str, Any]:
-    allowed = _defaults(variant)
+    allowed = defaults(variant)
     unknown = sorted(set(hyper) - set(allowed))
     if unknown:
         raise BadInput(
@@ -167,26 +157,84 @@ def _check_hyper(variant: str, hyper: dict[str, Any]) -> dict[str, Any]:
 class RobustRegion:
     """Estimator-style interface: ``RobustRegion(method, variant, **hyper).run(...)``.
 
-    After `run`, ``result_`` holds the `RegionResult`.  Hyper-parameters are checked
-    at construction (unknown names raise `BadInput`).
+    scikit-learn's rules: the constructor stores its arguments as given; `run` checks
+    them (an unknown method / variant, a hyper-parameter the variant does not have or
+    a bad value raise `BadInput` naming it); `get_params` / `set_params` read and
+    change them.  A hyper-parameter left at None takes the variant's default
+    (`robustlens.regions.params`).  After `run`, ``result_`` holds the `RegionResult`.
     """
 
-    def __init__(self, method: str = "oir_b", variant: str = "ours", **hyper: Any) -> None:
-        if method not in METHODS:
-            raise BadInput(
-                f"method: unknown method {method!r}; expected one of {', '.join(METHODS)}"
-            )
-        if variant not in VARIANTS:
-            raise BadInput(
-                f"variant: unknown variant {variant!r}; expected one of {', '.join(VARIANTS)}"
-            )
+    def __init__(
+        self,
+        method: str = "oir_b",
+        variant: str = "ours",
+        *,
+        threshold: float | None = None,
+        max_evals: int | None = None,
+        max_iter: int | None = None,
+        lattice: int | list[int] | None = None,
+        xtol: float | None = None,
+        fd_step: float | None = None,
+        trades: int | None = None,
+        trade_frac: float | None = None,
+        alternatives: int | None = None,
+        lr: float | None = None,
+        alpha: float | None = None,
+        beta: float | None = None,
+        reg: float | None = None,
+        n_iter: int | None = None,
+        start_halfwidth: float | None = None,
+        periodic: Any = None,
+        grow_tol: float | None = None,
+    ) -> None:
         self.method = method
         self.variant = variant
-        self.hyper = _check_hyper(variant, hyper)
+        self.threshold = threshold
+        self.max_evals = max_evals
+        self.max_iter = max_iter
+        self.lattice = lattice
+        self.xtol = xtol
+        self.fd_step = fd_step
+        self.trades = trades
+        self.trade_frac = trade_frac
+        self.alternatives = alternatives
+        self.lr = lr
+        self.alpha = alpha
+        self.beta = beta
+        self.reg = reg
+        self.n_iter = n_iter
+        self.start_halfwidth = start_halfwidth
+        self.periodic = periodic
+        self.grow_tol = grow_tol
         self.result_: RegionResult | None = None
 
-    def get_params(self) -> dict[str, Any]:
-        return {"method": self.method, "variant": self.variant, **self.hyper}
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor's arguments as stored (None: the variant's default)."""
+        return {"method": self.method, "variant": self.variant,
+                **{k: getattr(self, k) for k in HYPER_NAMES}}
+
+    def set_params(self, **params: Any) -> RobustRegion:
+        """Change constructor arguments; an unknown name raises `BadInput`."""
+        known = ("method", "variant", *HYPER_NAMES)
+        unknown = sorted(set(params) - set(known))
+        if unknown:
+            raise BadInput(f"unknown parameter(s) {', '.join(unknown)}; expected some of "
+                           f"{', '.join(known)}")
+        for k, v in params.items():
+            setattr(self, k, v)
+        return self
+
+    def _checked(self) -> dict[str, Any]:
+        if self.method not in METHODS:
+            raise BadInput(
+                f": unknown method {self.method!r}; expected one of {', '.join(METHODS)}",
+                param="method")
+        if self.variant not in VARIANTS:
+            raise BadInput(
+                f": unknown variant {self.variant!r}; expected one of "
+                f"{', '.join(VARIANTS)}", param="variant")
+        given = {k: getattr(self, k) for k in HYPER_NAMES if getattr(self, k) is not None}
+        return _check_hyper(self.variant, given)
 
     def run(
         self,
@@ -199,6 +247,7 @@ class RobustRegion:
             raise BadInput(f"score_fn: expected a callable, got {type(score_fn).__name__}")
         if grad_fn is not None and not callable(grad_fn):
             raise BadInput(f"grad_fn: expected a callable or None, got {type(grad_fn).__name__}")
+        h = self._checked()
         x0a = _as_vector("x0", x0)
         n = x0a.size
         lower, upper = parse_domain(domain, n)
@@ -209,7 +258,6 @@ class RobustRegion:
                 f"x0: start point {x0a.tolist()} is outside the domain in dim {i} "
                 f"({x0a[i]} not in [{lower[i]}, {upper[i]}])"
             )
-        h = self.hyper
         periodic = _parse_periodic(h["periodic"], n)
         ev = Evaluator(score_fn, grad_fn, lower, upper, periodic, cache=self.variant == "ours")
         if self.variant == "paper":
@@ -273,6 +321,11 @@ def find_region(
     hyper-parameter, or a ``score_fn`` that returns the wrong shape or non-finite
     scores.
     """
+    unknown = sorted(set(hyper) - set(HYPER_NAMES))
+    if unknown:
+        raise BadInput(
+            f"unknown hyper-parameter(s) {', '.join(unknown)} for variant {variant!r}; "
+            f"expected some of {', '.join(sorted(defaults(variant)))}")
     est = RobustRegion(method=method, variant=variant, **hyper).run(score_fn, x0, domain, grad_fn)
     assert est.result_ is not None
     return est.result_

@@ -78,6 +78,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -85,6 +86,7 @@ import numpy as np
 from robustlens.regions.evaluator import BudgetExhausted, Evaluator
 from robustlens.regions.grid_stage import GridStage
 from robustlens.regions.ground_truth import largest_box_mask
+from robustlens.regions.params import OursParams
 from robustlens.regions.rectilinear import cartesian
 from robustlens.regions.result import TraceStep, box_volume
 
@@ -94,17 +96,8 @@ __all__ = ["OURS_DEFAULTS", "SEARCH_REVISION", "default_max_evals", "run_ours"]
 #: regions steps are keyed by it, so they are recomputed (and its maps are not)
 SEARCH_REVISION = 2
 
-OURS_DEFAULTS: dict[str, Any] = {
-    "threshold": 0.5,
-    "max_evals": None,  # evaluation budget; None: 750 * 2**n
-    "max_iter": 2000,  # search rounds (score_fn calls, cached rounds included) at most
-    "lattice": None,  # flood-fill cells per dim (int or list); None: from the budget
-    "xtol": 1e-3,  # face bracket tolerance, fraction of the domain width
-    "fd_step": 1e-3,  # oir_w finite-difference step without grad_fn, fraction of width
-    "trades": None,  # oir_w volume trades; None: 2 (n - 1) for oir_w, else 0
-    "trade_frac": 0.04,  # shrink of a trade, fraction of the box width
-    "alternatives": None,  # runner-up lattice boxes refined; None: 3 (n <= 2), 1 (3-D), else 0
-}
+#: variant "ours"'s defaults (described in `robustlens.regions.params.OursParams`)
+OURS_DEFAULTS: dict[str, Any] = asdict(OursParams())
 
 _FLOOD_SHARE = 0.45  # the flood fill may spend at most this share of the budget ...
 _MIN_CELLS, _MAX_CELLS = 8, 48

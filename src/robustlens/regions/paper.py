@@ -22,17 +22,18 @@ Deliberate, documented choices where the printed rules are silent:
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 
-from robustlens import paper
 from robustlens.regions.evaluator import Evaluator
+from robustlens.regions.params import PaperParams
 from robustlens.regions.result import TraceStep
 
 __all__ = ["PAPER_DEFAULTS", "corner_mask", "corners", "run_paper"]
 
-PAPER_DEFAULTS: dict[str, Any] = paper.region_defaults()
+PAPER_DEFAULTS: dict[str, Any] = asdict(PaperParams())
 
 
 def corner_mask(n: int) -> np.ndarray:
