@@ -355,14 +355,14 @@ class DiffMeshRenderer:
         s = self.image_size
         self._scene = mi.load_dict({
             "type": "scene",
-            "integrator": {"type": "prb_projective", "max_depth": 1},
+            "integrator": {"type": "prb_projective", "max_depth": 1, "sppi": 0},
             "sensor": {
                 "type": "perspective", "fov": _SENSOR_FOV, "fov_axis": "y",
                 "near_clip": 1e-3, "far_clip": 1e4,
                 "to_world": mi.ScalarTransform4f().look_at(origin=[0, 0, 0], target=[0, 0, -1],
                                                            up=[0, 1, 0]),
                 "film": {"type": "hdrfilm", "width": s, "height": s, "pixel_format": "rgb",
-                         "rfilter": {"type": "box"}, "sample_border": False},
+                         "rfilter": {"type": "box"}, "sample_border": True},
                 "sampler": {"type": "independent"}},
             "object": shape,
             "background": {"type": "constant", "radiance": {"type": "rgb",
@@ -501,6 +501,31 @@ class DiffMeshRenderer:
             values[i] = float(value)
             imgs.append(image.clamp(0.0, 1.0))
         return torch.stack(imgs), values, grads
+
+    def image_derivative(self, mesh: trimesh.Trimesh, params: Mapping[str, float], name: str,
+                         fixed: Mapping[str, float] | None = None
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One image ``(3, H, W)`` and its derivative with respect to ``name`` (per unit:
+        per degree for angles), by forward-mode differentiation through the renderer."""
+        import drjit as dr
+
+        mi = self.mi
+        if name not in DIFF_PARAMS:
+            raise BadInput(f"{name!r}: no gradient for this parameter", param="param")
+        p = scene_batch({k: np.atleast_1d(v) for k, v in params.items()}, fixed=fixed)
+        self._setup(mesh)
+        q = self._pose(p, 0, grad=[name])
+        self._apply(q)
+        img = mi.render(self._scene, self._params, spp=self.spp, spp_grad=self.spp_grad,
+                        seed=self.seed, seed_grad=self.seed + 1)
+        dr.forward(q[name])
+        grad = dr.grad(img)
+        self.n_renders_ += 1
+
+        def chw(t: Any) -> torch.Tensor:
+            return torch.from_numpy(np.array(t, dtype=np.float32)).permute(2, 0, 1)
+
+        return chw(img), chw(grad)
 
     def close(self) -> None:
         """Drop the scene (idempotent)."""
