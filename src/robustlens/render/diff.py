@@ -37,7 +37,6 @@ when a part is open or coloured, refused with a one-line error naming them.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -48,7 +47,7 @@ import trimesh
 
 from .. import paper
 from ..errors import BadInput
-from .materials import materials_of, srgb_to_linear
+from .materials import materials_of
 from .scene import PARAMETERS, scene_batch
 
 #: Dr.Jit's LLVM backend aborts the process (``LLVM ERROR: Cannot select ... fminimum``) with
@@ -249,7 +248,7 @@ def prepare_mesh(mesh: trimesh.Trimesh, union: bool = True, name: str = "mesh"
             try:
                 from trimesh.boolean import union as _union
 
-                solid = _union([parts[i] for i in involved], engine="manifold")
+                solid: Any = _union([parts[i] for i in involved], engine="manifold")
             except Exception as exc:  # noqa: BLE001 - no engine, or a failed boolean
                 raise BadInput(f"{name}: parts {desc} interpenetrate and their union failed "
                                f"({str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__}"
@@ -460,7 +459,7 @@ class DiffMeshRenderer:
         for i in range(len(p["azimuth"])):
             with dr.suspend_grad():
                 self._apply(self._pose(p, i))
-                img = self.mi.render(self._scene, spp=self.spp, seed=self.seed)
+                img = self.mi.render(self._scene, spp=self.spp, seed=self.seed)  # type: ignore[arg-type]
             self.n_renders_ += 1
             out.append(torch.from_numpy(np.array(img, dtype=np.float32)).permute(2, 0, 1))
         return torch.stack(out).clamp_(0.0, 1.0)
@@ -553,6 +552,3 @@ def whitebox_available(variant: str = "llvm_ad_rgb") -> bool:
 
 __all__ = ["DIFF_PARAMS", "DiffMeshRenderer", "MIN_LLVM", "PreparedMesh", "backend_problem",
            "check_backend", "llvm_in_use", "prepare_mesh", "whitebox_available"]
-
-_ = os  # DRJIT_LIBLLVM_PATH is read by Dr.Jit itself
-_ = srgb_to_linear
