@@ -115,23 +115,43 @@ def _winding_numbers(points: np.ndarray, tri: np.ndarray, chunk: int = 256) -> n
     return out
 
 
+def _overlap_volume(p: trimesh.Trimesh, q: trimesh.Trimesh) -> float | None:
+    """Volume shared by two closed parts (manifold3d), or None without the engine."""
+    try:
+        from trimesh.boolean import intersection
+
+        return float(abs(intersection([p, q], engine="manifold").volume))
+    except Exception:  # noqa: BLE001 - no engine, or a failed boolean: use winding numbers
+        return None
+
+
 def _interpenetrating(parts: list[trimesh.Trimesh]) -> list[tuple[int, int]]:
-    """Pairs (i, j) of parts where a vertex of one lies strictly inside the other (a closed
-    part; open parts cannot contain anything)."""
-    pairs = []
+    """Pairs (i, j) of parts that interpenetrate: two closed parts sharing volume
+    (manifold3d), or a part with a vertex strictly inside a closed one (winding numbers;
+    open parts cannot contain anything)."""
+    pairs = set()
     for i, p in enumerate(parts):
         for j, q in enumerate(parts):
             if i == j or not q.is_watertight:
                 continue
             lo, hi = q.bounds
+            plo, phi = p.bounds
+            if np.any(plo > hi + 1e-9) or np.any(phi < lo - 1e-9):
+                continue
+            if p.is_watertight and i < j:
+                vol = _overlap_volume(p, q)
+                if vol is not None:
+                    if vol > 1e-9 * max(min(abs(p.volume), abs(q.volume)), 1e-12) + 1e-12:
+                        pairs.add((i, j))
+                    continue
+            elif p.is_watertight:
+                continue  # the pair is decided at (j, i)
             v = np.asarray(p.vertices)
             near = np.all((v > lo - 1e-9) & (v < hi + 1e-9), axis=1)
-            if not near.any():
-                continue
-            w = _winding_numbers(v[near], np.asarray(q.triangles))
-            if np.any(np.abs(w) > 0.75):
-                pairs.append((min(i, j), max(i, j)))
-    return sorted(set(pairs))
+            if near.any() and np.any(np.abs(_winding_numbers(v[near],
+                                                             np.asarray(q.triangles))) > 0.75):
+                pairs.add((min(i, j), max(i, j)))
+    return sorted(pairs)
 
 
 @dataclass
@@ -254,8 +274,8 @@ def prepare_mesh(mesh: trimesh.Trimesh, union: bool = True, name: str = "mesh"
                                f"({str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__}"
                                f"); install manifold3d (whitebox extra)", param="mesh") from None
             rest = [p for i, p in enumerate(parts) if i not in involved]
-            tm = trimesh.util.concatenate([solid, *rest]) if rest else solid
-            v2, f2, _, _ = _weld(np.asarray(tm.vertices), np.asarray(tm.faces), None)
+            joined: Any = trimesh.util.concatenate([solid, *rest]) if rest else solid
+            v2, f2, _, _ = _weld(np.asarray(joined.vertices), np.asarray(joined.faces), None)
             tm = trimesh.Trimesh(v2, f2, process=False)
             notes.append(f"unioned {len(involved)} interpenetrating parts")
     # consistent winding, each body facing outwards (the area emitter is one-sided)
