@@ -25,7 +25,6 @@ import numpy as np
 import pytest
 import torch
 import trimesh
-
 from conftest import run_cli
 
 
