@@ -41,6 +41,11 @@ def region_options(fn: Any) -> Any:
                      help="Poses rendered and classified together."),
         click.option("--image-size", type=click.IntRange(8, 2048), default=None,
                      help="Render size in pixels, 8..2048 (default: the model's input size)."),
+        click.option("--grad", default="fd", show_default=True,
+                     help="Score gradients of oir_w: fd = finite differences of the moderngl "
+                          "renderer; mitsuba = through the differentiable Mitsuba 3 renderer "
+                          "(white box; scores then come from Mitsuba too; needs the whitebox "
+                          "extra)."),
     ]
     for opt in reversed(opts):
         fn = opt(fn)
@@ -50,7 +55,7 @@ def region_options(fn: Any) -> Any:
 def parse_search(params: tuple[str, ...], domains: tuple[str, ...], starts: tuple[str, ...],
                  sets: tuple[str, ...], variant: str, methods: list[str], threshold: float,
                  max_evals: int | None, batch_size: int,
-                 criterion: str = "score") -> dict[str, Any]:
+                 criterion: str = "score", grad: str = "fd") -> dict[str, Any]:
     """Validate the search options (everything that needs no model) into a dict."""
     import math
 
@@ -78,6 +83,15 @@ def parse_search(params: tuple[str, ...], domains: tuple[str, ...], starts: tupl
         raise BadInput(f"--start: required when --param is not {','.join(DEFAULT_PARAMS)} "
                        f"(one value per parameter: {', '.join(names)})")
     check_variant(variant)
+    from ..regions.whitebox import check_grad
+
+    check_grad(grad)
+    if grad == "mitsuba":  # fail before any model loads
+        from ..render.diff import backend_problem
+
+        problem = backend_problem()
+        if problem is not None:
+            raise BadInput(f"--grad mitsuba: {problem}")
     for m in methods:
         check_method(m)
     if not math.isfinite(threshold):
@@ -100,7 +114,7 @@ def parse_search(params: tuple[str, ...], domains: tuple[str, ...], starts: tupl
              | max_evals_hyper(variant, m, len(names), max_evals) for m in methods}
     return {"names": names, "domain": domain, "starts": pts, "fixed": fixed, "hyper": hyper,
             "periodic": scene_periodic(names, domain), "criterion": criterion,
-            "threshold": threshold}
+            "threshold": threshold, "grad": grad}
 
 
 def parse_domain_specs(items: Iterable[str], flag: str = "--domain") -> dict[str, tuple[float, float]]:

@@ -25,10 +25,12 @@ Examples:
   robustlens regions --mesh demo:mug --map out/mug/map.nc --method oir_w --out out/mug_oirw
   robustlens regions --mesh chair.obj --up z --class 559 --start 130,30 --start 50,20 --variant paper --max-evals 400 --out out/chair
   robustlens regions --mesh demo:vase --param azimuth --set elevation=20 --start 90 --out out/vase1d
+  robustlens regions --mesh demo:mug --method oir_w --variant paper --grad mitsuba --max-evals 50 --out out/mug_whitebox
 
 Defaults: the paper's start points (130,30) (50,20) (200,15) (310,50) over
 azimuth [0,360] (periodic) x elevation [-10,90], method oir_b, variant ours.
-Methods: naive, oir_b (black box), oir_w (white box; finite differences).
+Methods: naive, oir_b (black box), oir_w (white box: finite differences of
+the moderngl renderer, or with --grad mitsuba gradients through Mitsuba 3).
 Variants: ours (threshold line search, --threshold) or paper (the reference
 gradient rules, 800 iterations; --max-evals caps them).
 Output: DIR/regions.json (one record per start), DIR/traces/start_K.json and
@@ -52,20 +54,22 @@ the map's exact largest box)."""
 def command(mesh_spec: str, up: str, class_: str | None, method: str, params: tuple[str, ...],
             domains: tuple[str, ...], starts: tuple[str, ...], variant: str, threshold: float,
             criterion: str, max_evals: int | None, sets: tuple[str, ...], batch_size: int,
-            image_size: int | None, map_path: str | None, out_dir: str, **kwargs: Any) -> None:
+            image_size: int | None, grad: str, map_path: str | None, out_dir: str,
+            **kwargs: Any) -> None:
     """Grow robust regions (boxes where the class score stays high) around start points."""
     from ..errors import printable
     from ..io import check_out_dir
     from ..regions.criterion import criterion_values
     from ..regions.records import RegionsFile, save_regions
-    from ..regions.scene import SceneScore, ground_truth, map_for_params, regions_for_score
+    from ..regions.scene import ground_truth, map_for_params, regions_for_score
+    from ..regions.whitebox import scene_score_fn
     from ..render import MeshRenderer, load_mesh
     from ..semantic import load_map
     from .common import hold_out_dir, resolve_class
 
     # ---- validate everything before computing anything
     s = parse_search(params, domains, starts, sets, variant, [method], threshold, max_evals,
-                     batch_size, criterion)
+                     batch_size, criterion, grad)
     names, domain, pts = s["names"], s["domain"], s["starts"]
     threshold = s["threshold"]
     check_out_dir(out_dir)
@@ -87,11 +91,12 @@ def command(mesh_spec: str, up: str, class_: str | None, method: str, params: tu
     info(f"regions: {clf.labels[class_id]!r} (class {class_id}) on {mesh_spec}, model "
          f"{clf.spec}, {method}/{variant}, {len(pts)} start(s) over {', '.join(names)}")
     out = hold_out_dir(out_dir)
-    with SceneScore(clf, mesh, class_id, names, domain, s["fixed"], renderer,
-                    batch_size, criterion) as fn, progress() as bar:
+    score_fn, grad_fn = scene_score_fn(grad, clf, mesh, class_id, names, domain, s["fixed"],
+                                       renderer, batch_size, criterion)
+    with score_fn as fn, progress() as bar:
         task = bar.add_task("growing regions", total=len(pts))
         results = regions_for_score(fn, pts, domain, method, variant, periodic=s["periodic"],
-                                    on_result=lambda k, r: bar.advance(task),
+                                    grad_fn=grad_fn, on_result=lambda k, r: bar.advance(task),
                                     **s["hyper"][method])
     gts = None
     if map_da is not None:
@@ -103,7 +108,7 @@ def command(mesh_spec: str, up: str, class_: str | None, method: str, params: tu
         periodic=[n for n, p in zip(names, s["periodic"], strict=True) if p],
         threshold=threshold if variant == "ours" else None, criterion=criterion,
         extra={"fixed": s["fixed"], "max_evals": max_evals, "map": map_path,
-               "image_size": renderer.image_size})
+               "image_size": renderer.image_size} | ({"grad": grad} if grad != "fd" else {}))
     path = save_regions(out, doc, results, map_da, gts)
     for k, r in enumerate(results):
         box = " x ".join(f"{n} [{lo:.1f}, {hi:.1f}]"

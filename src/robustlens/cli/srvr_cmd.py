@@ -51,7 +51,8 @@ def command(meshes: tuple[str, ...], up: str, classes: tuple[str, ...], methods:
             params: tuple[str, ...], domains: tuple[str, ...], starts: tuple[str, ...],
             variant: str, threshold: float, criterion: str, max_evals: int | None,
             sets: tuple[str, ...],
-            batch_size: int, image_size: int | None, n_boot: int, seed: int, out_dir: str,
+            batch_size: int, image_size: int | None, grad: str, n_boot: int, seed: int,
+            out_dir: str,
             **kwargs: Any) -> None:
     """Rank models by SRVR over meshes x start points, per region method."""
     import gc
@@ -59,8 +60,9 @@ def command(meshes: tuple[str, ...], up: str, classes: tuple[str, ...], methods:
     from ..errors import BadInput, printable
     from ..io import check_out_dir
     from ..regions.records import RunRecord
-    from ..regions.scene import SceneScore, regions_for_score
+    from ..regions.scene import regions_for_score
     from ..regions.srvr import save_srvr, srvr_table
+    from ..regions.whitebox import scene_score_fn
     from ..render import MeshRenderer, load_mesh
     from .common import hold_out_dir, model_from_options, resolve_class
 
@@ -69,7 +71,7 @@ def command(meshes: tuple[str, ...], up: str, classes: tuple[str, ...], methods:
     specs: list[str] = list(model_kwargs.pop("model_spec") or ("default",))
     meths = list(methods) or ["oir_b"]
     s = parse_search(params, domains, starts, sets, variant, meths, threshold, max_evals,
-                     batch_size, criterion)
+                     batch_size, criterion, grad)
     names, domain, pts = s["names"], s["domain"], s["starts"]
     if len(classes) not in (0, 1, len(meshes)):
         raise BadInput(f"--class: given {len(classes)} times for {len(meshes)} meshes; give it "
@@ -101,11 +103,12 @@ def command(meshes: tuple[str, ...], up: str, classes: tuple[str, ...], methods:
         for clf, ids in models:
             renderer = MeshRenderer(image_size=image_size or clf.input_size)
             for mesh_spec, mesh, cid in zip(meshes, mesh_objs, ids, strict=True):
-                with SceneScore(clf, mesh, cid, names, domain, s["fixed"], renderer,
-                                batch_size, criterion) as fn:
+                score_fn, grad_fn = scene_score_fn(grad, clf, mesh, cid, names, domain,
+                                                   s["fixed"], renderer, batch_size, criterion)
+                with score_fn as fn:
                     for meth in meths:
                         res = regions_for_score(fn, pts, domain, meth, variant,
-                                                periodic=s["periodic"],
+                                                periodic=s["periodic"], grad_fn=grad_fn,
                                                 on_result=lambda k, r: bar.advance(task),
                                                 **s["hyper"][meth])
                         runs += [RunRecord.from_result(clf.spec, mesh_spec, cid,

@@ -124,6 +124,11 @@ class RegionsConfig(_Strict):
     score: Literal["render", "map"] = Field(
         "render", description="search on the live renderer + model, or on the model's dense "
                               "semantic map (multilinear interpolation: fast, grid-limited)")
+    grad: Literal["fd", "mitsuba"] = Field(
+        "fd", description="oir_w score gradients: finite differences of the moderngl renderer "
+                          "(fd), or through Mitsuba 3 (mitsuba: white box, the paper's OIR_W; "
+                          "scores then come from Mitsuba too; needs the whitebox extra and "
+                          "score: render; runs on the driver)")
 
     @field_validator("criteria")
     @classmethod

@@ -414,7 +414,8 @@ class Study:
         # searching or scoring against the map: its key says which map it was
         map_key = self.map_keys_.get((clf.spec, o.spec)) if map_da is not None else None
         key = _key("regions", SEARCH_REVISION, model_fingerprint(clf), o.spec, o.digest, o.up,
-                   cid, rc.model_dump(exclude={"criteria"}), criterion,
+                   cid, rc.model_dump(exclude={"criteria"} | ({"grad"} if rc.grad == "fd"
+                                                               else set())), criterion,
                    self.config.semantic.fixed, map_key,
                    self.config.semantic.batch_size if rc.score == "render" else None,
                    starts_kind, starts.tolist())
@@ -424,6 +425,9 @@ class Study:
                      **max_evals_hyper(rc.variant, method, len(names), rc.max_evals)}
             bar, adv = self._bar(f"regions {method} {o.spec}", len(starts))
             try:
+                if rc.score == "map" and rc.grad == "mitsuba":
+                    raise BadInput("config regions.grad: 'mitsuba' needs regions.score: render "
+                                   "(a map has no renderer to differentiate)")
                 if rc.score == "map":
                     if map_da is None:
                         raise BadInput("config regions.score: 'map' needs a semantic "
@@ -432,6 +436,17 @@ class Study:
                         map_score_fn(map_da, periodic), starts, self.domain_,
                         method, rc.variant, periodic=periodic,
                         on_result=lambda k, r: adv(1), **hyper)
+                elif rc.grad == "mitsuba":
+                    from ..regions.whitebox import scene_score_fn
+
+                    fn, grad_fn = scene_score_fn(
+                        "mitsuba", clf, o.mesh, cid, names, self.domain_,
+                        self.config.semantic.fixed, renderer,
+                        self.config.semantic.batch_size, criterion, flag="config regions.grad")
+                    with fn:
+                        res = regions_for_score(fn, starts, self.domain_, method, rc.variant,
+                                                periodic=periodic, grad_fn=grad_fn,
+                                                on_result=lambda k, r: adv(1), **hyper)
                 else:
                     res = self.executor_.regions_for_mesh(
                         clf, o.mesh, cid, starts, self.domain_, names, method,
@@ -450,7 +465,8 @@ class Study:
                         for i, n in enumerate(names)},
                 periodic=[n for n, p in zip(names, periodic, strict=True) if p],
                 threshold=threshold, starts=starts_kind, criterion=criterion,
-                extra={"score_source": rc.score})
+                extra={"score_source": rc.score} | ({"grad": rc.grad} if rc.grad != "fd"
+                                                    else {}))
             save_regions(folder, doc, res, map_da, gts)
 
         self._step(f"regions {clf.spec} {o.spec} {sub}", folder, key, run,

@@ -1,0 +1,200 @@
+"""White-box OIR_W: scores *and* score gradients from one differentiable renderer.
+
+`WhiteBoxScore` is the Mitsuba counterpart of `robustlens.regions.scene.SceneScore`: calling
+it gives the scores ``(N,)`` (true-class probability, or ``(1 + margin) / 2`` for the top-1
+criterion) rendered by `robustlens.render.diff.DiffMeshRenderer`; ``.grad`` gives their
+gradients ``(N, n)`` per unit of each searched parameter (per degree for angles), taken
+through the renderer and the classifier (torch autograd into Dr.Jit's adjoint pass). The
+two share renderer, samples per pixel and seed, so a score and its gradient describe the
+same function (never moderngl scores with Mitsuba gradients). Pass both to `find_region`:
+``find_region(fn, x0, domain, "oir_w", grad_fn=fn.grad)``.
+
+`scene_score_fn` picks the score function for ``--grad fd|mitsuba`` (``regions.grad``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from robustlens.errors import BadInput
+from robustlens.regions.criterion import check_criterion, margin_values
+
+__all__ = ["GRADS", "WhiteBoxScore", "check_grad", "scene_score_fn"]
+
+#: ``fd``: finite differences of the moderngl renderer (the default); ``mitsuba``: gradients
+#: through Mitsuba 3 (white box, the paper's OIR_W).
+GRADS = ("fd", "mitsuba")
+
+#: samples per pixel of the primal image and of the adjoint pass (see benchmarks/bench_whitebox.py)
+DEFAULT_SPP = 64
+DEFAULT_SPP_GRAD = 16
+
+
+def check_grad(grad: str, flag: str = "--grad") -> str:
+    """``grad`` if known, else BadInput naming ``flag``."""
+    if grad not in GRADS:
+        raise BadInput(f"{flag} {grad!r}: unknown gradient source; expected one of "
+                       f"{', '.join(GRADS)}")
+    return grad
+
+
+class WhiteBoxScore:
+    """Score and gradient of ``class_id`` on ``mesh`` over ``names``, rendered by Mitsuba.
+
+    Non-periodic coordinates are clamped to ``domain`` (as `SceneScore`); periodic ones
+    wrap. ``renderer``: a `DiffMeshRenderer` (default: one at the model's input size with
+    ``spp`` / ``spp_grad`` / ``seed``).
+    """
+
+    def __init__(self, classifier: Any, mesh: Any, class_id: int, names: Sequence[str],
+                 domain: tuple[np.ndarray, np.ndarray] | None = None,
+                 fixed: Mapping[str, float] | None = None, renderer: Any = None,
+                 criterion: str = "score", spp: int = DEFAULT_SPP,
+                 spp_grad: int = DEFAULT_SPP_GRAD, seed: int = 0,
+                 image_size: int | None = None) -> None:
+        from robustlens.regions.scene import _check_names, scene_periodic
+        from robustlens.render.diff import DiffMeshRenderer
+
+        self.criterion = check_criterion(criterion)
+        self.names = _check_names(names)
+        self.classifier = classifier
+        self.mesh = mesh
+        self.class_id = int(class_id)
+        self.fixed = dict(fixed or {})
+        clash = sorted(set(self.fixed) & set(self.names))
+        if clash:
+            raise BadInput(f"--set {clash[0]}: also searched (--param); use one or the other")
+        if domain is None:
+            from robustlens.render.scene import get_parameter
+
+            ps = [get_parameter(n) for n in self.names]
+            domain = (np.array([p.low for p in ps]), np.array([p.high for p in ps]))
+        self.lower = np.asarray(domain[0], dtype=np.float64)
+        self.upper = np.asarray(domain[1], dtype=np.float64)
+        self.periodic = scene_periodic(self.names, (self.lower, self.upper))
+        self.spec = str(getattr(classifier, "spec", "model"))
+        self.renderer = renderer or DiffMeshRenderer(
+            image_size=image_size or classifier.input_size, spp=spp, spp_grad=spp_grad,
+            seed=seed)
+        self.n_calls = 0
+        self.n_evaluations = 0
+        self.n_grad_calls = 0
+        self.n_gradients = 0
+
+    # ------------------------------------------------------------------ helpers
+    def _points(self, points: np.ndarray) -> np.ndarray:
+        x = np.array(points, dtype=np.float64, copy=True)
+        if x.ndim != 2 or x.shape[1] != len(self.names):
+            raise BadInput(f"points: expected shape (N, {len(self.names)}), got {x.shape}")
+        keep = ~self.periodic
+        x[:, keep] = np.clip(x[:, keep], self.lower[keep], self.upper[keep])
+        per = self.periodic
+        x[:, per] = self.lower[per] + np.mod(x[:, per] - self.lower[per],
+                                             (self.upper - self.lower)[per])
+        return x
+
+    def _params(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        return {n: x[:, j] for j, n in enumerate(self.names)}
+
+    def _value(self, probs: torch.Tensor) -> torch.Tensor:
+        """Criterion value per row of ``(B, C)`` probabilities (differentiable)."""
+        p = probs[:, self.class_id]
+        if self.criterion == "score":
+            return p
+        others = probs.clone()
+        others[:, self.class_id] = -1.0
+        return (1.0 + p - others.max(dim=1).values) / 2.0
+
+    def _check(self, s: np.ndarray, x: np.ndarray) -> np.ndarray:
+        bad = ~np.isfinite(s)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            at = ", ".join(f"{n}={v:g}" for n, v in zip(self.names, x[i], strict=True))
+            raise BadInput(f"--model {self.spec}: produced non-finite scores at "
+                           f"{int(bad.sum())} pose(s), first at {at}")
+        return s
+
+    # ------------------------------------------------------------------ public
+    def outputs(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Scores, top-1 ids and margins ``(N,)`` each, from Mitsuba renders."""
+        from robustlens.semantic.score import true_class_outputs
+
+        x = self._points(points)
+        imgs = self.renderer.render(self.mesh, self._params(x), fixed=self.fixed)
+        return true_class_outputs(self.classifier.probs(imgs), self.class_id)
+
+    def __call__(self, points: np.ndarray) -> np.ndarray:
+        x = self._points(points)
+        score, _, margin = self.outputs(x)
+        self.n_calls += 1
+        self.n_evaluations += len(x)
+        s = score if self.criterion == "score" else margin_values(margin)
+        return self._check(np.asarray(s, dtype=np.float64), x)
+
+    def value_and_grad(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Scores ``(N,)`` and their gradients ``(N, n)`` (per degree for angles), from the
+        same Mitsuba image of each pose."""
+        x = self._points(points)
+
+        def weight(img: torch.Tensor) -> tuple[float, torch.Tensor]:
+            img = img.detach().clone().requires_grad_(True)
+            with torch.enable_grad():
+                probs = self.classifier.logits(img).float().softmax(dim=1)
+                v = self._value(probs).sum()
+                (g,) = torch.autograd.grad(v, img)
+            return float(v.detach()), g
+
+        _, vals, grads = self.renderer.render_grad(self.mesh, self._params(x), self.names,
+                                                   weight, fixed=self.fixed)
+        self.n_grad_calls += 1
+        self.n_gradients += len(x)
+        # clamped coordinates: the score does not change past the domain edge
+        keep = ~self.periodic
+        at_edge = (x[:, keep] <= self.lower[keep]) & (np.asarray(points)[:, keep] < self.lower[keep]) \
+            | (x[:, keep] >= self.upper[keep]) & (np.asarray(points)[:, keep] > self.upper[keep])
+        sub = grads[:, keep]
+        sub[at_edge] = 0.0
+        grads[:, keep] = sub
+        return self._check(vals, x), grads
+
+    def grad(self, points: np.ndarray) -> np.ndarray:
+        """Gradients ``(N, n)`` of the scores: a ``grad_fn`` for `find_region`."""
+        return self.value_and_grad(points)[1]
+
+    def close(self) -> None:
+        self.renderer.close()
+
+    def __enter__(self) -> WhiteBoxScore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def scene_score_fn(grad: str, classifier: Any, mesh: Any, class_id: int, names: Sequence[str],
+                   domain: tuple[np.ndarray, np.ndarray], fixed: Mapping[str, float] | None,
+                   renderer: Any, batch_size: int, criterion: str,
+                   image_size: int | None = None, flag: str = "--grad"
+                   ) -> tuple[Any, Any]:
+    """``(score_fn, grad_fn)`` for ``grad``: ``fd`` -> (`SceneScore` on ``renderer``, None:
+    finite differences of it); ``mitsuba`` -> (`WhiteBoxScore`, its ``grad``), both from
+    Mitsuba. The score function is a context manager."""
+    check_grad(grad, flag)
+    if grad == "fd":
+        from robustlens.regions.scene import SceneScore
+
+        fn = SceneScore(classifier, mesh, class_id, names, domain, fixed, renderer, batch_size,
+                        criterion)
+        return fn, None
+    from robustlens.render.diff import backend_problem
+
+    problem = backend_problem()
+    if problem is not None:
+        raise BadInput(f"{flag} mitsuba: {problem}")
+    wb = WhiteBoxScore(classifier, mesh, class_id, names, domain, fixed, criterion=criterion,
+                       image_size=image_size or getattr(renderer, "image_size", None))
+    return wb, wb.grad
