@@ -78,3 +78,35 @@ def test_a_thin_band_beats_a_tall_strip_when_its_lines_say_so():
     mb = maximal_boxes(good, (ax0, ax1))
     lo, hi = mb.box(int(np.argmax(mb.volume("middle"))))
     assert (lo, hi) == ([0, 2], [4, 2])  # the band: 3.0 x 2.0 beats the strip 0.55 x 8.0
+
+
+@pytest.mark.parametrize("n", [3, 4])
+def test_box_front_in_nd_holds_the_exact_largest_box(n):
+    """On unit-spaced lines ("cells"), the largest box of `box_front` (with and without
+    branch and bound) is the exhaustive `largest_box_mask`, periodic dims included."""
+    from scipy.ndimage import gaussian_filter
+
+    from robustlens.regions.ground_truth import largest_box_mask
+    from robustlens.regions.rectilinear import box_front
+
+    rng = np.random.default_rng(n)
+    for _ in range(12):
+        shape = tuple(int(v) for v in rng.integers(5, 10 if n == 3 else 7, n))
+        z = gaussian_filter(rng.normal(size=shape), 1.0, mode="wrap")
+        good = z > np.quantile(z, 0.4)
+        s = np.argwhere(good)[rng.integers(int(good.sum()))]
+        per = rng.random(n) < 0.3
+        start = [int(v) for v in s]
+        for i in range(n):
+            if per[i]:  # periodic lines start at the start node (GridAxis convention)
+                good = np.roll(good, -start[i], axis=i)
+                start[i] = 0
+        axes = tuple(GridAxis(np.arange(shape[i], dtype=float), start[i], bool(per[i]),
+                              float(shape[i])) for i in range(n))
+        lo, hi = largest_box_mask(good, start, per)
+        want = float(np.prod(np.asarray(hi) - np.asarray(lo) + 1))
+        assert box_front(good, axes, "cells", best_only=True).volume("cells").max() == want
+        assert box_front(good, axes, "cells").volume("cells").max() == want
+        good_bad = good.copy()  # a negative control: the start node bad -> no box
+        good_bad[tuple(start)] = False
+        assert len(box_front(good_bad, axes, "cells")) == 0
