@@ -32,6 +32,7 @@ import matplotlib
 import numpy as np
 import pandas as pd
 import xarray as xr
+from cycler import cycler
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
@@ -82,7 +83,7 @@ STYLE: dict[str, Any] = {
     "grid.linestyle": "-",
     "axes.spines.top": False,
     "axes.spines.right": False,
-    "axes.prop_cycle": matplotlib.cycler(color=[
+    "axes.prop_cycle": cycler(color=[
         "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
         "#bcbd22", "#17becf"]),
 }
@@ -94,7 +95,7 @@ _ANGLES = {"azimuth", "elevation", "light_azimuth", "light_elevation", "fov"}
 @contextlib.contextmanager
 def style() -> Iterator[dict[str, Any]]:
     """Context in which matplotlib uses the report style (:data:`STYLE`); yields the params."""
-    with matplotlib.rc_context(STYLE):
+    with matplotlib.rc_context(STYLE):  # type: ignore[arg-type]  # the stubs list literal keys
         yield dict(STYLE)
 
 
@@ -378,7 +379,7 @@ def map_figure(ds: xr.Dataset, path: str | os.PathLike[str] | None = None, *,
                          layout="constrained")
             ax = fig.add_subplot(1, 1, 1)
         else:
-            fig = ax.get_figure()
+            fig = ax.get_figure()  # type: ignore[assignment]  # an Axes of a Figure
         title = title or (f"{ds.attrs.get('class_name', '')} | {ds.attrs.get('mesh', '')} | "
                           f"{ds.attrs.get('model', '')}")
         if "sample" in score.dims:
@@ -635,7 +636,7 @@ def turntable_gif(
     cmap = matplotlib.colormaps["viridis"]
     out_frames = []
     for i in range(frames):
-        im = Image.fromarray(pix[i]).resize((w, w), Image.NEAREST) if scale > 1 \
+        im = Image.fromarray(pix[i]).resize((w, w), Image.Resampling.NEAREST) if scale > 1 \
             else Image.fromarray(pix[i])
         canvas = Image.new("RGB", (w, w + footer), (255, 255, 255))
         canvas.paste(im, (0, 0))

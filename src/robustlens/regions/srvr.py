@@ -162,7 +162,7 @@ def srvr_table(
         key = (str(r["model"]), str(r["method"]), str(r["variant"]),
                str(r.get("starts", "fixed")), str(r.get("criterion", "score")))
         by_key.setdefault(key, []).append(r)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for (model, method, variant, starts, criterion), sel in by_key.items():
         meshes = [str(r["mesh"]) for r in sel]
         s = srvr(

@@ -333,8 +333,7 @@ def study_seconds(prov: Mapping[str, Any]) -> float | None:
     if isinstance(t, Mapping):
         if _num(t.get("total")) is not None:
             return _num(t["total"])
-        vals = [_num(v) for v in t.values()]
-        vals = [v for v in vals if v is not None]
+        vals = [v for v in (_num(x) for x in t.values()) if v is not None]
         return sum(vals) if vals else None
     return None
 
@@ -411,14 +410,14 @@ def _summary(st: Study) -> dict[str, Any]:
         t.update(reused)  # steps reused from earlier runs count with the time they took then
         parts = []
         if t:
-            steps = sorted(((str(k), _num(v)) for k, v in t.items()
-                            if k != "total" and _num(v) is not None), key=lambda kv: -kv[1])
+            steps = sorted(((str(k), v) for k, v in ((k, _num(x)) for k, x in t.items())
+                            if k != "total" and v is not None), key=lambda kv: -kv[1])
             parts = [f"{k} {_duration(v)}" for k, v in steps[:3]]
             if len(steps) > 3:
                 parts = ["longest steps: " + parts[0]] + parts[1:] + \
                     [f"{len(steps) - 3} more under Provenance"]
         out["time"] = _duration(secs) + (f" ({'; '.join(parts)})" if parts else "")
-        done = [_num(v) for v in reused.values() if _num(v) is not None]
+        done = [v for v in (_num(x) for x in reused.values()) if v is not None]
         if done:
             out["time"] += (f"; {len(done)} steps were reused from earlier runs, where they "
                             f"took {_duration(sum(done))}")
@@ -468,7 +467,7 @@ def _map_sections(st: Study, figdir: Path, log: Log | None = None
                   ) -> tuple[list[dict[str, Any]], Table | None]:
     """One entry per model x object: the map (with every method's regions drawn on it).
     ``log`` gets a line at least every 10% of the maps."""
-    regions_by_key: dict[tuple[str, str], list[Item]] = {}
+    regions_by_key: dict[tuple[str, ...], list[Item]] = {}
     for it in st.regions:
         regions_by_key.setdefault(it.key[:2], []).append(it)
     out, rows = [], []
@@ -490,7 +489,7 @@ def _map_sections(st: Study, figdir: Path, log: Log | None = None
         views = load_views(vdir)
         try:
             fig = interactive.map_figure(ds, [r.data for r in regs], labels,
-                                         lambda lab, c=colors: c.get(lab, "#d62728"),
+                                         lambda lab: colors.get(lab, "#d62728"),
                                          views.get("labels") if views is not None else None)
         except (ValueError, KeyError, IndexError, TypeError) as exc:  # the static figure then
             st.problems.append(f"{st.rel(it.path)}: interactive map failed ({_first(exc)})")
@@ -597,11 +596,11 @@ def _region_tables(st: Study, figdir: Path) -> dict[str, Any] | None:
     if not st.regions:
         return None
     mapped = {it.key[:2] for it in st.maps}
-    units: dict[tuple[str, str], dict[str, str]] = {}
+    units: dict[tuple[str, ...], dict[str, str]] = {}
     for it in st.maps:
         units[it.key[:2]] = {str(c): str(it.data[c].attrs.get("units", ""))
                              for c in it.data.coords}
-    groups: dict[tuple[str, str], list[Item]] = {}
+    groups: dict[tuple[str, ...], list[Item]] = {}
     for it in st.regions:
         groups.setdefault(it.key[:2], []).append(it)
     summary, details, figures = [], [], []
@@ -624,8 +623,7 @@ def _region_tables(st: Study, figdir: Path) -> dict[str, Any] | None:
                                    doc.criterion)
             recs = doc.regions
             grew = [r for r in recs if r.grew]
-            ratios = [_num(r.volume_ratio) for r in recs]
-            ratios = [v for v in ratios if v is not None]
+            ratios = [v for v in (_num(r.volume_ratio) for r in recs) if v is not None]
             summary.append([
                 Cell(doc.model or key[0], href="#" + anchor if anchor else None),
                 Cell(doc.mesh or key[1]), Cell(doc.class_name or str(doc.class_id)),
@@ -820,9 +818,14 @@ def _attack_sections(st: Study) -> list[dict[str, Any]]:
     return out
 
 
+def _mapping(v: Any) -> Mapping[str, Any]:
+    """``v`` when it is a mapping (a provenance section), else an empty one."""
+    return v if isinstance(v, Mapping) else {}
+
+
 def _provenance(st: Study) -> dict[str, Any]:
     p = st.provenance
-    kv = []
+    kv: list[tuple[str, str]] = []
 
     def val(v: Any) -> str:
         return v if isinstance(v, str) else json.dumps(v, sort_keys=True, default=str)
@@ -833,10 +836,10 @@ def _provenance(st: Study) -> dict[str, Any]:
     secs = study_seconds(p)
     if secs is not None:
         kv.append(("wall time", _duration(secs)))
-    versions = p.get("versions") if isinstance(p.get("versions"), Mapping) else {}
-    machine = p.get("machine") if isinstance(p.get("machine"), Mapping) else {}
-    models = p.get("models") if isinstance(p.get("models"), Mapping) else {}
-    timings = p.get("timings_s") if isinstance(p.get("timings_s"), Mapping) else {}
+    versions = _mapping(p.get("versions"))
+    machine = _mapping(p.get("machine"))
+    models = _mapping(p.get("models"))
+    timings = _mapping(p.get("timings_s"))
     mrows = []
     mkeys: list[str] = []
     for info in models.values():
@@ -848,8 +851,8 @@ def _provenance(st: Study) -> dict[str, Any]:
         info = info if isinstance(info, Mapping) else {"value": info}
         mrows.append([Cell(str(spec))] + [Cell(val(info[k]) if k in info else "—", cls="mono"
                                                if "sha" in k else "") for k in mkeys])
-    steps = p.get("steps") if isinstance(p.get("steps"), Mapping) else {}
-    reused = p.get("reused_steps_s") if isinstance(p.get("reused_steps_s"), Mapping) else {}
+    steps = _mapping(p.get("steps"))
+    reused = _mapping(p.get("reused_steps_s"))
 
     def nodes(name: str) -> str:
         info = steps.get(name)
@@ -862,7 +865,7 @@ def _provenance(st: Study) -> dict[str, Any]:
                                                          repr(_num(v) or 0.0)),
                Cell("reused (its time when it was computed)"), Cell(nodes(str(k)), cls="mono")]
               for k, v in reused.items()]
-    meshes = p.get("meshes") if isinstance(p.get("meshes"), Mapping) else {}
+    meshes = _mapping(p.get("meshes"))
     mesh_cols = ["class", "package", "path", "licence", "attribution", "up", "sha256"]
     mesh_rows = [[Cell(str(name))] + [Cell(val(info.get(c)) if isinstance(info, Mapping)
                                            and info.get(c) is not None else "—",
@@ -909,7 +912,7 @@ def render_report(st: Study, figdir: Path | None = None, log: Log | None = None)
     maps, maps_table = _map_sections(st, figdir, log)
     plotly_js = interactive.write_plotly_js(st.root) if any(m["fig"] for m in maps) else ""
     say("report: drawing regions, SRVR, class robustness and attacks")
-    ctx = {
+    ctx: dict[str, Any] = {
         "title": f"robustlens report — {st.root.name}",
         "study": st.root.name,
         "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),

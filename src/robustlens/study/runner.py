@@ -155,15 +155,15 @@ class Study:
                 raise BadInput(f"config semantic.curve.at: {c.param} is the swept parameter")
         self.map_keys_: dict[tuple[str, str], str] = {}
         self.objects_ = []
-        for mc in cfg.mesh_configs():
-            mesh = load_mesh(mc.mesh, up=mc.up)
-            cls = mc.class_ if mc.class_ is not None else demo_class(mc.mesh)
+        for me in cfg.mesh_configs():
+            mesh = load_mesh(me.mesh, up=me.up)
+            cls = me.class_ if me.class_ is not None else demo_class(me.mesh)
             if cls is None:
-                raise BadInput(f"config semantic.meshes: {mc.mesh} needs a class "
-                               f"(write {{mesh: {mc.mesh}, class: NAME}})")
+                raise BadInput(f"config semantic.meshes: {me.mesh} needs a class "
+                               f"(write {{mesh: {me.mesh}, class: NAME}})")
             # the spec is only a name from here on (files, titles): no undecodable bytes
-            self.objects_.append(_Object(printable(mc.mesh), mc.up, cls, mesh,
-                                         mesh_fingerprint(mc.mesh, mesh), mc.mesh))
+            self.objects_.append(_Object(printable(me.mesh), me.up, cls, mesh,
+                                         mesh_fingerprint(me.mesh, mesh), me.mesh))
         self.models_: list[Classifier] = []
         overrides: list[ModelOverrides] = []
         for mc in cfg.model_configs():
@@ -185,7 +185,7 @@ class Study:
         if cfg.regions.enabled:
             from ..regions.scene import check_starts, scene_domain
 
-            dom = {k: tuple(v) for k, v in cfg.regions.domain.items()}
+            dom = {k: (float(v[0]), float(v[1])) for k, v in cfg.regions.domain.items()}
             self.domain_ = scene_domain(cfg.regions.params, dom, "regions.domain",
                                         "regions.params")
             fixed = cfg.regions.fixed_starts()
@@ -226,7 +226,7 @@ class Study:
                                        list(zip(self.models_, overrides, strict=True)))
 
     # ------------------------------------------------------------ step helper
-    def _step(self, name: str, folder: Path, key: str, fn: Callable[[], None],
+    def _step(self, name: str, folder: Path, key: str, fn: Callable[[], object],
               outputs: list[Path] | None = None) -> None:
         """Run ``fn`` unless the step's key matches the finished one and all ``outputs``
         exist (a deleted result file is recomputed, never assumed)."""
@@ -374,12 +374,12 @@ class Study:
             if len(self.starts_):
                 start_sets.append(("fixed", self.starts_))
             if rc.n_auto_starts():
-                if top1_da is None:
+                if top1_da is None or map_da is None:
                     raise BadInput(f"config regions.auto_starts: no map with top-1 classes "
                                    f"for {clf.spec} on {o.spec}")
                 auto = auto_starts(map_da.values, top1_da.values,
                                    [map_da.coords[n].values for n in names], cid,
-                                   rc.n_auto_starts(), periodic,
+                                   rc.n_auto_starts(), [bool(p) for p in periodic],
                                    list(self.domain_[1] - self.domain_[0]), rc.threshold)
                 self.auto_starts_[f"{clf.spec} {o.spec}"] = auto.tolist()
                 if len(auto):
@@ -553,8 +553,8 @@ class Study:
             key = _key("turntable", model_fingerprint(clf), o.spec, o.digest, o.up, cid)
             sub = folder / f".{path.stem}"
             self._step(f"turntable {clf.spec} {o.spec}", sub, key,
-                       lambda o=o, cid=cid, path=path: turntable_gif(
-                           clf, o.mesh, cid, path, renderer=renderer), [path])
+                       functools.partial(turntable_gif, clf, o.mesh, cid, path,
+                                         renderer=renderer), [path])
 
     # -------------------------------------------------------------------- run
     def run(self) -> Path:
@@ -624,7 +624,7 @@ class Study:
             "config": self.config.model_dump(by_alias=True),
             "versions": {"robustlens": __version__, "torch": torch.__version__,
                          "torchvision": torchvision.__version__, "numpy": np.__version__,
-                         "moderngl": moderngl.__version__,
+                         "moderngl": getattr(moderngl, "__version__", None),
                          "python": platform.python_version()},
             "models": {m.spec: {"weights_sha256": m.weights_sha256, "input_size": m.input_size,
                                 "target_layer": m.target_layer, "runtime": m.runtime}
