@@ -17,3 +17,16 @@ def test_mypy_checks_every_module():
     assert "overrides" not in cfg
     assert cfg.get("check_untyped_defs") is True
     assert not cfg.get("ignore_errors")
+
+
+def test_a_builtin_name_is_registered_once():
+    """A second model under a registered name is an error, never a silent replacement."""
+    import pytest
+
+    from robustlens.models import list_builtins, register_builtin, registry
+
+    before = dict(registry._BUILTINS)
+    with pytest.raises(ValueError, match="'planted_cue' is already registered"):
+        register_builtin("planted_cue", "an impostor")(lambda: None)  # type: ignore[arg-type]
+    assert registry._BUILTINS == before
+    assert list_builtins()["planted_cue"] == before["planted_cue"][1]
