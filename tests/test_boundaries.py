@@ -30,3 +30,61 @@ def test_a_builtin_name_is_registered_once():
         register_builtin("planted_cue", "an impostor")(lambda: None)  # type: ignore[arg-type]
     assert registry._BUILTINS == before
     assert list_builtins()["planted_cue"] == before["planted_cue"][1]
+
+
+def _imports(path: Path) -> set[str]:
+    """Absolute names of every robustlens module ``path`` imports (any depth: module level
+    or inside a function)."""
+    import ast
+
+    pkg = path.relative_to(SRC.parent).with_suffix("").parts
+    pkg = pkg[:-1] if pkg[-1] != "__init__" else pkg[:-1]
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            base = list(pkg[:len(pkg) - node.level + 1]) if node.level else []
+            mod = ".".join(base + ([node.module] if node.module else []))
+            out.add(mod)
+            out.update(f"{mod}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+    return {m for m in out if m == "robustlens" or m.startswith("robustlens.")}
+
+
+def _reachable(module: str) -> set[str]:
+    """robustlens modules imported by ``module``, transitively (static: every import
+    statement counts, lazy ones too)."""
+    seen: set[str] = set()
+    todo = [module]
+    while todo:
+        m = todo.pop()
+        if m in seen:
+            continue
+        seen.add(m)
+        parts = m.split(".")[1:]
+        todo += [".".join(["robustlens", *parts[:k]]) for k in range(1, len(parts))]  # packages
+        if not parts:
+            continue
+        rel = Path(*parts)
+        for cand in (SRC / rel.with_suffix(".py"), SRC / rel / "__init__.py"):
+            if cand.is_file():
+                todo += sorted(_imports(cand) - seen)
+                break
+    return seen
+
+
+DATA_MODULES = ["robustlens.regions.records", "robustlens.regions.srvr",
+                "robustlens.representation.scores",
+                *sorted(f"robustlens.semantic.{p.stem}" for p in (SRC / "semantic").glob("*.py")
+                        if p.stem != "__init__")]
+
+
+def test_data_modules_never_import_drawing_code():
+    """Data modules (region records, SRVR, semantic maps, robustness scores) never import
+    robustlens.figures, directly or through another module; figures may import them."""
+    assert "robustlens.semantic.maps" in DATA_MODULES
+    for mod in DATA_MODULES:
+        reach = _reachable(mod)
+        assert "robustlens.figures" not in reach, f"{mod} reaches robustlens.figures"
+    # the checker does see an import of figures where there is one
+    assert "robustlens.figures" in _reachable("robustlens.study.steps")

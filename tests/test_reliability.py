@@ -140,7 +140,7 @@ def test_long_names_that_end_alike_get_their_own_folders():
 # ------------------------------------------------------------ 8: user strings in figures
 def test_dollar_pairs_in_names_and_labels_are_text(tmp_path, planted):
     from robustlens import figures
-    from robustlens.semantic.maps import save_map_and_plot
+    from robustlens.study.steps import save_map_and_plot
 
     smap = SemanticMap({"azimuth": "0:360:90", "elevation": "0:40:20"}, batch_size=8)
     with MeshRenderer(64) as r:

@@ -68,7 +68,7 @@ def command(mesh_spec: str, up: str, class_: str | None, grids: tuple[str, ...],
     from ..render.scene import parse_assignments
     from ..semantic import SemanticMap, parse_grids
     from ..semantic.grid import check_pose_count
-    from ..semantic.maps import save_map_and_plot
+    from ..study.steps import save_map_and_plot
     from .common import resolve_class
     from .score_cmd import progress_bar
 

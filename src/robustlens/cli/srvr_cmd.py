@@ -60,8 +60,9 @@ def command(meshes: tuple[str, ...], up: str, classes: tuple[str, ...], methods:
     from ..io import check_out_dir
     from ..regions.records import RunRecord
     from ..regions.scene import SceneScore, regions_for_score
-    from ..regions.srvr import save_srvr, srvr_table
+    from ..regions.srvr import srvr_table
     from ..render import MeshRenderer, load_mesh
+    from ..study.steps import save_srvr
     from .common import hold_out_dir, model_from_options, resolve_class
 
     model_kwargs = pop_model_kwargs(kwargs)

@@ -20,7 +20,7 @@ import xarray as xr
 
 from .. import __version__
 from ..errors import BadInput, printable
-from ..io import atomic_path, atomic_paths
+from ..io import atomic_path
 from ..models import Classifier
 from ..render import MeshRenderer
 from ..render.scene import PARAMETERS
@@ -175,19 +175,6 @@ def save_map(ds: xr.Dataset, path: str | Path) -> None:
     """Write ``ds`` as NetCDF (h5netcdf) atomically."""
     with atomic_path(path) as tmp:
         ds.to_netcdf(tmp, engine="h5netcdf")
-
-
-def save_map_and_plot(ds: xr.Dataset, folder: str | Path) -> tuple[Path, Path]:
-    """Write ``folder/map.nc`` and ``folder/map.png`` as a pair: both are written to temporary
-    files first, so a failure never leaves one run's map beside another run's plot."""
-    from .. import figures
-
-    folder = Path(folder)
-    nc, png = folder / "map.nc", folder / "map.png"
-    with atomic_paths([nc, png]) as (tmp_nc, tmp_png):
-        ds.to_netcdf(tmp_nc, engine="h5netcdf")
-        figures.map_figure(ds, tmp_png)
-    return nc, png
 
 
 def load_map(path: str | Path) -> xr.Dataset:

@@ -271,7 +271,7 @@ class Study:
     def _maps(self, clf: Classifier, renderer: MeshRenderer) -> None:
         from ..semantic import SemanticMap
         from ..semantic.chunks import clear_chunks, run_chunked_map
-        from ..semantic.maps import save_map_and_plot
+        from .steps import save_map_and_plot
 
         cfg = self.config.semantic
         axes = self.model_grids_.get(clf.spec, self.grid_)
@@ -403,8 +403,9 @@ class Study:
         from ..regions.criterion import search_threshold
         from ..regions.ground_truth import map_score_fn
         from ..regions.ours import SEARCH_REVISION
-        from ..regions.records import RegionsFile, save_regions
+        from ..regions.records import RegionsFile
         from ..regions.scene import ground_truth, max_evals_hyper, regions_for_score
+        from .steps import save_regions
 
         rc = self.config.regions
         names = list(rc.params)
@@ -596,7 +597,8 @@ class Study:
             if self.config.representation.enabled:
                 self._representation(clf)
         if all_runs:
-            from ..regions.srvr import save_srvr, srvr_table
+            from ..regions.srvr import srvr_table
+            from .steps import save_srvr
 
             table = srvr_table(all_runs, seed=self.config.seed)
             save_srvr(self.layout_.srvr_dir, all_runs, table,
