@@ -57,6 +57,7 @@ __all__ = [
     "save_figure",
     "score_curves_figure",
     "srvr_figure",
+    "srvr_frame",
     "style",
     "turntable_gif",
 ]
@@ -464,7 +465,7 @@ def srvr_figure(table: pd.DataFrame, path: str | os.PathLike[str], *,
     per method.  ``table`` has the columns of ``srvr.csv`` (model, method, variant, srvr,
     srvr_low, srvr_high; variant optional); ``colors`` as in :func:`map_regions_figure`;
     ``subtitle`` (e.g. what SRVR was averaged over) goes under the title."""
-    df = _srvr_frame(table)
+    df = srvr_frame(table)
     if df.empty:
         raise BadInput("srvr: no rows to plot")
     order = df.groupby("model")["srvr"].mean().sort_values(ascending=False).index.tolist()
@@ -499,7 +500,9 @@ def srvr_figure(table: pd.DataFrame, path: str | os.PathLike[str], *,
         return save_figure(fig, path)
 
 
-def _srvr_frame(table: pd.DataFrame) -> pd.DataFrame:
+def srvr_frame(table: pd.DataFrame) -> pd.DataFrame:
+    """An SRVR table (the columns of ``srvr.csv``) as drawn: numeric CIs (a missing bound is
+    the mean), a ``label`` per method (:func:`method_label`); BadInput on a missing column."""
     df = table.copy()
     for c in ("model", "method", "srvr"):
         if c not in df.columns:

@@ -277,9 +277,11 @@ class ClassRobustness:
         ``on_rows``; a subclass may score the batches elsewhere, in any order
         (`robustlens.study.executor` runs them as Ray tasks)."""
         for i in range(0, len(todo), self.batch_size):
-            on_rows(self._score_batch(classifier, todo[i:i + self.batch_size]))
+            on_rows(self.score_batch(classifier, todo[i:i + self.batch_size]))
 
-    def _score_batch(self, classifier: Classifier, batch: list[BoxItem]) -> list[dict[str, Any]]:
+    def score_batch(self, classifier: Classifier, batch: list[BoxItem]) -> list[dict[str, Any]]:
+        """The rows (image scores and predictions) of one batch of items; public: the
+        executor scores batches as Ray tasks through it."""
         images, masks, boxes = prepare_batch(batch, classifier)
         ids = [it.class_id for it in batch]
         cams, logits = compute_cams_and_logits(classifier, images, ids, self.cam,

@@ -268,7 +268,7 @@ def cam_shard_task(model: ModelRef, params: dict[str, Any], items: list[Any]
     est = ClassRobustness(**params)
     rows: list[dict[str, Any]] = []
     for i in range(0, len(items), est.batch_size):
-        rows += est._score_batch(clf, items[i:i + est.batch_size])
+        rows += est.score_batch(clf, items[i:i + est.batch_size])
     return rows, _node_id()
 
 

@@ -581,7 +581,7 @@ class Study:
 
     def _run_steps(self, started: str, t0: float) -> Path:
         assert self.out is not None
-        write_text_atomic(self.out / "config.yaml",
+        write_text_atomic(self.layout_.config_yaml,
                           yaml.safe_dump(self.config.model_dump(by_alias=True), sort_keys=False))
         all_runs: list[RunRecord] = []
         for clf in self.models_:
@@ -652,5 +652,5 @@ class Study:
             "steps": {name: {"nodes": nodes} for name, nodes in self.nodes_.items()},
             "started": started, "finished": datetime.now(UTC).isoformat(timespec="seconds"),
         }
-        write_text_atomic(self.out / "provenance.json", json.dumps(prov, indent=2, default=str))
+        write_text_atomic(self.layout_.provenance_json, json.dumps(prov, indent=2, default=str))
 
