@@ -75,10 +75,10 @@ def command(**kwargs: Any) -> None:
     mean RS with a bootstrap CI, beside top-1/top-5 and the chance-corrected lift
     (RS / box-area fraction, 1 = chance)."""
     from .. import figures
+    from ..figures import cam_overlays_figure
     from ..io import check_out_dir
     from ..representation.cam_methods import cam_name
     from ..representation.datasets import load_dataset
-    from ..representation.plots import plot_cam_overlays
     from ..representation.scores import ClassRobustness, remove_partials
     from .common import hold_out_dir
 
@@ -112,7 +112,7 @@ def command(**kwargs: Any) -> None:
         cs, out / "class_ranking.png", max_classes=kwargs["top"],
         title=f"{clf.spec}, {cam_name(est.cam)}: least robust classes first (95% CI)")
     worst = cs["class_id"].head(max(kwargs["overlay_classes"], 0)).tolist()
-    plot_cam_overlays(clf, ds, est.image_scores_, worst, out / "cam_overlays.png", cam=est.cam,
+    cam_overlays_figure(clf, ds, est.image_scores_, worst, out / "cam_overlays.png", cam=est.cam,
                       target_layer=mk["target_layer"])
     remove_partials(out)
     info("least robust classes:   CRS [95% CI]      lift  top-1")

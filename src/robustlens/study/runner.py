@@ -462,13 +462,12 @@ class Study:
                 for rec in saved.regions]
 
     def _representation(self, clf: Classifier) -> None:
-        from ..figures import class_ranking_figure
+        from ..figures import cam_overlays_figure, class_ranking_figure
         from ..fingerprint import items_digest
         from ..render.composite import make_rendered_dataset
         from ..representation.attacks import run_attacks, write_attacks
         from ..representation.cam_methods import cam_name
         from ..representation.datasets import load_dataset
-        from ..representation.plots import plot_cam_overlays
         from ..representation.scores import remove_partials
 
         rc = self.config.representation
@@ -518,7 +517,7 @@ class Study:
                     # least robust classes first (the overlays take class ids, not the table)
                     class_ids = [int(c) for c in
                                  est.class_scores_.sort_values("crs")["class_id"]]
-                    plot_cam_overlays(clf, dataset, est.image_scores_, class_ids,
+                    cam_overlays_figure(clf, dataset, est.image_scores_, class_ids,
                                       folder / "cam_overlays.png", cam=cam)
                     remove_partials(folder)
 
