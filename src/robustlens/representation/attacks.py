@@ -31,7 +31,7 @@ import torch
 from ..errors import BadInput
 from ..io import write_text_atomic
 from ..models.base import Classifier
-from .cam import check_cam_model, check_method, compute_cams
+from .cam import check_cam_method, check_cam_model, compute_cams
 from .datasets import BoxItem, as_items, prepare_batch
 
 REMOVAL_VARIANTS: tuple[str, ...] = ("mean", "blur", "inpaint")
@@ -146,7 +146,7 @@ def run_attacks(classifier: Classifier, dataset: Any, classes: Sequence[int], *,
     Returns:
         DataFrame with :data:`ATTACK_COLUMNS`.
     """
-    cam = check_method(cam)
+    cam = check_cam_method(cam)
     check_cam_model(classifier, target_layer)
     if draw_example is None and examples_dir is not None:
         from ..figures import attack_strip_figure as draw_example

@@ -35,7 +35,7 @@ from ..errors import BadInput
 from ..io import write_text_atomic
 from ..models.base import Classifier
 from ..stats import bootstrap_mean_ci
-from .cam import check_cam_model, check_method, compute_cams_and_logits
+from .cam import check_cam_method, check_cam_model, compute_cams_and_logits
 from .datasets import BoxItem, as_items, prepare_batch
 
 IMAGE_COLUMNS = ["image", "class_id", "class_name", "rs", "box_fraction", "lift", "density_diff",
@@ -162,7 +162,7 @@ class ClassRobustness:
     def __init__(self, cam: str = "gradcam++", batch_size: int = 16, correct_only: bool = False,
                  n_boot: int = 1000, seed: int = 0, target_layer: str | None = None,
                  scorecam_batch: int = 32) -> None:
-        self.cam = check_method(cam)
+        self.cam = check_cam_method(cam)
         if batch_size < 1:
             raise BadInput(f"{batch_size}: expected an integer >= 1", param="batch_size")
         if n_boot < 0:

@@ -24,7 +24,7 @@ from ..io import atomic_path
 from ..models import Classifier
 from ..render import MeshRenderer
 from ..render.scene import PARAMETERS
-from .grid import GridAxis, as_axes, grid_chunks, n_poses
+from .grid import SweepAxis, as_axes, grid_chunks, n_poses
 from .score import RenderScore
 
 ProgressFn = Callable[[int], None]
@@ -35,7 +35,7 @@ class SemanticMap:
 
     Args:
         axes: the swept parameters (1..n): ``{"azimuth": values, ...}`` (arrays of strictly
-            increasing values or ``"START:STOP:STEP"`` strings), or :class:`GridAxis` objects
+            increasing values or ``"START:STOP:STEP"`` strings), or :class:`SweepAxis` objects
             / ``"NAME=START:STOP:STEP"`` strings (see :func:`~robustlens.semantic.grid.as_axes`).
         fixed: scalar values for the other scene parameters (defaults from the paper).
         batch_size: poses rendered/classified together; memory does not grow with the grid.
@@ -48,7 +48,7 @@ class SemanticMap:
         n_poses_: how many poses were scored.
     """
 
-    def __init__(self, axes: Mapping[str, Any] | Sequence[GridAxis | str], fixed: Mapping[str, float] | None = None,
+    def __init__(self, axes: Mapping[str, Any] | Sequence[SweepAxis | str], fixed: Mapping[str, float] | None = None,
                  batch_size: int = 32, samples: int | None = None, seed: int = 0) -> None:
         if not axes:
             raise BadInput(": give at least one parameter to sweep", param="grid")

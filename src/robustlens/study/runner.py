@@ -28,6 +28,7 @@ import yaml
 
 from .. import __version__
 from ..errors import BadInput, printable
+from ..fingerprint import mesh_fingerprint
 from ..io import write_text_atomic
 from ..models import Classifier, ModelOverrides, load_model
 from ..models.runtime import prepare_runtime
@@ -62,21 +63,6 @@ def _mesh_provenance(o: _Object) -> dict[str, Any]:
         info.update(up=entry.up, package=entry.distribution, path=entry.path,
                     licence=entry.licence, attribution=entry.attribution)
     return info
-
-
-def mesh_fingerprint(spec: str, mesh: Any = None) -> str:
-    """Digest of a mesh spec's file contents plus every file the loader reads for it
-    (materials, textures, buffers). ``mesh``: the mesh :func:`load_mesh` returned for
-    ``spec``; its record of the files read is used (nothing is read again)."""
-    from ..fingerprint import files_digest, mesh_digest
-    from ..render.mesh import resolve_mesh_path
-    from ..render.meshfile import FILES_KEY
-
-    path = resolve_mesh_path(spec)
-    files = getattr(mesh, "metadata", {}).get(FILES_KEY) if mesh is not None else None
-    if files:
-        return files_digest(path, files)
-    return mesh_digest(path)
 
 
 def model_fingerprint(clf: Classifier) -> str:
