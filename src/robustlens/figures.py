@@ -185,11 +185,9 @@ def _trace_steps(rec: Mapping[str, Any], base_dir: Path | None) -> list[tuple[An
 
 
 def _read_trace_file(path: Path) -> list[Any]:
-    """A trace written beside regions.json (JSON list / {"trace": [...]} or .npz lower/upper)."""
+    """A trace written beside regions.json (``traces/start_K.json``: a JSON list or
+    ``{"trace": [...]}``)."""
     try:
-        if path.suffix == ".npz":
-            with np.load(path) as z:
-                return [(lo, hi) for lo, hi in zip(z["lower"], z["upper"], strict=False)]
         data = json.loads(path.read_text())
     except (OSError, ValueError, KeyError):
         return []

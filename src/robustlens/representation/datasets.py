@@ -431,12 +431,6 @@ def read_image(item: BoxItem) -> torch.Tensor:
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).float() / 255.0
 
 
-def eval_transform(image: torch.Tensor, classifier: Classifier) -> torch.Tensor:
-    """``(3, H, W)`` in [0, 1] -> ``(3, S, S)`` by Resize(resize_size) + CenterCrop(S)
-    (:meth:`~robustlens.models.geometry.EvalGeometry.images` of ``classifier.geometry``)."""
-    return classifier.geometry.images(image)
-
-
 def prepare_batch(items: Sequence[BoxItem], classifier: Classifier
                   ) -> tuple[torch.Tensor, np.ndarray, list[np.ndarray]]:
     """Decode and transform items.

@@ -108,8 +108,6 @@ class Executor:
         return ClassRobustness(**kwargs)
 
 
-LocalExecutor = Executor
-
 #: batches of CAM scoring per Ray task (a shard)
 CAM_SHARD_BATCHES = 4
 
