@@ -9,17 +9,18 @@ and the figure through `robustlens.figures`; data modules import no drawing code
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import xarray as xr
 
+    from ..models import Classifier
     from ..regions.records import RegionsFile, RunRecord
     from ..regions.result import RegionResult
 
-__all__ = ["save_map_and_plot", "save_regions", "save_srvr"]
+__all__ = ["save_map_and_plot", "save_regions", "save_srvr", "srvr_runs", "srvr_step"]
 
 
 def save_map_and_plot(ds: xr.Dataset, folder: str | Path) -> tuple[Path, Path]:
@@ -71,3 +72,54 @@ def save_srvr(out_dir: str | Path, runs: Sequence[RunRecord | Mapping[str, Any]]
         out, runs, table,
         figure=lambda t: srvr_figure(pd.DataFrame(list(t)), out / "srvr.png", subtitle=title))
     return csv_path, runs_path, out / "srvr.png"
+
+
+def srvr_runs(models: Sequence[tuple[Classifier, Sequence[int]]],
+              meshes: Sequence[tuple[str, Any]], search: Mapping[str, Any],
+              methods: Sequence[str], variant: str, batch_size: int, criterion: str = "score",
+              image_size: int | None = None,
+              advance: Callable[[], None] = lambda: None) -> list[RunRecord]:
+    """Grow the regions of every model x mesh x method from every start point, rendering
+    (`robustlens.regions.scene.SceneScore`): the runs SRVR ranks.
+
+    Args:
+        models: (classifier, class id per mesh).
+        meshes: (printable spec, loaded mesh).
+        search: the parsed search (`robustlens.cli.region_args.parse_search`): ``names``,
+            ``domain``, ``starts``, ``fixed``, ``periodic`` and ``hyper`` per method.
+        advance: called once per finished run (progress).
+    """
+    import gc
+
+    from ..regions.records import RunRecord
+    from ..regions.scene import SceneScore, regions_for_score
+    from ..render import MeshRenderer
+
+    names, domain, pts = search["names"], search["domain"], search["starts"]
+    runs: list[RunRecord] = []
+    for clf, ids in models:
+        renderer: MeshRenderer | None = MeshRenderer(image_size=image_size or clf.input_size)
+        for (mesh_spec, mesh), cid in zip(meshes, ids, strict=True):
+            with SceneScore(clf, mesh, cid, names, domain, search["fixed"], renderer,
+                            batch_size, criterion) as fn:
+                for meth in methods:
+                    res = regions_for_score(fn, pts, domain, meth, variant,
+                                            periodic=search["periodic"],
+                                            on_result=lambda k, r: advance(),
+                                            **search["hyper"][meth])
+                    runs += [RunRecord.from_result(clf.spec, mesh_spec, cid, clf.labels[cid],
+                                                   r, criterion=criterion) for r in res]
+        renderer = None  # released before the next model's renderer is made
+        gc.collect()
+    return runs
+
+
+def srvr_step(out_dir: str | Path, runs: Sequence[RunRecord | Mapping[str, Any]], *,
+              n_boot: int = 2000, seed: int = 0, title: str = ""
+              ) -> tuple[list[dict[str, Any]], tuple[Path, Path, Path]]:
+    """The SRVR ranking of ``runs`` (`robustlens.regions.srvr.srvr_table`) written with its
+    figure (:func:`save_srvr`); returns the table and (srvr.csv, srvr_runs.csv, srvr.png)."""
+    from ..regions.srvr import srvr_table
+
+    table = srvr_table(runs, n_boot=n_boot, seed=seed)
+    return table, save_srvr(out_dir, runs, table, title=title)
