@@ -117,3 +117,20 @@ def test_one_slug_rule():
             continue
         assert 'r"[^A-Za-z0-9' not in text, f"{path.relative_to(SRC)} has its own slug rule"
         assert "ch if ch.isalnum() else" not in text, path
+
+
+def test_readme_layout_matches_the_tree():
+    """Every module and folder the README's Layout section names exists, and every top-level
+    module and package of src/robustlens is named there."""
+    import re
+
+    text = (ROOT / "README.md").read_text()
+    layout = text[text.index("## Layout"):]
+    layout = layout[:layout.index("\n## ", 5)]
+    named = set(re.findall(r"\b([a-z_]+\.py)\b", layout))
+    files = {p.name for p in SRC.rglob("*.py")} | {p.name for p in (ROOT / "tests").glob("*.py")}
+    assert named <= files, sorted(named - files)
+    top = {p.name for p in SRC.glob("*.py") if p.name != "__init__.py"}
+    top |= {p.name + "/" for p in SRC.iterdir() if p.is_dir() and not p.name.startswith("_")}
+    for name in top:
+        assert re.search(rf"^\s+{re.escape(name)}\s", layout, re.M), f"{name} not in Layout"
