@@ -24,7 +24,7 @@ from conftest import gltf_document, write_gltf_file
 from PIL import Image
 
 from robustlens.errors import BadInput
-from robustlens.fingerprint import mesh_digest, mesh_files
+from robustlens.fingerprint import mesh_files, mesh_files_digest
 from robustlens.render import load_mesh, meshfile
 from robustlens.render.materials import materials_of
 
@@ -113,9 +113,9 @@ def test_glb_external_image_is_read_and_hashed(tmp_path):
     png(tmp_path / "wood.png", (200, 30, 30))
     assert texture_of(load_mesh(glb)) is not None
     assert [p.name for p in mesh_files(glb)] == ["q.glb", "wood.png"]
-    before = mesh_digest(glb)
+    before = mesh_files_digest(glb)
     png(tmp_path / "wood.png", (30, 200, 30))
-    assert mesh_digest(glb) != before
+    assert mesh_files_digest(glb) != before
 
 
 def test_texture_found_by_fallback_is_hashed(tmp_path):
@@ -126,9 +126,9 @@ def test_texture_found_by_fallback_is_hashed(tmp_path):
     mesh = load_mesh(obj)
     assert texture_of(mesh)[0, 0].tolist() == [200, 30, 30]
     assert [p.name for p in mesh_files(obj)] == ["q.obj", "m.mtl", "wood.png"]
-    before = mesh_digest(obj)
+    before = mesh_files_digest(obj)
     png(tmp_path / "wood.png", (30, 200, 30))
-    assert mesh_digest(obj) != before
+    assert mesh_files_digest(obj) != before
 
 
 def test_loaded_mesh_records_the_files_read(tmp_path):
@@ -141,7 +141,7 @@ def test_loaded_mesh_records_the_files_read(tmp_path):
     assert [Path(f["path"]).name for f in files] == ["q.obj", "m.mtl", "wood.png"]
     for f in files:
         assert f["sha256"] == hashlib.sha256(Path(f["path"]).read_bytes()).hexdigest()
-    assert mesh_fingerprint(str(obj), mesh) == mesh_fingerprint(str(obj)) == mesh_digest(obj)
+    assert mesh_fingerprint(str(obj), mesh) == mesh_fingerprint(str(obj)) == mesh_files_digest(obj)
 
 
 # ------------------------------------------------------------------ 2: named pipes

@@ -23,8 +23,8 @@ from robustlens.semantic import SemanticMap
 from robustlens.semantic.chunks import (
     MapJob,
     chunk_files,
+    geometry_digest,
     load_chunks,
-    mesh_digest,
     run_chunked_map,
     save_chunk,
 )
@@ -74,8 +74,8 @@ def test_same_geometry_other_texture_is_another_mesh_for_chunks_and_ray(tmp_path
     blue = load_mesh(_textured_cube(tmp_path / "b", (20, 20, 250)))
     assert np.array_equal(red.vertices, blue.vertices)
     # the Ray workers' mesh cache and every chunk key use this digest
-    assert mesh_digest(red) != mesh_digest(blue)
-    assert mesh_digest(red) == mesh_digest(load_mesh(tmp_path / "r" / "cube.obj"))
+    assert geometry_digest(red) != geometry_digest(blue)
+    assert geometry_digest(red) == geometry_digest(load_mesh(tmp_path / "r" / "cube.obj"))
 
 
 def test_chunk_of_the_right_key_but_wrong_length_is_recomputed(tmp_path, planted):
@@ -140,7 +140,7 @@ def test_long_names_that_end_alike_get_their_own_folders():
 # ------------------------------------------------------------ 8: user strings in figures
 def test_dollar_pairs_in_names_and_labels_are_text(tmp_path, planted):
     from robustlens import figures
-    from robustlens.semantic.maps import save_map_and_plot
+    from robustlens.study.steps import save_map_and_plot
 
     smap = SemanticMap({"azimuth": "0:360:90", "elevation": "0:40:20"}, batch_size=8)
     with MeshRenderer(64) as r:

@@ -224,7 +224,7 @@ def test_map_pair_is_written_together(tmp_path, monkeypatch):
     import xarray as xr
 
     import robustlens.figures as plot
-    from robustlens.semantic.maps import save_map_and_plot
+    from robustlens.study.steps import save_map_and_plot
 
     ds = xr.Dataset({"score": ("azimuth", np.array([0.1, 0.2]))},
                     coords={"azimuth": [0.0, 180.0]})

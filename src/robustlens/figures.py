@@ -15,7 +15,13 @@ the suffix, PNG by default).  The figures:
 * :func:`class_ranking_figure` -- class robustness scores with CIs (least robust at the top)
   and the lift in a second panel;
 * :func:`turntable_gif` -- an animated GIF of the object turning in azimuth with the live
-  true-class score.
+  true-class score (encoded by `robustlens.images`, the one image reader/writer);
+* :func:`cam_overlays_figure` -- CAMs of the true class over images, boxes drawn, least
+  robust classes first;
+* :func:`attack_strip_figure` -- one attack example: original, removals, context, transplant.
+
+Data modules (region records, SRVR, semantic maps, scores) never import this module; the
+writers of a data file + figure pair are in `robustlens.study.steps`.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import matplotlib
 import numpy as np
 import pandas as pd
 import xarray as xr
+from cycler import cycler
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
@@ -48,6 +55,8 @@ if TYPE_CHECKING:  # heavy imports only for annotations
 __all__ = [
     "DPI",
     "STYLE",
+    "attack_strip_figure",
+    "cam_overlays_figure",
     "class_ranking_figure",
     "map_regions_figure",
     "method_colors",
@@ -56,6 +65,7 @@ __all__ = [
     "save_figure",
     "score_curves_figure",
     "srvr_figure",
+    "srvr_frame",
     "style",
     "turntable_gif",
 ]
@@ -82,7 +92,7 @@ STYLE: dict[str, Any] = {
     "grid.linestyle": "-",
     "axes.spines.top": False,
     "axes.spines.right": False,
-    "axes.prop_cycle": matplotlib.cycler(color=[
+    "axes.prop_cycle": cycler(color=[
         "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
         "#bcbd22", "#17becf"]),
 }
@@ -94,7 +104,7 @@ _ANGLES = {"azimuth", "elevation", "light_azimuth", "light_elevation", "fov"}
 @contextlib.contextmanager
 def style() -> Iterator[dict[str, Any]]:
     """Context in which matplotlib uses the report style (:data:`STYLE`); yields the params."""
-    with matplotlib.rc_context(STYLE):
+    with matplotlib.rc_context(STYLE):  # type: ignore[arg-type]  # the stubs list literal keys
         yield dict(STYLE)
 
 
@@ -175,11 +185,9 @@ def _trace_steps(rec: Mapping[str, Any], base_dir: Path | None) -> list[tuple[An
 
 
 def _read_trace_file(path: Path) -> list[Any]:
-    """A trace written beside regions.json (JSON list / {"trace": [...]} or .npz lower/upper)."""
+    """A trace written beside regions.json (``traces/start_K.json``: a JSON list or
+    ``{"trace": [...]}``)."""
     try:
-        if path.suffix == ".npz":
-            with np.load(path) as z:
-                return [(lo, hi) for lo, hi in zip(z["lower"], z["upper"], strict=False)]
         data = json.loads(path.read_text())
     except (OSError, ValueError, KeyError):
         return []
@@ -378,7 +386,7 @@ def map_figure(ds: xr.Dataset, path: str | os.PathLike[str] | None = None, *,
                          layout="constrained")
             ax = fig.add_subplot(1, 1, 1)
         else:
-            fig = ax.get_figure()
+            fig = ax.get_figure()  # type: ignore[assignment]  # an Axes of a Figure
         title = title or (f"{ds.attrs.get('class_name', '')} | {ds.attrs.get('mesh', '')} | "
                           f"{ds.attrs.get('model', '')}")
         if "sample" in score.dims:
@@ -463,7 +471,7 @@ def srvr_figure(table: pd.DataFrame, path: str | os.PathLike[str], *,
     per method.  ``table`` has the columns of ``srvr.csv`` (model, method, variant, srvr,
     srvr_low, srvr_high; variant optional); ``colors`` as in :func:`map_regions_figure`;
     ``subtitle`` (e.g. what SRVR was averaged over) goes under the title."""
-    df = _srvr_frame(table)
+    df = srvr_frame(table)
     if df.empty:
         raise BadInput("srvr: no rows to plot")
     order = df.groupby("model")["srvr"].mean().sort_values(ascending=False).index.tolist()
@@ -498,7 +506,9 @@ def srvr_figure(table: pd.DataFrame, path: str | os.PathLike[str], *,
         return save_figure(fig, path)
 
 
-def _srvr_frame(table: pd.DataFrame) -> pd.DataFrame:
+def srvr_frame(table: pd.DataFrame) -> pd.DataFrame:
+    """An SRVR table (the columns of ``srvr.csv``) as drawn: numeric CIs (a missing bound is
+    the mean), a ``label`` per method (:func:`method_label`); BadInput on a missing column."""
     df = table.copy()
     for c in ("model", "method", "srvr"):
         if c not in df.columns:
@@ -596,10 +606,10 @@ def turntable_gif(
     with viridis, the threshold 0.5 marked) and whether the class is the top-1 prediction.
     The GIF loops forever and is written atomically.  Returns the path.
     """
-    import imageio.v3 as iio
     import torch
     from PIL import Image, ImageDraw, ImageFont
 
+    from .images import write_gif
     from .render import MeshRenderer
 
     if frames < 1:
@@ -635,7 +645,7 @@ def turntable_gif(
     cmap = matplotlib.colormaps["viridis"]
     out_frames = []
     for i in range(frames):
-        im = Image.fromarray(pix[i]).resize((w, w), Image.NEAREST) if scale > 1 \
+        im = Image.fromarray(pix[i]).resize((w, w), Image.Resampling.NEAREST) if scale > 1 \
             else Image.fromarray(pix[i])
         canvas = Image.new("RGB", (w, w + footer), (255, 255, 255))
         canvas.paste(im, (0, 0))
@@ -651,8 +661,79 @@ def turntable_gif(
         xm = bx0 + (bx1 - bx0) // 2
         d.line((xm, by0 - 2, xm, by1 + 2), fill=(0, 0, 0), width=1)
         out_frames.append(np.asarray(canvas))
-    out = Path(path)
-    with atomic_path(out) as tmp:
-        iio.imwrite(tmp, np.stack(out_frames), extension=".gif",
-                    duration=int(round(1000 / fps)), loop=0)
-    return out
+    return write_gif(path, out_frames, fps)
+
+
+# -------------------------------------------------------------- CAMs and attack examples
+def cam_overlays_figure(classifier: Classifier, dataset: Any, image_scores: pd.DataFrame,
+                        class_ids: Sequence[int], path: str | os.PathLike[str], *,
+                        cam: str = "gradcam++", per_class: int = 4,
+                        target_layer: str | None = None) -> Path:
+    """Grid: one row per class of ``class_ids``, ``per_class`` images each (spread over the
+    class's RS range, lowest first), CAM of the true class over the image, boxes in white."""
+    from .representation.cam import compute_cams
+    from .representation.cam_methods import cam_name
+    from .representation.datasets import as_items, prepare_batch
+
+    items = {(it.name, it.class_id): it for it in as_items(dataset)}
+    rows: list[tuple[int, list[tuple[Any, float, str]]]] = []
+    for cid in class_ids:
+        g = image_scores[image_scores["class_id"] == cid].sort_values("rs")
+        if g.empty:
+            continue
+        pick = np.unique(np.linspace(0, len(g) - 1, min(per_class, len(g))).round().astype(int))
+        sel = g.iloc[pick]
+        rows.append((cid, [(items[(r.image, cid)], float(r.rs), str(r.pred_name))
+                           for r in sel.itertuples() if (r.image, cid) in items]))
+    with style():  # user labels are text, never mathtext
+        ncol = max([len(r[1]) for r in rows] + [1])
+        fig = Figure(figsize=(2.2 * ncol, 2.35 * max(len(rows), 1)))
+        for ri, (cid, entries) in enumerate(rows):
+            its = [e[0] for e in entries]
+            images, _, boxes = prepare_batch(its, classifier)
+            maps = compute_cams(classifier, images, [cid] * len(its), cam,
+                                target_layer=target_layer)
+            for ci, ((_it, rs, pred), img, m, bx) in enumerate(zip(entries, images, maps, boxes,
+                                                                  strict=True)):
+                ax = fig.add_subplot(len(rows), ncol, ri * ncol + ci + 1)
+                ax.imshow(img.permute(1, 2, 0).numpy())
+                ax.imshow(m, cmap="jet", alpha=0.45, vmin=0, vmax=1)
+                for x0, y0, x1, y1 in bx:
+                    if x1 > x0 and y1 > y0:
+                        ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0,
+                                               fill=False, edgecolor="white", linewidth=1.2))
+                ax.set_xticks([])
+                ax.set_yticks([])
+                name = classifier.labels[cid][:18]
+                ax.set_title(f"{name}  RS {rs:.2f}\npred: {pred[:18]}", fontsize=7)
+        if not rows:
+            ax = fig.add_subplot(1, 1, 1)
+            ax.text(0.5, 0.5, "no images", ha="center")
+            ax.axis("off")
+        fig.suptitle(f"{cam_name(cam)} of the true class; least robust classes first",
+                     fontsize=9)
+        return _save_tight(fig, path)
+
+
+def attack_strip_figure(panels: Sequence[tuple[str, Any]],
+                        path: str | os.PathLike[str]) -> Path:
+    """One attack example: the ``(title, image)`` panels side by side, each image a
+    ``(3, S, S)`` tensor or ``(S, S, 3)`` array in [0, 1], its title above it."""
+    with style():
+        n = max(len(panels), 1)
+        fig = Figure(figsize=(1.75 * n, 2.0))
+        for k, (title, img) in enumerate(panels):
+            a = img.permute(1, 2, 0).cpu().numpy() if hasattr(img, "permute") else np.asarray(img)
+            ax = fig.add_subplot(1, n, k + 1)
+            ax.imshow(np.clip(a, 0, 1), interpolation="nearest")
+            ax.set_title(str(title)[:24], fontsize=7)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        return _save_tight(fig, path)
+
+
+def _save_tight(fig: Figure, path: str | os.PathLike[str], dpi: int = DPI) -> Path:
+    p = Path(path)
+    with atomic_path(p) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
+    return p

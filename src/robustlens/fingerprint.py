@@ -10,7 +10,9 @@ read once, not on every run.
 * :func:`model_key`: every key that depends on a model (study steps, map chunks, CAM scoring
   runs, Ray workers' model cache, ONNX exports) hashes the model's
   :meth:`~robustlens.models.base.Classifier.identity` through this one function.
-* :func:`mesh_files` / :func:`mesh_digest`: a mesh file plus every file the mesh loader
+* :func:`mesh_fingerprint`: the files a loaded mesh was read from, as the loader recorded
+  them (``mesh.metadata["robustlens.files"]``).
+* :func:`mesh_files` / :func:`mesh_files_digest`: a mesh file plus every file the mesh loader
   reads for it (OBJ: its ``mtllib`` files and the ``map_Kd`` textures they name; glTF:
   external buffers and images; PLY: its ``TextureFile``), read through the loader's own
   resolver so that what is hashed is what is rendered.
@@ -163,10 +165,25 @@ def files_digest(path: str | os.PathLike[str], files: Iterable[Any]) -> str:
     return digest_of(parts)
 
 
-def mesh_digest(path: str | os.PathLike[str], allow_outside: bool = False) -> str:
+def mesh_files_digest(path: str | os.PathLike[str], allow_outside: bool = False) -> str:
     """Digest of a mesh file and every file the loader reads for it (see
     :func:`mesh_files`): exactly the bytes a render of it depends on."""
     return files_digest(path, _read_mesh_files(path, allow_outside))
+
+
+def mesh_fingerprint(spec: str, mesh: Any = None) -> str:
+    """Digest of a mesh spec's file contents plus every file the loader read for it
+    (materials, textures, buffers). ``mesh``: the mesh ``load_mesh(spec)`` returned; the
+    loader's own record of the files it read (``mesh.metadata["robustlens.files"]``) is
+    hashed, nothing is parsed again. Without one the spec is read by the loader's reader."""
+    from .render.mesh import resolve_mesh_path
+    from .render.meshfile import FILES_KEY
+
+    path = resolve_mesh_path(spec)
+    files = getattr(mesh, "metadata", {}).get(FILES_KEY) if mesh is not None else None
+    if files:
+        return files_digest(path, files)
+    return mesh_files_digest(path)
 
 
 # ---------------------------------------------------------------------------- datasets

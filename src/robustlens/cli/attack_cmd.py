@@ -15,10 +15,10 @@ from .common import (
     model_from_options,
     model_options,
     pop_model_kwargs,
+    progress,
     runtime_option,
     use_runtime,
 )
-from .score_cmd import progress_bar
 
 EPILOG = """\b
 Examples:
@@ -91,7 +91,7 @@ def command(**kwargs: Any) -> None:
     if kwargs["max_images"]:
         total = sum(min(sum(1 for it in ds if it.class_id == c), kwargs["max_images"])
                     for c in classes)
-    with progress_bar() as bar:
+    with progress() as bar:
         task = bar.add_task("attacking", total=total)
         df = run_attacks(clf, ds, classes, cam=kwargs["cam"], q=kwargs["q"], pad=kwargs["pad"],
                          batch_size=kwargs["batch_size"], max_images=kwargs["max_images"],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -110,13 +110,24 @@ def pop_model_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     return {k: kwargs.pop(k) for k in keys}
 
 
+class _Progress(Progress):
+    """A rich bar that vanishes when its ``with`` block fails (the error stays the one line
+    on stderr)."""
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is not None:
+            self.live.transient = True
+        super().__exit__(exc_type, exc, tb)
+
+
 def progress() -> Progress | LineProgress:
-    """Progress on stderr: a live rich bar on a terminal; in a log (not a terminal) lines at
+    """The one progress helper of the commands and the study: on stderr, a live rich bar on a
+    terminal (it vanishes when the ``with`` block fails); in a log (not a terminal) lines at
     least every 10% or 30 s of a long step and one at its end (see :class:`LineProgress`).
     Hidden with --quiet."""
     if not console.is_terminal:
         return LineProgress(disable=VERBOSITY["level"] == 0)
-    return Progress(TextColumn("{task.description}", style="bold", markup=False), BarColumn(), MofNCompleteColumn(),
+    return _Progress(TextColumn("{task.description}", style="bold", markup=False), BarColumn(), MofNCompleteColumn(),
                     TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
                     console=console, disable=VERBOSITY["level"] == 0, transient=False)
 
@@ -202,18 +213,6 @@ class LineProgress:
 def _hms(seconds: float) -> str:
     s = int(round(seconds))
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
-
-
-T = TypeVar("T")
-
-
-def track(items: Iterable[T], total: int | None, description: str) -> Iterator[T]:
-    """Iterate with a progress bar."""
-    with progress() as bar:
-        task = bar.add_task(description, total=total)
-        for it in items:
-            yield it
-            bar.advance(task)
 
 
 def info(msg: str) -> None:

@@ -12,6 +12,7 @@ from .common import (
     model_from_options,
     model_options,
     pop_model_kwargs,
+    progress,
     runtime_option,
     use_runtime,
 )
@@ -68,9 +69,8 @@ def command(mesh_spec: str, up: str, class_: str | None, grids: tuple[str, ...],
     from ..render.scene import parse_assignments
     from ..semantic import SemanticMap, parse_grids
     from ..semantic.grid import check_pose_count
-    from ..semantic.maps import save_map_and_plot
+    from ..study.steps import save_map_and_plot
     from .common import resolve_class
-    from .score_cmd import progress_bar
 
     # ---- validate everything before computing anything (nothing is written on bad input)
     axes = parse_grids(grids)
@@ -88,7 +88,7 @@ def command(mesh_spec: str, up: str, class_: str | None, grids: tuple[str, ...],
     renderer = MeshRenderer(image_size=image_size or clf.input_size)
     info(f"map: {clf.labels[class_id]!r} (class {class_id}) on {mesh_spec}, model {clf.spec}, "
          f"{n} poses over {', '.join(a.name for a in axes)}")
-    with locked_out_dir(out_dir) as out, progress_bar() as bar:  # vanishes on failure
+    with locked_out_dir(out_dir) as out, progress() as bar:  # vanishes on failure
         task = bar.add_task("rendering + classifying", total=n)
         ds = smap.run(clf, mesh, class_id, renderer,
                       progress=lambda k: bar.advance(task, k), mesh_name=mesh_spec).map_

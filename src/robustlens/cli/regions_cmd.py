@@ -60,11 +60,12 @@ def command(mesh_spec: str, up: str, class_: str | None, method: str, params: tu
     from ..errors import printable
     from ..io import check_out_dir
     from ..regions.criterion import criterion_values
-    from ..regions.records import RegionsFile, save_regions
+    from ..regions.records import RegionsFile
     from ..regions.scene import ground_truth, map_for_params, regions_for_score
     from ..regions.whitebox import scene_score_fn
     from ..render import MeshRenderer, load_mesh
     from ..semantic import load_map
+    from ..study.steps import save_regions
     from .common import hold_out_dir, resolve_class
 
     # ---- validate everything before computing anything

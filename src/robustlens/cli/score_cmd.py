@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import click
-from rich.progress import Progress
 
 from ..errors import BadInput
 from ..representation.cam import CAM_METHODS
 from .common import (
-    LineProgress,
     info,
     model_from_options,
     model_options,
@@ -33,19 +29,6 @@ pixel-edge coordinates, label = class id or name); Pascal VOC root; COCO instanc
 ImageNet validation layout (images + Pascal XMLs with wnids).
 Writes DIR/class_scores.csv, DIR/image_scores.csv, DIR/class_ranking.png, DIR/cam_overlays.png.
 A killed run resumes where it stopped when rerun with the same --out, model and --cam."""
-
-
-@contextlib.contextmanager
-def progress_bar() -> Iterator[Progress | LineProgress]:
-    """:func:`progress`, but the bar vanishes when the command fails (the error stays the one
-    line on stderr)."""
-    with progress() as bar:
-        try:
-            yield bar
-        except BaseException:
-            if isinstance(bar, Progress):
-                bar.live.transient = True
-            raise
 
 
 @click.command("score", epilog=EPILOG)
@@ -75,10 +58,10 @@ def command(**kwargs: Any) -> None:
     mean RS with a bootstrap CI, beside top-1/top-5 and the chance-corrected lift
     (RS / box-area fraction, 1 = chance)."""
     from .. import figures
+    from ..figures import cam_overlays_figure
     from ..io import check_out_dir
     from ..representation.cam_methods import cam_name
     from ..representation.datasets import load_dataset
-    from ..representation.plots import plot_cam_overlays
     from ..representation.scores import ClassRobustness, remove_partials
     from .common import hold_out_dir
 
@@ -96,7 +79,7 @@ def command(**kwargs: Any) -> None:
     out = hold_out_dir(kwargs["out"])
     info(f"{len(ds)} images of {len(ds.class_ids())} classes ({ds.kind}); model {clf.spec}, "
          f"CAM {est.cam} at {est.target_layer or clf.target_layer}, device {clf.device}")
-    with progress_bar() as bar:
+    with progress() as bar:
         task = bar.add_task(f"scoring ({est.cam})", total=len(ds))
 
         def on_total(total: int, done: int) -> None:
@@ -112,7 +95,7 @@ def command(**kwargs: Any) -> None:
         cs, out / "class_ranking.png", max_classes=kwargs["top"],
         title=f"{clf.spec}, {cam_name(est.cam)}: least robust classes first (95% CI)")
     worst = cs["class_id"].head(max(kwargs["overlay_classes"], 0)).tolist()
-    plot_cam_overlays(clf, ds, est.image_scores_, worst, out / "cam_overlays.png", cam=est.cam,
+    cam_overlays_figure(clf, ds, est.image_scores_, worst, out / "cam_overlays.png", cam=est.cam,
                       target_layer=mk["target_layer"])
     remove_partials(out)
     info("least robust classes:   CRS [95% CI]      lift  top-1")

@@ -55,15 +55,10 @@ def command(meshes: tuple[str, ...], up: str, classes: tuple[str, ...], methods:
             out_dir: str,
             **kwargs: Any) -> None:
     """Rank models by SRVR over meshes x start points, per region method."""
-    import gc
-
     from ..errors import BadInput, printable
     from ..io import check_out_dir
-    from ..regions.records import RunRecord
-    from ..regions.scene import regions_for_score
-    from ..regions.srvr import save_srvr, srvr_table
-    from ..regions.whitebox import scene_score_fn
-    from ..render import MeshRenderer, load_mesh
+    from ..render import load_mesh
+    from ..study.steps import srvr_runs, srvr_step
     from .common import hold_out_dir, model_from_options, resolve_class
 
     model_kwargs = pop_model_kwargs(kwargs)
@@ -72,7 +67,7 @@ def command(meshes: tuple[str, ...], up: str, classes: tuple[str, ...], methods:
     meths = list(methods) or ["oir_b"]
     s = parse_search(params, domains, starts, sets, variant, meths, threshold, max_evals,
                      batch_size, criterion, grad)
-    names, domain, pts = s["names"], s["domain"], s["starts"]
+    pts = s["starts"]
     if len(classes) not in (0, 1, len(meshes)):
         raise BadInput(f"--class: given {len(classes)} times for {len(meshes)} meshes; give it "
                        f"once for all meshes or once per --mesh")
@@ -97,35 +92,21 @@ def command(meshes: tuple[str, ...], up: str, classes: tuple[str, ...], methods:
     info(f"srvr: {len(models)} model(s) x {len(meths)} method(s) x {len(meshes)} mesh(es) x "
          f"{len(pts)} start(s) = {n_runs} region runs ({variant})")
     out = hold_out_dir(out_dir)
-    runs: list[RunRecord] = []
     with progress() as bar:
         task = bar.add_task("growing regions", total=n_runs)
-        for clf, ids in models:
-            renderer = MeshRenderer(image_size=image_size or clf.input_size)
-            for mesh_spec, mesh, cid in zip(meshes, mesh_objs, ids, strict=True):
-                score_fn, grad_fn = scene_score_fn(grad, clf, mesh, cid, names, domain,
-                                                   s["fixed"], renderer, batch_size, criterion)
-                with score_fn as fn:
-                    for meth in meths:
-                        res = regions_for_score(fn, pts, domain, meth, variant,
-                                                periodic=s["periodic"], grad_fn=grad_fn,
-                                                on_result=lambda k, r: bar.advance(task),
-                                                **s["hyper"][meth])
-                        runs += [RunRecord.from_result(clf.spec, mesh_spec, cid,
-                                                       clf.labels[cid], r, criterion=criterion)
-                                 for r in res]
-            del renderer
-            gc.collect()
-    table = srvr_table(runs, n_boot=n_boot, seed=seed)
-    csv_path, _, png = save_srvr(out, runs, table,
-                                 title=f"SRVR over {len(meshes)} mesh(es) x {len(pts)} start(s)")
+        runs = srvr_runs(models, list(zip(meshes, mesh_objs, strict=True)), s, meths, variant,
+                         batch_size, criterion, image_size, grad=grad,
+                         advance=lambda: bar.advance(task))
+    table, (csv_path, runs_path, png) = srvr_step(
+        out, runs, n_boot=n_boot, seed=seed,
+        title=f"SRVR over {len(meshes)} mesh(es) x {len(pts)} start(s)")
     for r in table:
         console.print(f"#{r['rank']} {r['model']:<32s} {r['method']}/{r['variant']} "
                       f"({r['criterion']}): SRVR "
                       f"{r['srvr']:.4f} [{r['srvr_low']:.4f}, {r['srvr_high']:.4f}], not grown "
                       f"{r['frac_not_grown']:.0%} of {r['n_runs']} runs, "
                       f"{r['evaluations_per_run']:.0f} evaluations/run")
-    console.print(f"wrote {csv_path}, {out / 'srvr_runs.csv'} and {png}")
+    console.print(f"wrote {csv_path}, {runs_path} and {png}")
 
 
 def _multi_model(cmd: click.Command) -> click.Command:

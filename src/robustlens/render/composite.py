@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import functools
 import os
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from PIL import Image
 from scipy import ndimage
 
 from ..errors import BadInput
+from ..images import open_image, write_image
 from ..io import atomic_path
 from .gl import MeshRenderer
 from .mesh import demo_class, load_mesh
@@ -67,8 +67,7 @@ def _photo(name: str) -> Image.Image:
     path = Path(skimage.__file__).parent / "data" / name
     if not path.is_file():
         raise BadInput(f"background photo {path} is missing; reinstall scikit-image")
-    with Image.open(path) as im:
-        return im.copy()
+    return open_image(path)
 
 
 def photo_background(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -119,6 +118,8 @@ def make_rendered_dataset(out_dir: str | os.PathLike[str], meshes: Sequence[str]
             raise BadInput(f"{missing[0]}: not a demo mesh; give its class", param="mesh")
     if len(classes) != len(meshes):
         raise BadInput("classes: expected one class per mesh")
+    from ..study.layout import slug  # the one file-name rule (lazy: study sits above render)
+
     rng = np.random.default_rng(seed)
     renderer = MeshRenderer(image_size=size)
     (out / "images").mkdir(parents=True, exist_ok=True)
@@ -147,10 +148,9 @@ def make_rendered_dataset(out_dir: str | os.PathLike[str], meshes: Sequence[str]
             bg = make_background(rng, size)
             img = obj + (1 - a[..., None]) * bg  # black render = premultiplied colour
             ys, xs = np.nonzero(a > 0.5)
-            stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(str(mesh_spec).split(':')[-1]).stem)
+            stem = slug(Path(str(mesh_spec).split(':')[-1]).stem)
             name = f"{j:02d}_{stem}_{i:03d}.png"  # two meshes may share a file name
-            Image.fromarray((np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)).save(
-                out / "images" / name)
+            write_image(out / "images" / name, img)
             rows.append([f"images/{name}", cls, int(xs.min()), int(ys.min()), int(xs.max()) + 1,
                          int(ys.max()) + 1])
     csv_path = out / "boxes.csv"

@@ -129,7 +129,8 @@ def _create_context():  # -> moderngl.Context
         pass
 
     errors = []
-    for kwargs in ({"backend": "egl"}, {}):
+    backends: list[dict[str, Any]] = [{"backend": "egl"}, {}]
+    for kwargs in backends:
         try:
             return moderngl.create_standalone_context(require=330, **kwargs)
         except Exception as exc:  # noqa: PERF203 - try the next backend

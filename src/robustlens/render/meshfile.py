@@ -5,7 +5,7 @@ A mesh file may name other files: an OBJ its ``mtllib`` material libraries and t
 ``TextureFile``. :class:`MeshFiles` is the one place that turns such a name into a file,
 reads it and records it; it is used for the checks, it is the resolver trimesh loads with
 (``resolver=``, for every format) and its record is what the fingerprint hashes
-(:func:`robustlens.fingerprint.mesh_digest`, ``mesh.metadata["robustlens.files"]``), so the
+(:func:`robustlens.fingerprint.mesh_files_digest`, ``mesh.metadata["robustlens.files"]``), so the
 files checked, the files loaded and the files hashed are the same files.
 
 The rules (the README's "What is refused and why" lists them for users):

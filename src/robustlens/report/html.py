@@ -38,7 +38,7 @@ from . import interactive
 
 Log = Callable[[str], None]
 
-__all__ = ["Cell", "Study", "Table", "build_report", "load_study", "render_report"]
+__all__ = ["Cell", "StudyResults", "Table", "build_report", "load_study", "render_report"]
 
 _TEMPLATES = Path(__file__).resolve().parent / "templates"
 _MIME = {".png": "image/png", ".gif": "image/gif", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
@@ -138,7 +138,7 @@ class Item:
 
 
 @dataclass
-class Study:
+class StudyResults:
     """Everything found in a study folder (see :func:`load_study`)."""
 
     root: Path
@@ -148,7 +148,7 @@ class Study:
     srvr: pd.DataFrame | None = None
     representation: list[Item] = field(default_factory=list)
     attacks: list[Item] = field(default_factory=list)
-    gifs: list[Path] = field(default_factory=list)
+    gifs: list[tuple[tuple[str, ...], Path]] = field(default_factory=list)  # (key, GIF)
     provenance: dict[str, Any] = field(default_factory=dict)
     config_text: str = ""
     problems: list[str] = field(default_factory=list)
@@ -183,7 +183,7 @@ class Study:
         return quote(p.relative_to(self.root).as_posix())
 
 
-def load_study(out_dir: str | os.PathLike[str]) -> Study:
+def load_study(out_dir: str | os.PathLike[str]) -> StudyResults:
     """Read every result in ``out_dir``; unreadable files become ``problems``, not errors.
 
     Raises :class:`BadInput` when ``out_dir`` is not a folder or holds no results at all.
@@ -194,33 +194,33 @@ def load_study(out_dir: str | os.PathLike[str]) -> Study:
     if not root.is_dir():
         raise BadInput(f"{out_dir}: not a folder (expected a study folder written by "
                        f"`robustlens run`)")
-    st = Study(root=root.resolve())
+    st = StudyResults(root=root.resolve())
     r = st.root
     lay = StudyLayout(r)
-    for attr, sub in (("maps", "maps"), ("curves", "curves")):
-        for key, p in lay.find(sub, "map.nc", 2):
+    for attr, found in (("maps", lay.maps()), ("curves", lay.curves())):
+        for key, p in found:
             try:
                 ds = load_map(p)
             except BadInput as exc:
                 st.problems.append(f"{st.rel(p)}: {_after_flag(str(exc))}")
                 continue
             getattr(st, attr).append(Item(key, p, ds, str(ds.attrs.get("model", key[0]))))
-    for key, p in lay.find("regions", "regions.json", 3):
+    for key, p in lay.regions_files():
         try:
             doc = RegionsFile.read(p)
         except (OSError, ValueError, TypeError) as exc:
             st.problems.append(f"{st.rel(p)}: unreadable ({_first(exc)})")
             continue
         st.regions.append(Item(key, p, doc, doc.model or key[0]))
-    sp = lay.srvr_dir / "srvr.csv"
+    sp = lay.srvr_csv
     if sp.is_file():
         try:
             df = pd.read_csv(sp)
-            F._srvr_frame(df)  # checks the columns
+            F.srvr_frame(df)  # checks the columns
             st.srvr = df
         except (OSError, ValueError, BadInput) as exc:
             st.problems.append(f"{st.rel(sp)}: unreadable ({_first(exc)})")
-    for key, p in lay.find("representation", "class_scores.csv", 3):
+    for key, p in lay.class_scores_files():
         try:
             df = pd.read_csv(p)
             if "crs" not in df.columns:
@@ -230,7 +230,7 @@ def load_study(out_dir: str | os.PathLike[str]) -> Study:
             continue
         st.representation.append(Item(key, p.parent, df, key[0]))
 
-    for key, p in lay.find("attacks", "attacks.csv", 2):
+    for key, p in lay.attacks_files():
         try:
             df = pd.read_csv(p)
         except (OSError, ValueError) as exc:
@@ -238,15 +238,15 @@ def load_study(out_dir: str | os.PathLike[str]) -> Study:
             continue
         st.attacks.append(Item(key, p.parent, df, key[0]))
 
-    st.gifs = sorted(p for p in r.rglob("*.gif") if p.is_file() and not _hidden(p, r))
-    pp = r / "provenance.json"
+    st.gifs = lay.turntables()
+    pp = lay.provenance_json
     if pp.is_file():
         try:
             prov = json.loads(pp.read_text())
             st.provenance = prov if isinstance(prov, dict) else {}
         except (OSError, ValueError) as exc:
             st.problems.append(f"provenance.json: unreadable ({_first(exc)})")
-    cp = r / "config.yaml"
+    cp = lay.config_yaml
     if cp.is_file():
         try:
             st.config_text = cp.read_text()
@@ -269,17 +269,14 @@ def _where(it: Item, cam: bool = False) -> str:
     return " / ".join([it.name or (it.key[0] if it.key else "")] + rest)
 
 
-def _gif_name(st: Study, p: Path) -> str:
-    """``model — mesh`` of a turntable ``<model>__<mesh>.gif`` (specs, not folder names)."""
-    model, sep, mesh = p.stem.partition("__")
-    if p.parent.name != "turntable" or not sep:
+def _gif_name(st: StudyResults, key: tuple[str, ...], p: Path) -> str:
+    """``model — mesh`` of a turntable (specs, not folder names; the layout gives the folder
+    names, `StudyLayout.turntables`); the path of any other GIF."""
+    if len(key) != 2:
         return st.rel(p)
     meshes = st.provenance.get("meshes")
-    return f"{st.model_name(model)} — {spec_of(mesh, meshes if isinstance(meshes, Mapping) else [])}"
-
-
-def _hidden(p: Path, root: Path) -> bool:
-    return any(part.startswith(".") for part in p.relative_to(root).parts)
+    return (f"{st.model_name(key[0])} — "
+            f"{spec_of(key[1], meshes if isinstance(meshes, Mapping) else [])}")
 
 
 def _first(exc: BaseException) -> str:
@@ -333,8 +330,7 @@ def study_seconds(prov: Mapping[str, Any]) -> float | None:
     if isinstance(t, Mapping):
         if _num(t.get("total")) is not None:
             return _num(t["total"])
-        vals = [_num(v) for v in t.values()]
-        vals = [v for v in vals if v is not None]
+        vals = [v for v in (_num(x) for x in t.values()) if v is not None]
         return sum(vals) if vals else None
     return None
 
@@ -358,12 +354,12 @@ def _box_text(lo: Sequence[float], hi: Sequence[float], params: Sequence[str],
 
 
 # ------------------------------------------------------------------------------ report
-def _summary(st: Study) -> dict[str, Any]:
+def _summary(st: StudyResults) -> dict[str, Any]:
     """The headline findings: most robust model, classes leaning on context, study time."""
     out: dict[str, Any] = {"robust": [], "robust_note": "", "context": [], "context_note": "",
                            "time": "", "not_run": []}
     if st.srvr is not None:
-        df = F._srvr_frame(st.srvr)
+        df = F.srvr_frame(st.srvr)
         for label, sub in df.groupby("label", sort=False):
             sub = sub.sort_values("srvr", ascending=False)
             best = sub.iloc[0]
@@ -411,14 +407,14 @@ def _summary(st: Study) -> dict[str, Any]:
         t.update(reused)  # steps reused from earlier runs count with the time they took then
         parts = []
         if t:
-            steps = sorted(((str(k), _num(v)) for k, v in t.items()
-                            if k != "total" and _num(v) is not None), key=lambda kv: -kv[1])
+            steps = sorted(((str(k), v) for k, v in ((k, _num(x)) for k, x in t.items())
+                            if k != "total" and v is not None), key=lambda kv: -kv[1])
             parts = [f"{k} {_duration(v)}" for k, v in steps[:3]]
             if len(steps) > 3:
                 parts = ["longest steps: " + parts[0]] + parts[1:] + \
                     [f"{len(steps) - 3} more under Provenance"]
         out["time"] = _duration(secs) + (f" ({'; '.join(parts)})" if parts else "")
-        done = [_num(v) for v in reused.values() if _num(v) is not None]
+        done = [v for v in (_num(x) for x in reused.values()) if v is not None]
         if done:
             out["time"] += (f"; {len(done)} steps were reused from earlier runs, where they "
                             f"took {_duration(sum(done))}")
@@ -436,7 +432,7 @@ def _class_text(r: pd.Series) -> str:
     return s + ")"
 
 
-def _links(st: Study, paths: Iterable[Path]) -> list[dict[str, str]]:
+def _links(st: StudyResults, paths: Iterable[Path]) -> list[dict[str, str]]:
     """Relative links to the files that exist; clashing names get their folder too."""
     ps = [p for p in paths if p.exists()]
     rels = [p.relative_to(st.root).parts for p in ps]
@@ -454,21 +450,21 @@ def _links(st: Study, paths: Iterable[Path]) -> list[dict[str, str]]:
     return out
 
 
-def _colors(st: Study) -> dict[str, str]:
+def _colors(st: StudyResults) -> dict[str, str]:
     """One colour per method label across every figure of the study."""
     labels = [F.method_label(it.data.method or it.key[2], it.data.variant, it.data.starts,
                               it.data.criterion)
               for it in st.regions]
     if st.srvr is not None:
-        labels += list(F._srvr_frame(st.srvr)["label"])
+        labels += list(F.srvr_frame(st.srvr)["label"])
     return F.method_colors(labels)
 
 
-def _map_sections(st: Study, figdir: Path, log: Log | None = None
+def _map_sections(st: StudyResults, figdir: Path, log: Log | None = None
                   ) -> tuple[list[dict[str, Any]], Table | None]:
     """One entry per model x object: the map (with every method's regions drawn on it).
     ``log`` gets a line at least every 10% of the maps."""
-    regions_by_key: dict[tuple[str, str], list[Item]] = {}
+    regions_by_key: dict[tuple[str, ...], list[Item]] = {}
     for it in st.regions:
         regions_by_key.setdefault(it.key[:2], []).append(it)
     out, rows = [], []
@@ -490,7 +486,7 @@ def _map_sections(st: Study, figdir: Path, log: Log | None = None
         views = load_views(vdir)
         try:
             fig = interactive.map_figure(ds, [r.data for r in regs], labels,
-                                         lambda lab, c=colors: c.get(lab, "#d62728"),
+                                         lambda lab: colors.get(lab, "#d62728"),
                                          views.get("labels") if views is not None else None)
         except (ValueError, KeyError, IndexError, TypeError) as exc:  # the static figure then
             st.problems.append(f"{st.rel(it.path)}: interactive map failed ({_first(exc)})")
@@ -544,7 +540,7 @@ def _map_sections(st: Study, figdir: Path, log: Log | None = None
     return out, table
 
 
-def _confusions(st: Study, views: dict[str, Any], vdir: Path) -> dict[str, Any] | None:
+def _confusions(st: StudyResults, views: dict[str, Any], vdir: Path) -> dict[str, Any] | None:
     """The "what it says instead" panel of one map: the predictions at its non-robust poses,
     most frequent first, with an example render of each other class."""
     conf = views.get("confusions") or {}
@@ -566,7 +562,7 @@ def _confusions(st: Study, views: dict[str, Any], vdir: Path) -> dict[str, Any] 
                     f"the model predicts:", "rows": rows}
 
 
-def _curve_sections(st: Study, figdir: Path) -> list[dict[str, Any]]:
+def _curve_sections(st: StudyResults, figdir: Path) -> list[dict[str, Any]]:
     by_mesh: dict[str, list[Item]] = {}
     for it in st.curves:
         by_mesh.setdefault(it.key[1], []).append(it)
@@ -590,18 +586,18 @@ def _curve_sections(st: Study, figdir: Path) -> list[dict[str, Any]]:
     return out
 
 
-def _region_tables(st: Study, figdir: Path) -> dict[str, Any] | None:
+def _region_tables(st: StudyResults, figdir: Path) -> dict[str, Any] | None:
     """The regions of the whole study: one summary table (a row per model x object x method,
     start set and criterion; filterable), per-start details collapsed beneath it, and a
     figure only for regions that have no map to be drawn on."""
     if not st.regions:
         return None
     mapped = {it.key[:2] for it in st.maps}
-    units: dict[tuple[str, str], dict[str, str]] = {}
+    units: dict[tuple[str, ...], dict[str, str]] = {}
     for it in st.maps:
         units[it.key[:2]] = {str(c): str(it.data[c].attrs.get("units", ""))
                              for c in it.data.coords}
-    groups: dict[tuple[str, str], list[Item]] = {}
+    groups: dict[tuple[str, ...], list[Item]] = {}
     for it in st.regions:
         groups.setdefault(it.key[:2], []).append(it)
     summary, details, figures = [], [], []
@@ -624,8 +620,7 @@ def _region_tables(st: Study, figdir: Path) -> dict[str, Any] | None:
                                    doc.criterion)
             recs = doc.regions
             grew = [r for r in recs if r.grew]
-            ratios = [_num(r.volume_ratio) for r in recs]
-            ratios = [v for v in ratios if v is not None]
+            ratios = [v for v in (_num(r.volume_ratio) for r in recs) if v is not None]
             summary.append([
                 Cell(doc.model or key[0], href="#" + anchor if anchor else None),
                 Cell(doc.mesh or key[1]), Cell(doc.class_name or str(doc.class_id)),
@@ -675,10 +670,10 @@ def _region_tables(st: Study, figdir: Path) -> dict[str, Any] | None:
     return {"table": table, "details": details, "figures": figures}
 
 
-def _srvr_section(st: Study, figdir: Path) -> dict[str, Any] | None:
+def _srvr_section(st: StudyResults, figdir: Path) -> dict[str, Any] | None:
     if st.srvr is None:
         return None
-    df = F._srvr_frame(st.srvr)
+    df = F.srvr_frame(st.srvr)
     img = ""
     try:
         F.srvr_figure(st.srvr, figdir / "srvr.png", colors=_colors(st))
@@ -709,11 +704,11 @@ def _srvr_section(st: Study, figdir: Path) -> dict[str, Any] | None:
     return {"img": img, "table": table, "calibration": _calibration_table(st),
             "criteria_note": CRITERIA_SENTENCE if len(criteria) > 1 or criteria != ["score"]
             else "",
-            "links": _links(st, [st.root / "srvr" / n for n in ("srvr.csv", "srvr_runs.csv",
+            "links": _links(st, [st.layout.srvr_dir / n for n in ("srvr.csv", "srvr_runs.csv",
                                                                  "srvr.png")])}
 
 
-def _calibration_table(st: Study) -> Table | None:
+def _calibration_table(st: StudyResults) -> Table | None:
     """Per model, over every pose of its maps: top-1 accuracy against mean top-1 confidence
     (and the mean true-class score), so a reader can see whether an SRVR ranking under the
     score criterion is about confidence rather than about the decision changing."""
@@ -742,7 +737,7 @@ def _calibration_table(st: Study) -> Table | None:
                  "decision changes; compare the top-1 rows above.")
 
 
-def _class_sections(st: Study, figdir: Path) -> list[dict[str, Any]]:
+def _class_sections(st: StudyResults, figdir: Path) -> list[dict[str, Any]]:
     out = []
     for it in st.representation:
         df = it.data
@@ -792,7 +787,7 @@ ATTACK_RATE_MEANING = {
 }
 
 
-def _attack_sections(st: Study) -> list[dict[str, Any]]:
+def _attack_sections(st: StudyResults) -> list[dict[str, Any]]:
     out = []
     for it in st.attacks:
         df = it.data
@@ -820,9 +815,14 @@ def _attack_sections(st: Study) -> list[dict[str, Any]]:
     return out
 
 
-def _provenance(st: Study) -> dict[str, Any]:
+def _mapping(v: Any) -> Mapping[str, Any]:
+    """``v`` when it is a mapping (a provenance section), else an empty one."""
+    return v if isinstance(v, Mapping) else {}
+
+
+def _provenance(st: StudyResults) -> dict[str, Any]:
     p = st.provenance
-    kv = []
+    kv: list[tuple[str, str]] = []
 
     def val(v: Any) -> str:
         return v if isinstance(v, str) else json.dumps(v, sort_keys=True, default=str)
@@ -833,10 +833,10 @@ def _provenance(st: Study) -> dict[str, Any]:
     secs = study_seconds(p)
     if secs is not None:
         kv.append(("wall time", _duration(secs)))
-    versions = p.get("versions") if isinstance(p.get("versions"), Mapping) else {}
-    machine = p.get("machine") if isinstance(p.get("machine"), Mapping) else {}
-    models = p.get("models") if isinstance(p.get("models"), Mapping) else {}
-    timings = p.get("timings_s") if isinstance(p.get("timings_s"), Mapping) else {}
+    versions = _mapping(p.get("versions"))
+    machine = _mapping(p.get("machine"))
+    models = _mapping(p.get("models"))
+    timings = _mapping(p.get("timings_s"))
     mrows = []
     mkeys: list[str] = []
     for info in models.values():
@@ -848,8 +848,8 @@ def _provenance(st: Study) -> dict[str, Any]:
         info = info if isinstance(info, Mapping) else {"value": info}
         mrows.append([Cell(str(spec))] + [Cell(val(info[k]) if k in info else "—", cls="mono"
                                                if "sha" in k else "") for k in mkeys])
-    steps = p.get("steps") if isinstance(p.get("steps"), Mapping) else {}
-    reused = p.get("reused_steps_s") if isinstance(p.get("reused_steps_s"), Mapping) else {}
+    steps = _mapping(p.get("steps"))
+    reused = _mapping(p.get("reused_steps_s"))
 
     def nodes(name: str) -> str:
         info = steps.get(name)
@@ -862,7 +862,7 @@ def _provenance(st: Study) -> dict[str, Any]:
                                                          repr(_num(v) or 0.0)),
                Cell("reused (its time when it was computed)"), Cell(nodes(str(k)), cls="mono")]
               for k, v in reused.items()]
-    meshes = p.get("meshes") if isinstance(p.get("meshes"), Mapping) else {}
+    meshes = _mapping(p.get("meshes"))
     mesh_cols = ["class", "package", "path", "licence", "attribution", "up", "sha256"]
     mesh_rows = [[Cell(str(name))] + [Cell(val(info.get(c)) if isinstance(info, Mapping)
                                            and info.get(c) is not None else "—",
@@ -893,23 +893,23 @@ def _provenance(st: Study) -> dict[str, Any]:
                                             for k, v in machine.items()]),
         "timings": Table(["step", "seconds", "time", "this run", "nodes"], trows),
         "config": config,
-        "links": _links(st, [st.root / "provenance.json", st.root / "config.yaml"]),
+        "links": _links(st, [st.layout.provenance_json, st.layout.config_yaml]),
     }
 
 
-def render_report(st: Study, figdir: Path | None = None, log: Log | None = None) -> str:
+def render_report(st: StudyResults, figdir: Path | None = None, log: Log | None = None) -> str:
     """The report HTML of a loaded study (figures drawn into ``figdir``, default
     ``OUT/figures``); ``log`` gets progress lines."""
     import jinja2
 
-    figdir = figdir or st.root / "figures"
+    figdir = figdir or st.layout.figures_dir
     say = log or (lambda _m: None)
     say(f"report: {len(st.maps)} maps, {len(st.regions)} region files, "
         f"{len(st.representation)} class-robustness tables, {len(st.attacks)} attack tables")
     maps, maps_table = _map_sections(st, figdir, log)
     plotly_js = interactive.write_plotly_js(st.root) if any(m["fig"] for m in maps) else ""
     say("report: drawing regions, SRVR, class robustness and attacks")
-    ctx = {
+    ctx: dict[str, Any] = {
         "title": f"robustlens report — {st.root.name}",
         "study": st.root.name,
         "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -924,8 +924,8 @@ def render_report(st: Study, figdir: Path | None = None, log: Log | None = None)
         "srvr": _srvr_section(st, figdir),
         "classes": _class_sections(st, figdir),
         "attacks": _attack_sections(st),
-        "gifs": [{"img": data_uri(p), "name": _gif_name(st, p), "href": st.rel(p)}
-                 for p in st.gifs],
+        "gifs": [{"img": data_uri(p), "name": _gif_name(st, key, p), "href": st.rel(p)}
+                 for key, p in st.gifs],
         "provenance": _provenance(st),
     }
     ctx["problems"] = list(st.problems)  # after the figures: their failures are listed too
@@ -945,6 +945,6 @@ def build_report(out_dir: str | os.PathLike[str], log: Log | None = None) -> Pat
     """
     st = load_study(out_dir)
     html = render_report(st, log=log)
-    with atomic_path(st.root / "report.html") as tmp:
+    with atomic_path(st.layout.report_html) as tmp:
         tmp.write_text(html, encoding="utf-8")
-    return Path(out_dir) / "report.html"
+    return StudyLayout(Path(out_dir)).report_html

@@ -1,7 +1,8 @@
 """Representation robustness: class robustness scores from CAMs and object boxes
 (Szyc, Walkowiak & Maciejewski, ECML PKDD 2021), a planted-cue known answer, and attacks.
 
-Main entry points (imported lazily, so that loading the ``planted_cue`` builtin stays cheap)::
+Main entry points (imported lazily: ``import robustlens.representation`` loads none of
+them until one is used; the planted-cue *model* is the builtin in `robustlens.models.planted`)::
 
     from robustlens.representation import ClassRobustness, load_dataset, compute_cams, run_attacks
 """

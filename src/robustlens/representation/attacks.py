@@ -19,7 +19,7 @@ Rows: ``class_id, class_name, attack, variant, n, rate``.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +29,9 @@ import pandas as pd
 import torch
 
 from ..errors import BadInput
-from ..io import atomic_path, write_text_atomic
+from ..io import write_text_atomic
 from ..models.base import Classifier
-from .cam import check_cam_model, check_method, compute_cams
+from .cam import check_cam_method, check_cam_model, compute_cams
 from .datasets import BoxItem, as_items, prepare_batch
 
 REMOVAL_VARIANTS: tuple[str, ...] = ("mean", "blur", "inpaint")
@@ -118,35 +118,14 @@ def _predict(classifier: Classifier, images: torch.Tensor, batch: int) -> np.nda
     return np.concatenate(preds) if preds else np.zeros(0, int)
 
 
-def _to_uint8(img: torch.Tensor, min_side: int = 160) -> np.ndarray:
-    a: np.ndarray = (img.permute(1, 2, 0).numpy() * 255).round().clip(0, 255).astype(np.uint8)
-    s = a.shape[0]
-    if s < min_side:
-        f = int(np.ceil(min_side / s))
-        a = cv2.resize(a, (s * f, s * f), interpolation=cv2.INTER_NEAREST)
-    return a
-
-
-def _save_strip(path: Path, panels: list[tuple[str, torch.Tensor]]) -> None:
-    tiles = []
-    for title, img in panels:
-        t = _to_uint8(img)
-        bar = np.full((18, t.shape[1], 3), 255, np.uint8)
-        cv2.putText(bar, title[:24], (3, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (0, 0, 0), 1,
-                    cv2.LINE_AA)
-        tiles.append(np.concatenate([bar, t], axis=0))
-        tiles.append(np.full((tiles[-1].shape[0], 4, 3), 255, np.uint8))
-    strip = np.concatenate(tiles[:-1], axis=1)
-    with atomic_path(path) as tmp:
-        if not cv2.imwrite(str(tmp), cv2.cvtColor(strip, cv2.COLOR_RGB2BGR)):
-            raise OSError(f"cannot write {path}")
-
-
 def run_attacks(classifier: Classifier, dataset: Any, classes: Sequence[int], *,
                 cam: str = "gradcam++", q: float = 0.2, pad: int = 1, batch_size: int = 16,
                 max_images: int | None = None, max_targets: int = 200, seed: int = 0,
                 examples_dir: str | os.PathLike[str] | None = None,
-                target_layer: str | None = None, progress: Any = None) -> pd.DataFrame:
+                target_layer: str | None = None, progress: Any = None,
+                draw_example: Callable[[list[tuple[str, torch.Tensor]], Path], object]
+                | None = None,
+                ) -> pd.DataFrame:
     """Run the attacks of the module docstring for every class of ``classes``.
 
     Args:
@@ -158,14 +137,20 @@ def run_attacks(classifier: Classifier, dataset: Any, classes: Sequence[int], *,
         pad: box dilation in input pixels before removal.
         max_images: at most this many images per flagged class (first ones).
         max_targets: at most this many images of other classes for the transplant (seeded).
-        examples_dir: where to save example strips ``<id>_<name>.png``.
+        examples_dir: where to save example strips ``<id>_<name>.png``
+            (`robustlens.study.layout.StudyLayout.attack_example`).
         progress: optional callable ``progress(n)`` advanced per processed image.
+        draw_example: draws one example strip, ``draw_example([(title, image), ...], path)``
+            (default `robustlens.figures.attack_strip_figure`).
 
     Returns:
         DataFrame with :data:`ATTACK_COLUMNS`.
     """
-    cam = check_method(cam)
+    cam = check_cam_method(cam)
     check_cam_model(classifier, target_layer)
+    if draw_example is None and examples_dir is not None:
+        from ..figures import attack_strip_figure as draw_example
+    from ..study.layout import StudyLayout
     items = as_items(dataset)
     if not items:
         raise BadInput("dataset: empty dataset, no annotated image")
@@ -185,7 +170,7 @@ def run_attacks(classifier: Classifier, dataset: Any, classes: Sequence[int], *,
         own = by_class[c][:max_images] if max_images else by_class[c]
         counts = {k: 0 for k in ["clean", *REMOVAL_VARIANTS, "context_only"]}
         donors, donor_keep = [], []
-        example: list[tuple[str, torch.Tensor]] = []
+        panels: list[tuple[str, torch.Tensor]] = []
         for i in range(0, len(own), batch_size):
             batch = own[i:i + batch_size]
             images, masks, _ = prepare_batch(batch, classifier)
@@ -195,13 +180,13 @@ def run_attacks(classifier: Classifier, dataset: Any, classes: Sequence[int], *,
                 edited = remove_object(images, rm, v)
                 counts[v] += int((_predict(classifier, edited, batch_size) == c).sum())
                 if i == 0:
-                    example.append((f"removal: {v}", edited[0]))
+                    panels.append((f"removal: {v}", edited[0]))
             maps = compute_cams(classifier, images, [c] * len(batch), cam, target_layer=target_layer)
             keep = context_keep_mask(maps, rm, q)
             ctx = context_only(images, keep)
             counts["context_only"] += int((_predict(classifier, ctx, batch_size) == c).sum())
             if i == 0:
-                example = [("original", images[0]), *example, (f"context only q={q:g}", ctx[0])]
+                panels = [("original", images[0]), *panels, (f"context only q={q:g}", ctx[0])]
             donors.append(images)
             donor_keep.append(keep)
             if progress:
@@ -229,12 +214,12 @@ def run_attacks(classifier: Classifier, dataset: Any, classes: Sequence[int], *,
                 base += int((_predict(classifier, t_img, batch_size) == c).sum())
                 hit += int((_predict(classifier, pasted, batch_size) == c).sum())
                 if i == 0:
-                    example += [("transplant target", t_img[0]), ("transplanted", pasted[0])]
+                    panels += [("transplant target", t_img[0]), ("transplanted", pasted[0])]
             rows.append(_row(c, name[c], "transplant", "baseline", len(targets), base))
             rows.append(_row(c, name[c], "transplant", f"q={q:g}", len(targets), hit))
-        if examples_dir is not None and example:
-            safe = "".join(ch if ch.isalnum() else "_" for ch in name[c])[:40]
-            _save_strip(Path(examples_dir) / f"{c}_{safe}.png", example)
+        if examples_dir is not None and panels:
+            assert draw_example is not None
+            draw_example(panels, Path(examples_dir) / StudyLayout.attack_example(c, name[c]))
     return pd.DataFrame(rows, columns=ATTACK_COLUMNS)
 
 

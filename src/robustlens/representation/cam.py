@@ -33,7 +33,7 @@ from torch import nn
 
 from ..errors import BadInput
 from ..models.base import Classifier, check_image_batch
-from .cam_methods import CAM_METHODS, check_method  # noqa: F401 (re-exported)
+from .cam_methods import CAM_METHODS, check_cam_method  # noqa: F401 (re-exported)
 
 
 def check_cam_model(classifier: Classifier, target_layer: str | None = None) -> nn.Module:
@@ -162,7 +162,7 @@ def compute_cams_and_logits(classifier: Classifier, images01: torch.Tensor,
                             scorecam_batch: int = 32) -> tuple[np.ndarray, torch.Tensor]:
     """Like :func:`compute_cams`, also returning the logits ``(B, C)`` (CPU, float32) of the
     unmodified images (reused from the CAM's own forward pass when possible)."""
-    method = check_method(method)
+    method = check_cam_method(method)
     layer = check_cam_model(classifier, target_layer)
     check_image_batch(images01)
     ids = [int(c) for c in (class_ids.tolist() if hasattr(class_ids, "tolist") else class_ids)]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ..errors import BadInput
 
-__all__ = ["CAM_METHODS", "CAM_NAMES", "cam_name", "check_method"]
+__all__ = ["CAM_METHODS", "CAM_NAMES", "cam_name", "check_cam_method"]
 
 #: method names as given to ``--cam`` / ``representation.cams``, default first
 CAM_METHODS: tuple[str, ...] = ("gradcam++", "gradcam", "scorecam", "smooth")
@@ -18,7 +18,7 @@ _ALIASES = {"gradcampp": "gradcam++", "grad-cam++": "gradcam++", "grad-cam": "gr
             "score-cam": "scorecam", "smoothgradcam++": "smooth"}
 
 
-def check_method(method: str) -> str:
+def check_cam_method(method: str) -> str:
     """Canonical CAM method name; BadInput for an unknown one."""
     m = str(method).strip().lower()
     m = _ALIASES.get(m, m)

@@ -42,9 +42,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import torch
-from PIL import Image
 
 from ..errors import BadInput, first_line
+from ..images import check_image, read_rgb
 from ..models.base import Classifier
 from ..models.labels import LabelIndex, imagenet_wnids  # noqa: F401  (re-exported)
 
@@ -198,13 +198,8 @@ def _image_size(path: Path, where: str) -> tuple[int, int]:
     if not path.is_file():
         raise BadInput(f"{where}: image {path} not found")
     try:
-        with Image.open(path) as im:
-            size = im.size
-            # decode it now (a truncated file would only fail after an hour of maps); JPEGs
-            # at 1/8 scale, which still reads every byte of the entropy-coded data
-            im.draft("RGB", (max(1, size[0] // 8), max(1, size[1] // 8)))
-            im.load()
-            return size
+        # decoded now: a truncated file would only fail after an hour of maps
+        return check_image(path)
     except Exception as exc:
         raise BadInput(f"{where}: cannot read image {path} ({first_line(exc)})") from None
 
@@ -430,17 +425,10 @@ def read_image(item: BoxItem) -> torch.Tensor:
         t = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)
         return t.float() / 255.0 if img.dtype == np.uint8 else t.float()
     try:
-        with Image.open(img) as im:
-            arr = np.asarray(im.convert("RGB"))
+        arr = read_rgb(img)
     except Exception as exc:
         raise BadInput(f"{item.ref}: cannot read image {img} ({first_line(exc)})") from None
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).float() / 255.0
-
-
-def eval_transform(image: torch.Tensor, classifier: Classifier) -> torch.Tensor:
-    """``(3, H, W)`` in [0, 1] -> ``(3, S, S)`` by Resize(resize_size) + CenterCrop(S)
-    (:meth:`~robustlens.models.geometry.EvalGeometry.images` of ``classifier.geometry``)."""
-    return classifier.geometry.images(image)
 
 
 def prepare_batch(items: Sequence[BoxItem], classifier: Classifier

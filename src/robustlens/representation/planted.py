@@ -30,6 +30,7 @@ import numpy as np
 
 # the network and its builtin registration live in models/ (the registry never imports
 # upward); re-exported here because the data set and the model belong together
+from ..images import write_image
 from ..models.planted import (  # noqa: F401
     PLANTED_LABELS,
     PLANTED_MEAN,
@@ -174,6 +175,6 @@ def make_planted_dataset(out_dir: str | os.PathLike[str], n_per_class: int = 40,
         w.writerow(["image", "label", "xmin", "ymin", "xmax", "ymax"])
         for i, (img, c, b) in enumerate(zip(imgs, labels, boxes, strict=True)):
             name = f"images/{i:05d}_{PLANTED_LABELS[c]}.png"
-            cv2.imwrite(str(out / name), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+            write_image(out / name, img)
             w.writerow([name, PLANTED_LABELS[c], *(int(v) for v in b)])
     return csv_path

@@ -35,7 +35,7 @@ from ..errors import BadInput
 from ..io import write_text_atomic
 from ..models.base import Classifier
 from ..stats import bootstrap_mean_ci
-from .cam import check_cam_model, check_method, compute_cams_and_logits
+from .cam import check_cam_method, check_cam_model, compute_cams_and_logits
 from .datasets import BoxItem, as_items, prepare_batch
 
 IMAGE_COLUMNS = ["image", "class_id", "class_name", "rs", "box_fraction", "lift", "density_diff",
@@ -162,7 +162,7 @@ class ClassRobustness:
     def __init__(self, cam: str = "gradcam++", batch_size: int = 16, correct_only: bool = False,
                  n_boot: int = 1000, seed: int = 0, target_layer: str | None = None,
                  scorecam_batch: int = 32) -> None:
-        self.cam = check_method(cam)
+        self.cam = check_cam_method(cam)
         if batch_size < 1:
             raise BadInput(f"{batch_size}: expected an integer >= 1", param="batch_size")
         if n_boot < 0:
@@ -277,9 +277,11 @@ class ClassRobustness:
         ``on_rows``; a subclass may score the batches elsewhere, in any order
         (`robustlens.study.executor` runs them as Ray tasks)."""
         for i in range(0, len(todo), self.batch_size):
-            on_rows(self._score_batch(classifier, todo[i:i + self.batch_size]))
+            on_rows(self.score_batch(classifier, todo[i:i + self.batch_size]))
 
-    def _score_batch(self, classifier: Classifier, batch: list[BoxItem]) -> list[dict[str, Any]]:
+    def score_batch(self, classifier: Classifier, batch: list[BoxItem]) -> list[dict[str, Any]]:
+        """The rows (image scores and predictions) of one batch of items; public: the
+        executor scores batches as Ray tasks through it."""
         images, masks, boxes = prepare_batch(batch, classifier)
         ids = [it.class_id for it in batch]
         cams, logits = compute_cams_and_logits(classifier, images, ids, self.cam,

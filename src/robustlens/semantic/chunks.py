@@ -52,7 +52,7 @@ def chunk_bounds(n: int, chunk_size: int = DEFAULT_CHUNK_SIZE) -> list[tuple[int
     return [(s, min(s + chunk_size, n)) for s in range(0, n, chunk_size)]
 
 
-def mesh_digest(mesh: trimesh.Trimesh) -> str:
+def geometry_digest(mesh: trimesh.Trimesh) -> str:
     """Hash of everything about a loaded (normalised) mesh that is rendered: geometry and its
     colour (material parts, factors, textures, UVs, vertex colours). Two meshes of the same
     geometry and other textures get other digests (chunk keys and the Ray mesh cache)."""
@@ -231,7 +231,7 @@ def run_chunked_map(smap: SemanticMap, clf: Classifier, mesh: trimesh.Trimesh, c
     job = MapJob(tuple(a.name for a in smap.axes), smap.points(), dict(smap.fixed),
                  int(class_id), smap.batch_size, int(chunk_size))
     bounds = job.bounds()
-    mhash = mesh_digest(mesh)
+    mhash = geometry_digest(mesh)
     key = job.key(clf, mhash)
     n = len(job.points)
     scores, top1, margins = _empty(n)
@@ -271,4 +271,4 @@ def chunk_files(folder: str | Path) -> list[Path]:
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "MapJob", "chunk_bounds", "chunk_files",
                       "clear_chunks", "compute_chunk", "compute_chunks_inline", "load_chunks",
-                      "mesh_digest", "run_chunked_map", "save_chunk"]
+                      "geometry_digest", "run_chunked_map", "save_chunk"]

@@ -26,7 +26,7 @@ HARD_MAX_POSES = 500_000_000
 
 
 @dataclass(frozen=True)
-class GridAxis:
+class SweepAxis:
     """The values one scene parameter takes in a sweep."""
 
     name: str
@@ -44,7 +44,7 @@ class GridAxis:
         return float(self.values[-1])
 
 
-def parse_grid(text: str, flag: str = "--grid") -> GridAxis:
+def parse_grid(text: str, flag: str = "--grid") -> SweepAxis:
     """Parse one ``--grid`` value; raises BadInput naming the flag and what was expected."""
     name, sep, spec = text.partition("=")
     name = name.strip()
@@ -87,10 +87,10 @@ def parse_grid(text: str, flag: str = "--grid") -> GridAxis:
     if len(values) == 0:
         raise BadInput(f"{flag} {text!r}: the grid is empty")
     check_values(name, values, flag)
-    return GridAxis(name, values)
+    return SweepAxis(name, values)
 
 
-def parse_grids(texts: list[str] | tuple[str, ...], flag: str = "--grid") -> list[GridAxis]:
+def parse_grids(texts: list[str] | tuple[str, ...], flag: str = "--grid") -> list[SweepAxis]:
     """Parse several ``--grid`` values; each parameter may appear once."""
     if not texts:
         raise BadInput(f"{flag}: give at least one, e.g. {flag} azimuth=0:360:3")
@@ -102,10 +102,10 @@ def parse_grids(texts: list[str] | tuple[str, ...], flag: str = "--grid") -> lis
     return axes
 
 
-def as_axes(axes: Mapping[str, Any] | Sequence[GridAxis | str]) -> list[GridAxis]:
+def as_axes(axes: Mapping[str, Any] | Sequence[SweepAxis | str]) -> list[SweepAxis]:
     """Grid axes from what a Python user has at hand: a mapping ``{"azimuth": values}``
     (an array of strictly increasing values, or a ``"START:STOP:STEP"`` / ``"V1,V2"`` string),
-    or a sequence of :class:`GridAxis` / ``"NAME=..."`` strings (the CLI's form)."""
+    or a sequence of :class:`SweepAxis` / ``"NAME=..."`` strings (the CLI's form)."""
     if isinstance(axes, Mapping):
         out = []
         for name, vals in axes.items():
@@ -125,10 +125,10 @@ def as_axes(axes: Mapping[str, Any] | Sequence[GridAxis | str]) -> list[GridAxis
                 raise BadInput(f"[{name!r}]: values must be finite and strictly increasing",
                                param="axes")
             check_values(str(name), v, "axes")
-            out.append(GridAxis(str(name), v))
+            out.append(SweepAxis(str(name), v))
         names = [a.name for a in out]
     else:
-        out = [a if isinstance(a, GridAxis) else parse_grid(str(a), "axes") for a in axes]
+        out = [a if isinstance(a, SweepAxis) else parse_grid(str(a), "axes") for a in axes]
         names = [a.name for a in out]
         dup = {n for n in names if names.count(n) > 1}
         if dup:
@@ -136,7 +136,7 @@ def as_axes(axes: Mapping[str, Any] | Sequence[GridAxis | str]) -> list[GridAxis
     return out
 
 
-def n_poses(axes: Sequence[GridAxis]) -> int:
+def n_poses(axes: Sequence[SweepAxis]) -> int:
     """The number of grid points (exact integer, no overflow)."""
     return math.prod(len(a.values) for a in axes)
 
@@ -166,7 +166,7 @@ def check_pose_count(n: int, limit: int | None, flag: str = "--grid",
                        f"--samples, or {confirm}")
 
 
-def grid_chunks(axes: Sequence[GridAxis], batch: int) -> Iterator[np.ndarray]:
+def grid_chunks(axes: Sequence[SweepAxis], batch: int) -> Iterator[np.ndarray]:
     """The grid's points in C order, ``(<=batch, n)`` at a time, computed from the flat index
     (the full ``(N, n)`` array is never built: memory is one batch however large the grid)."""
     shape = tuple(len(a.values) for a in axes)

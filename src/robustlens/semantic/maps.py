@@ -20,11 +20,11 @@ import xarray as xr
 
 from .. import __version__
 from ..errors import BadInput, printable
-from ..io import atomic_path, atomic_paths
+from ..io import atomic_path
 from ..models import Classifier
 from ..render import MeshRenderer
 from ..render.scene import PARAMETERS
-from .grid import GridAxis, as_axes, grid_chunks, n_poses
+from .grid import SweepAxis, as_axes, grid_chunks, n_poses
 from .score import RenderScore
 
 ProgressFn = Callable[[int], None]
@@ -35,7 +35,7 @@ class SemanticMap:
 
     Args:
         axes: the swept parameters (1..n): ``{"azimuth": values, ...}`` (arrays of strictly
-            increasing values or ``"START:STOP:STEP"`` strings), or :class:`GridAxis` objects
+            increasing values or ``"START:STOP:STEP"`` strings), or :class:`SweepAxis` objects
             / ``"NAME=START:STOP:STEP"`` strings (see :func:`~robustlens.semantic.grid.as_axes`).
         fixed: scalar values for the other scene parameters (defaults from the paper).
         batch_size: poses rendered/classified together; memory does not grow with the grid.
@@ -48,7 +48,7 @@ class SemanticMap:
         n_poses_: how many poses were scored.
     """
 
-    def __init__(self, axes: Mapping[str, Any] | Sequence[GridAxis | str], fixed: Mapping[str, float] | None = None,
+    def __init__(self, axes: Mapping[str, Any] | Sequence[SweepAxis | str], fixed: Mapping[str, float] | None = None,
                  batch_size: int = 32, samples: int | None = None, seed: int = 0) -> None:
         if not axes:
             raise BadInput(": give at least one parameter to sweep", param="grid")
@@ -175,19 +175,6 @@ def save_map(ds: xr.Dataset, path: str | Path) -> None:
     """Write ``ds`` as NetCDF (h5netcdf) atomically."""
     with atomic_path(path) as tmp:
         ds.to_netcdf(tmp, engine="h5netcdf")
-
-
-def save_map_and_plot(ds: xr.Dataset, folder: str | Path) -> tuple[Path, Path]:
-    """Write ``folder/map.nc`` and ``folder/map.png`` as a pair: both are written to temporary
-    files first, so a failure never leaves one run's map beside another run's plot."""
-    from .. import figures
-
-    folder = Path(folder)
-    nc, png = folder / "map.nc", folder / "map.png"
-    with atomic_paths([nc, png]) as (tmp_nc, tmp_png):
-        ds.to_netcdf(tmp_nc, engine="h5netcdf")
-        figures.map_figure(ds, tmp_png)
-    return nc, png
 
 
 def load_map(path: str | Path) -> xr.Dataset:

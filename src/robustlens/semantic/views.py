@@ -18,7 +18,6 @@ poses; 2 on a 10-degree grid), 96 px JPEG thumbnails: at most about 0.6 MB per m
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -28,9 +27,9 @@ from typing import Any
 import numpy as np
 import torch
 import xarray as xr
-from PIL import Image
 
 from ..errors import BadInput
+from ..images import jpeg_bytes
 from ..io import atomic_path, write_text_atomic
 
 VIEWS_FORMAT = 1
@@ -89,12 +88,7 @@ def view_axes(ds: xr.Dataset, stride: int | None) -> list[tuple[str, np.ndarray]
 def _jpeg(img: torch.Tensor, size: int) -> bytes:
     """``(3, H, W)`` in [0, 1] -> JPEG bytes of a ``size`` px square."""
     arr = (img.clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
-    im = Image.fromarray(arr)
-    if im.size != (size, size):
-        im = im.resize((size, size), Image.Resampling.LANCZOS)
-    buf = io.BytesIO()
-    im.save(buf, format="JPEG", quality=82)
-    return buf.getvalue()
+    return jpeg_bytes(arr, size, quality=82)
 
 
 def _write_bytes(path: Path, data: bytes) -> None:

@@ -24,6 +24,7 @@ from pydantic import (
     field_validator,
 )
 
+from .. import paper
 from ..errors import BadInput
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "data" / "default_study.yaml"
@@ -100,10 +101,13 @@ class SemanticConfig(_Strict):
 class RegionsConfig(_Strict):
     enabled: bool = True
     params: list[str] = Field(default_factory=lambda: ["azimuth", "elevation"])
-    domain: dict[str, tuple[StrictFloat, StrictFloat]] = Field(
-        default_factory=lambda: {"azimuth": (0.0, 360.0), "elevation": (-10.0, 90.0)})
+    domain: dict[str, tuple[StrictFloat, StrictFloat]] = Field(  # the paper's (paper.DOMAIN)
+        default_factory=lambda: {"azimuth": (float(paper.DOMAIN[0][0]),
+                                             float(paper.DOMAIN[1][0])),
+                                 "elevation": (float(paper.DOMAIN[0][1]),
+                                               float(paper.DOMAIN[1][1]))})
     starts: list[list[StrictFloat]] | Literal["auto"] = Field(
-        default_factory=lambda: [[130.0, 30.0], [50.0, 20.0], [200.0, 15.0], [310.0, 50.0]],
+        default_factory=lambda: [[float(a), float(e)] for a, e in paper.STARTS],
         description="fixed start points (default: the paper's four), or 'auto' for "
                     "auto_starts only")
     auto_starts: StrictInt = Field(

@@ -108,8 +108,6 @@ class Executor:
         return ClassRobustness(**kwargs)
 
 
-LocalExecutor = Executor
-
 #: batches of CAM scoring per Ray task (a shard)
 CAM_SHARD_BATCHES = 4
 
@@ -268,7 +266,7 @@ def cam_shard_task(model: ModelRef, params: dict[str, Any], items: list[Any]
     est = ClassRobustness(**params)
     rows: list[dict[str, Any]] = []
     for i in range(0, len(items), est.batch_size):
-        rows += est._score_batch(clf, items[i:i + est.batch_size])
+        rows += est.score_batch(clf, items[i:i + est.batch_size])
     return rows, _node_id()
 
 
@@ -559,7 +557,7 @@ class RayExecutor(Executor):
                          on_result: Callable[[int, Any], None] | None = None,
                          **hyper: Any) -> list[Any]:
         from ..regions.scene import check_method, check_starts, check_variant, scene_domain
-        from ..semantic.chunks import mesh_digest
+        from ..semantic.chunks import geometry_digest
 
         names = list(names)
         lo, hi = (np.atleast_1d(np.asarray(v, dtype=np.float64)) for v in domain)
@@ -567,7 +565,7 @@ class RayExecutor(Executor):
         pts = check_starts(starts, names, dom, flag="start")
         check_method(method)
         check_variant(variant)
-        mhash = mesh_digest(mesh)
+        mhash = geometry_digest(mesh)
         model, box = self._model(clf), self._mesh_box(mesh, mhash)
         task = self._remote(region_task)
         refs = [task.remote(model, mhash, box, k, int(class_id), x0, dom, names, method,

@@ -35,6 +35,8 @@ __all__ = ["PARTS", "SLUG_MAX", "StudyLayout", "cam_slug", "check_unique_slugs",
            "step_key"]
 
 
+#: between the model's and the mesh's slug in a turntable GIF's name
+_TURNTABLE_SEP = "__"
 #: longest folder name a slug gives (a longer one keeps its end and a hash of the whole)
 SLUG_MAX = 80
 
@@ -137,10 +139,71 @@ class StudyLayout:
     def attacks_dir(self, model: str, dataset_name: str) -> Path:
         return self.root / "attacks" / slug(model) / dataset_name
 
+    @property
+    def config_yaml(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def provenance_json(self) -> Path:
+        return self.root / "provenance.json"
+
+    @property
+    def report_html(self) -> Path:
+        return self.root / "report.html"
+
+    @property
+    def figures_dir(self) -> Path:
+        """The report's figures (drawn again by every report)."""
+        return self.root / "figures"
+
     def turntable_gif(self, model: str, mesh: str) -> Path:
-        return self.root / "turntable" / f"{slug(model)}__{slug(mesh)}.gif"
+        return self.root / "turntable" / f"{slug(model)}{_TURNTABLE_SEP}{slug(mesh)}.gif"
+
+    @staticmethod
+    def attack_example(class_id: int, class_name: str) -> str:
+        """File name of a class's attack example strip (in ``attacks_dir(...)/examples``)."""
+        return f"{int(class_id)}_{slug(class_name)[:40]}.png"
 
     # ------------------------------------------------------------------ reading
+    # Each reader returns (folder names, path) of the files one part wrote, sorted; the
+    # folder names are slugs (`spec_of` maps them back to specs).
+    def maps(self) -> list[tuple[tuple[str, ...], Path]]:
+        """``map.nc`` of every (model, mesh)."""
+        return self.find("maps", "map.nc", 2)
+
+    def curves(self) -> list[tuple[tuple[str, ...], Path]]:
+        """The curve ``map.nc`` of every (model, mesh)."""
+        return self.find("curves", "map.nc", 2)
+
+    def regions_files(self) -> list[tuple[tuple[str, ...], Path]]:
+        """``regions.json`` of every (model, mesh, method folder)."""
+        return self.find("regions", "regions.json", 3)
+
+    def class_scores_files(self) -> list[tuple[tuple[str, ...], Path]]:
+        """``class_scores.csv`` of every (model, dataset, CAM folder)."""
+        return self.find("representation", "class_scores.csv", 3)
+
+    def attacks_files(self) -> list[tuple[tuple[str, ...], Path]]:
+        """``attacks.csv`` of every (model, dataset)."""
+        return self.find("attacks", "attacks.csv", 2)
+
+    @property
+    def srvr_csv(self) -> Path:
+        return self.srvr_dir / "srvr.csv"
+
+    def turntables(self) -> list[tuple[tuple[str, ...], Path]]:
+        """Every turntable GIF with its (model, mesh) folder names; a GIF elsewhere in the
+        study (outside hidden folders) comes with an empty key."""
+        out: list[tuple[tuple[str, ...], Path]] = []
+        for p in sorted(self.root.rglob("*.gif")):
+            rel = p.relative_to(self.root).parts
+            if not p.is_file() or any(part.startswith(".") for part in rel):
+                continue
+            model, sep, mesh = p.stem.partition(_TURNTABLE_SEP)
+            key = (model, mesh) if rel[:-1] == ("turntable",) and sep else ()
+            out.append((key, p))
+        return out
+
     def find(self, part: str, name: str, depth: int) -> list[tuple[tuple[str, ...], Path]]:
         """Files called ``name`` exactly ``depth`` folders below ``root/part`` (sorted), with
         those folder names."""

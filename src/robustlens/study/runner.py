@@ -28,6 +28,7 @@ import yaml
 
 from .. import __version__
 from ..errors import BadInput, printable
+from ..fingerprint import mesh_fingerprint
 from ..io import write_text_atomic
 from ..models import Classifier, ModelOverrides, load_model
 from ..models.runtime import prepare_runtime
@@ -64,26 +65,141 @@ def _mesh_provenance(o: _Object) -> dict[str, Any]:
     return info
 
 
-def mesh_fingerprint(spec: str, mesh: Any = None) -> str:
-    """Digest of a mesh spec's file contents plus every file the loader reads for it
-    (materials, textures, buffers). ``mesh``: the mesh :func:`load_mesh` returned for
-    ``spec``; its record of the files read is used (nothing is read again)."""
-    from ..fingerprint import files_digest, mesh_digest
-    from ..render.mesh import resolve_mesh_path
-    from ..render.meshfile import FILES_KEY
-
-    path = resolve_mesh_path(spec)
-    files = getattr(mesh, "metadata", {}).get(FILES_KEY) if mesh is not None else None
-    if files:
-        return files_digest(path, files)
-    return mesh_digest(path)
-
-
 def model_fingerprint(clf: Classifier) -> str:
     """The model's part of a step key: its whole identity (:func:`~robustlens.fingerprint.model_key`)."""
     from ..fingerprint import model_key
 
     return model_key(clf)
+
+
+@dataclass
+class StudyPlan:
+    """A validated study: every input parsed, loaded and checked before any step runs
+    (:func:`plan_study`). The step functions read only this."""
+
+    config: StudyConfig
+    out: Path
+    grid: list[Any]  # the semantic grid's axes (SweepAxis)
+    model_grids: dict[str, list[Any]]  # a model's own grid, by model spec
+    curve: tuple[list[Any], dict[str, float]] | None  # (swept axis, values of the others)
+    objects: list[_Object]
+    models: list[Classifier]
+    overrides: list[ModelOverrides]  # one per model: how each was loaded (Ray workers too)
+    class_ids: dict[tuple[str, str], int]  # (model spec, mesh spec) -> class id
+    domain: Any  # (lower, upper) arrays of the regions search, None with regions off
+    starts: np.ndarray  # fixed start points (n, len(regions.params))
+    datasets: dict[tuple[str, str], Any]  # (model spec, dataset) -> loaded dataset
+
+    @property
+    def layout(self) -> StudyLayout:
+        return StudyLayout(self.out)
+
+    def axes_for(self, clf: Classifier) -> list[Any]:
+        """The grid a model's maps sweep: its own, else the semantic grid."""
+        return self.model_grids.get(clf.spec, self.grid)
+
+
+def plan_study(cfg: StudyConfig, out: Path | str | None = None, *, log: Log = print,
+               detail: Log = lambda _msg: None) -> StudyPlan:
+    """Validate and load everything before any computation (fail fast, nothing written);
+    last, each model's runtime is prepared (this may export a model to ONNX)."""
+    out = Path(out or cfg.out)
+    from ..io import check_out_dir
+    from ..semantic import parse_grids
+    from ..semantic.grid import check_pose_count, n_poses
+
+    check_out_dir(out, "out")
+    confirm = "raise semantic.max_poses to confirm"
+    grid = parse_grids([f"{k}={v}" for k, v in cfg.semantic.grid.items()], "semantic.grid")
+    check_pose_count(n_poses(grid), cfg.semantic.max_poses, "semantic.grid", confirm)
+    model_grids: dict[str, list[Any]] = {}
+    for mc in cfg.model_configs():
+        if mc.grid:
+            model_grids[mc.spec] = parse_grids(
+                [f"{k}={v}" for k, v in mc.grid.items()], f"models[{mc.spec}].grid")
+            check_pose_count(n_poses(model_grids[mc.spec]), cfg.semantic.max_poses,
+                             f"models[{mc.spec}].grid", confirm)
+    from ..render.scene import check_values, get_parameter
+
+    for k, v in cfg.semantic.fixed.items():
+        check_values(k, np.array([v]), "semantic.fixed")
+    curve: tuple[list[Any], dict[str, float]] | None = None
+    if cfg.semantic.curve:
+        c = cfg.semantic.curve  # typed by the config model: param, grid, at
+        get_parameter(c.param, "semantic.curve.param")
+        curve = (parse_grids([f"{c.param}={c.grid}"], "semantic.curve.grid"),
+                 {str(k): float(v) for k, v in c.at.items()})
+        for k, v in curve[1].items():
+            check_values(k, np.array([v]), "semantic.curve.at")
+        if c.param in curve[1]:
+            raise BadInput(f"config semantic.curve.at: {c.param} is the swept parameter")
+    objects: list[_Object] = []
+    for me in cfg.mesh_configs():
+        mesh = load_mesh(me.mesh, up=me.up)
+        cls = me.class_ if me.class_ is not None else demo_class(me.mesh)
+        if cls is None:
+            raise BadInput(f"config semantic.meshes: {me.mesh} needs a class "
+                           f"(write {{mesh: {me.mesh}, class: NAME}})")
+        # the spec is only a name from here on (files, titles): no undecodable bytes
+        objects.append(_Object(printable(me.mesh), me.up, cls, mesh,
+                               mesh_fingerprint(me.mesh, mesh), me.mesh))
+    models: list[Classifier] = []
+    overrides: list[ModelOverrides] = []
+    for mc in cfg.model_configs():
+        ov = ModelOverrides(input_size=mc.input_size, mean=mc.mean, std=mc.std,
+                            interpolation=mc.interpolation, labels_file=mc.labels,
+                            target_layer=mc.target_layer, weights=mc.weights,
+                            device=cfg.device)
+        # the runtime is prepared once every input is valid (below)
+        models.append(load_model(mc.spec, ov, runtime="torch"))
+        overrides.append(ov)
+    # two inputs that would share a result folder are refused, never overwritten
+    check_unique_slugs([o.spec for o in objects], "meshes", "mesh")
+    check_unique_slugs([m.spec for m in models], "models", "model")
+    if cfg.representation.enabled:
+        check_unique_slugs(cfg.representation.datasets, "datasets", "data",
+                           StudyLayout.dataset_name)
+    class_ids = {(m.spec, o.spec): m.class_index(o.class_name)
+                 for m in models for o in objects}
+    domain: Any = None
+    starts = np.zeros((0, len(cfg.regions.params)))
+    if cfg.regions.enabled:
+        from ..regions.scene import check_starts, scene_domain
+
+        dom = {k: (float(v[0]), float(v[1])) for k, v in cfg.regions.domain.items()}
+        domain = scene_domain(cfg.regions.params, dom, "regions.domain", "regions.params")
+        fixed = cfg.regions.fixed_starts()
+        if fixed:
+            starts = check_starts(fixed, cfg.regions.params, domain, "regions.starts")
+        if cfg.regions.n_auto_starts():
+            for spec, axes in [("semantic.grid", grid)] + [
+                    (f"models[{k}].grid", v) for k, v in model_grids.items()]:
+                if sorted(a.name for a in axes) != sorted(cfg.regions.params):
+                    raise BadInput(f"config regions.auto_starts: needs a map over "
+                                   f"regions.params ({', '.join(cfg.regions.params)}), but "
+                                   f"{spec} sweeps {', '.join(a.name for a in axes)}")
+    # datasets are read and every row checked now, against each model's labels, not an
+    # hour into the study
+    datasets: dict[tuple[str, str], Any] = {}
+    for d in cfg.representation.datasets if cfg.representation.enabled else []:
+        if d == "demo":
+            continue
+        if not Path(d).exists():
+            raise BadInput(f"config representation.datasets: {d} not found")
+        from ..representation.datasets import load_dataset
+
+        for m in models:
+            if m.differentiable and m.target_layer is not None:
+                try:
+                    datasets[(m.spec, d)] = load_dataset(d, m.labels)
+                except BadInput as exc:
+                    raise BadInput(f"config representation.datasets ({m.spec}): "
+                                   f"{exc}") from None
+    for m in models:  # last: inputs are valid; this may export a model to ONNX
+        prepare_runtime(m, cfg.runtime, log=log)
+        detail(m.describe())
+    return StudyPlan(cfg, out, grid, model_grids, curve, objects, models, overrides,
+                     class_ids, domain, starts, datasets)
 
 
 @dataclass
@@ -116,117 +232,29 @@ class Study:
     reused_timings_: dict[str, float] = field(default_factory=dict)
     run_: dict[str, Any] = field(default_factory=dict)  # wall time and reuse, after run()
     nodes_: dict[str, list[str]] = field(default_factory=dict)
+    # set by _prepare (declared here: nothing else is added to a Study)
+    plan: StudyPlan = field(init=False)
+    layout_: StudyLayout = field(init=False)
+    executor_: Any = field(init=False, default=None)
+    map_keys_: dict[tuple[str, str], str] = field(init=False, default_factory=dict)
 
     # ------------------------------------------------------------ preparation
     def _prepare(self) -> None:
-        """Validate and load everything before any computation (fail fast, nothing written)."""
-        cfg = self.config
-        self.out = Path(self.out or cfg.out)
-        from ..io import check_out_dir
-        from ..semantic import parse_grids
-        from ..semantic.grid import check_pose_count, n_poses
-
-        check_out_dir(self.out, "out")
-        self.layout_ = StudyLayout(self.out)
-        confirm = "raise semantic.max_poses to confirm"
-        self.grid_ = parse_grids([f"{k}={v}" for k, v in cfg.semantic.grid.items()],
-                                 "semantic.grid")
-        check_pose_count(n_poses(self.grid_), cfg.semantic.max_poses, "semantic.grid", confirm)
-        self.model_grids_ = {}
-        for mc in cfg.model_configs():
-            if mc.grid:
-                self.model_grids_[mc.spec] = parse_grids(
-                    [f"{k}={v}" for k, v in mc.grid.items()], f"models[{mc.spec}].grid")
-                check_pose_count(n_poses(self.model_grids_[mc.spec]), cfg.semantic.max_poses,
-                                 f"models[{mc.spec}].grid", confirm)
-        from ..render.scene import check_values, get_parameter
-
-        for k, v in cfg.semantic.fixed.items():
-            check_values(k, np.array([v]), "semantic.fixed")
-        self.curve_ = None
-        if cfg.semantic.curve:
-            c = cfg.semantic.curve  # typed by the config model: param, grid, at
-            get_parameter(c.param, "semantic.curve.param")
-            self.curve_ = (parse_grids([f"{c.param}={c.grid}"], "semantic.curve.grid"),
-                           {str(k): float(v) for k, v in c.at.items()})
-            for k, v in self.curve_[1].items():
-                check_values(k, np.array([v]), "semantic.curve.at")
-            if c.param in self.curve_[1]:
-                raise BadInput(f"config semantic.curve.at: {c.param} is the swept parameter")
-        self.map_keys_: dict[tuple[str, str], str] = {}
-        self.objects_ = []
-        for mc in cfg.mesh_configs():
-            mesh = load_mesh(mc.mesh, up=mc.up)
-            cls = mc.class_ if mc.class_ is not None else demo_class(mc.mesh)
-            if cls is None:
-                raise BadInput(f"config semantic.meshes: {mc.mesh} needs a class "
-                               f"(write {{mesh: {mc.mesh}, class: NAME}})")
-            # the spec is only a name from here on (files, titles): no undecodable bytes
-            self.objects_.append(_Object(printable(mc.mesh), mc.up, cls, mesh,
-                                         mesh_fingerprint(mc.mesh, mesh), mc.mesh))
-        self.models_: list[Classifier] = []
-        overrides: list[ModelOverrides] = []
-        for mc in cfg.model_configs():
-            ov = ModelOverrides(input_size=mc.input_size, mean=mc.mean, std=mc.std,
-                                interpolation=mc.interpolation, labels_file=mc.labels,
-                                target_layer=mc.target_layer, weights=mc.weights,
-                                device=cfg.device)
-            # the runtime is prepared once every input is valid (below)
-            self.models_.append(load_model(mc.spec, ov, runtime="torch"))
-            overrides.append(ov)
-        # two inputs that would share a result folder are refused, never overwritten
-        check_unique_slugs([o.spec for o in self.objects_], "meshes", "mesh")
-        check_unique_slugs([m.spec for m in self.models_], "models", "model")
-        if cfg.representation.enabled:
-            check_unique_slugs(cfg.representation.datasets, "datasets", "data",
-                               StudyLayout.dataset_name)
-        self.class_ids_ = {(m.spec, o.spec): m.class_index(o.class_name)
-                           for m in self.models_ for o in self.objects_}
-        if cfg.regions.enabled:
-            from ..regions.scene import check_starts, scene_domain
-
-            dom = {k: tuple(v) for k, v in cfg.regions.domain.items()}
-            self.domain_ = scene_domain(cfg.regions.params, dom, "regions.domain",
-                                        "regions.params")
-            fixed = cfg.regions.fixed_starts()
-            self.starts_ = check_starts(fixed, cfg.regions.params, self.domain_,
-                                        "regions.starts") if fixed else np.zeros((0, len(
-                                            cfg.regions.params)))
-            if cfg.regions.n_auto_starts():
-                for spec, axes in [("semantic.grid", self.grid_)] + [
-                        (f"models[{k}].grid", v) for k, v in self.model_grids_.items()]:
-                    if sorted(a.name for a in axes) != sorted(cfg.regions.params):
-                        raise BadInput(f"config regions.auto_starts: needs a map over "
-                                       f"regions.params ({', '.join(cfg.regions.params)}), but "
-                                       f"{spec} sweeps {', '.join(a.name for a in axes)}")
-        # datasets are read and every row checked now, against each model's labels, not an
-        # hour into the study
-        self.datasets_: dict[tuple[str, str], Any] = {}
-        for d in cfg.representation.datasets if cfg.representation.enabled else []:
-            if d == "demo":
-                continue
-            if not Path(d).exists():
-                raise BadInput(f"config representation.datasets: {d} not found")
-            from ..representation.datasets import load_dataset
-
-            for m in self.models_:
-                if m.differentiable and m.target_layer is not None:
-                    try:
-                        self.datasets_[(m.spec, d)] = load_dataset(d, m.labels)
-                    except BadInput as exc:
-                        raise BadInput(f"config representation.datasets ({m.spec}): "
-                                       f"{exc}") from None
-        for m in self.models_:  # last: inputs are valid; this may export a model to ONNX
-            prepare_runtime(m, cfg.runtime, log=self.log)
-            self.detail(m.describe())
+        """Validate and load everything before any computation (:func:`plan_study`), then
+        make the executor (connects to Ray, if asked, and checks every node; still before
+        any output)."""
+        self.plan = plan_study(self.config, self.out, log=self.log, detail=self.detail)
+        self.out = self.plan.out
+        self.layout_ = self.plan.layout
         from .executor import make_executor
 
         # last: connects to Ray (if asked) and checks every node, still before any output
-        self.executor_ = make_executor(self.ray, cfg.ray, cfg.device,
-                                       list(zip(self.models_, overrides, strict=True)))
+        self.executor_ = make_executor(self.ray, self.config.ray, self.config.device,
+                                       list(zip(self.plan.models, self.plan.overrides,
+                                                strict=True)))
 
     # ------------------------------------------------------------ step helper
-    def _step(self, name: str, folder: Path, key: str, fn: Callable[[], None],
+    def _step(self, name: str, folder: Path, key: str, fn: Callable[[], object],
               outputs: list[Path] | None = None) -> None:
         """Run ``fn`` unless the step's key matches the finished one and all ``outputs``
         exist (a deleted result file is recomputed, never assumed)."""
@@ -271,12 +299,12 @@ class Study:
     def _maps(self, clf: Classifier, renderer: MeshRenderer) -> None:
         from ..semantic import SemanticMap
         from ..semantic.chunks import clear_chunks, run_chunked_map
-        from ..semantic.maps import save_map_and_plot
+        from .steps import save_map_and_plot
 
         cfg = self.config.semantic
-        axes = self.model_grids_.get(clf.spec, self.grid_)
-        for o in self.objects_:
-            cid = self.class_ids_[(clf.spec, o.spec)]
+        axes = self.plan.axes_for(clf)
+        for o in self.plan.objects:
+            cid = self.plan.class_ids[(clf.spec, o.spec)]
             folder = self.layout_.map_dir(clf.spec, o.spec)
             key = _key("map", model_fingerprint(clf), o.spec, o.digest, o.up, cid,
                        [(a.name, a.values.tolist()) for a in axes], cfg.fixed)
@@ -301,8 +329,8 @@ class Study:
                        [folder / "map.nc", folder / "map.png"])
             if cfg.views.enabled:
                 self._views_step(clf, renderer, o, cid, folder, key)
-            if self.curve_:
-                axes1, at = self.curve_
+            if self.plan.curve:
+                axes1, at = self.plan.curve
                 cfolder = self.layout_.curve_dir(clf.spec, o.spec)
                 fixed = {**cfg.fixed, **at}
 
@@ -340,7 +368,7 @@ class Study:
                           self.config.semantic.batch_size)
 
         # maps that can be clicked (1-D / 2-D grids) write views.json; it is the step's result
-        clickable = 1 <= len(self.model_grids_.get(clf.spec, self.grid_)) <= 2
+        clickable = 1 <= len(self.plan.axes_for(clf)) <= 2
         self._step(f"views {clf.spec} {o.spec}", folder, key, run,
                    [folder / "views.json"] if clickable else [])
 
@@ -352,10 +380,10 @@ class Study:
 
         rc = self.config.regions
         names = list(rc.params)
-        periodic = scene_periodic(names, self.domain_)
+        periodic = scene_periodic(names, self.plan.domain)
         runs: list[RunRecord] = []
-        for o in self.objects_:
-            cid = self.class_ids_[(clf.spec, o.spec)]
+        for o in self.plan.objects:
+            cid = self.plan.class_ids[(clf.spec, o.spec)]
             map_path = self.layout_.map_dir(clf.spec, o.spec) / "map.nc"
             map_da = top1_da = None
             crit_das: dict[str, Any] = {}
@@ -371,16 +399,16 @@ class Study:
                     map_da = top1_da = None
                     crit_das = {}
             start_sets: list[tuple[str, np.ndarray]] = []
-            if len(self.starts_):
-                start_sets.append(("fixed", self.starts_))
+            if len(self.plan.starts):
+                start_sets.append(("fixed", self.plan.starts))
             if rc.n_auto_starts():
-                if top1_da is None:
+                if top1_da is None or map_da is None:
                     raise BadInput(f"config regions.auto_starts: no map with top-1 classes "
                                    f"for {clf.spec} on {o.spec}")
                 auto = auto_starts(map_da.values, top1_da.values,
                                    [map_da.coords[n].values for n in names], cid,
-                                   rc.n_auto_starts(), periodic,
-                                   list(self.domain_[1] - self.domain_[0]), rc.threshold)
+                                   rc.n_auto_starts(), [bool(p) for p in periodic],
+                                   list(self.plan.domain[1] - self.plan.domain[0]), rc.threshold)
                 self.auto_starts_[f"{clf.spec} {o.spec}"] = auto.tolist()
                 if len(auto):
                     start_sets.append(("auto", auto))
@@ -403,8 +431,9 @@ class Study:
         from ..regions.criterion import search_threshold
         from ..regions.ground_truth import map_score_fn
         from ..regions.ours import SEARCH_REVISION
-        from ..regions.records import RegionsFile, save_regions
+        from ..regions.records import RegionsFile
         from ..regions.scene import ground_truth, max_evals_hyper, regions_for_score
+        from .steps import save_regions
 
         rc = self.config.regions
         names = list(rc.params)
@@ -433,23 +462,23 @@ class Study:
                         raise BadInput("config regions.score: 'map' needs a semantic "
                                        "map over regions.params (semantic.grid)")
                     res = regions_for_score(
-                        map_score_fn(map_da, periodic), starts, self.domain_,
+                        map_score_fn(map_da, periodic), starts, self.plan.domain,
                         method, rc.variant, periodic=periodic,
                         on_result=lambda k, r: adv(1), **hyper)
                 elif rc.grad == "mitsuba":
                     from ..regions.whitebox import scene_score_fn
 
                     fn, grad_fn = scene_score_fn(
-                        "mitsuba", clf, o.mesh, cid, names, self.domain_,
+                        "mitsuba", clf, o.mesh, cid, names, self.plan.domain,
                         self.config.semantic.fixed, renderer,
                         self.config.semantic.batch_size, criterion, flag="config regions.grad")
                     with fn:
-                        res = regions_for_score(fn, starts, self.domain_, method, rc.variant,
+                        res = regions_for_score(fn, starts, self.plan.domain, method, rc.variant,
                                                 periodic=periodic, grad_fn=grad_fn,
                                                 on_result=lambda k, r: adv(1), **hyper)
                 else:
                     res = self.executor_.regions_for_mesh(
-                        clf, o.mesh, cid, starts, self.domain_, names, method,
+                        clf, o.mesh, cid, starts, self.plan.domain, names, method,
                         rc.variant, fixed=self.config.semantic.fixed,
                         renderer=renderer, batch_size=self.config.semantic.batch_size,
                         on_result=lambda k, r: adv(1), criterion=criterion, **hyper)
@@ -461,7 +490,7 @@ class Study:
             doc = RegionsFile(
                 model=clf.spec, mesh=o.spec, class_id=cid, class_name=clf.labels[cid],
                 method=method, variant=rc.variant, params=names,
-                domain={n: [float(self.domain_[0][i]), float(self.domain_[1][i])]
+                domain={n: [float(self.plan.domain[0][i]), float(self.plan.domain[1][i])]
                         for i, n in enumerate(names)},
                 periodic=[n for n, p in zip(names, periodic, strict=True) if p],
                 threshold=threshold, starts=starts_kind, criterion=criterion,
@@ -477,13 +506,12 @@ class Study:
                 for rec in saved.regions]
 
     def _representation(self, clf: Classifier) -> None:
-        from ..figures import class_ranking_figure
+        from ..figures import cam_overlays_figure, class_ranking_figure
         from ..fingerprint import items_digest
         from ..render.composite import make_rendered_dataset
         from ..representation.attacks import run_attacks, write_attacks
         from ..representation.cam_methods import cam_name
         from ..representation.datasets import load_dataset
-        from ..representation.plots import plot_cam_overlays
         from ..representation.scores import remove_partials
 
         rc = self.config.representation
@@ -494,20 +522,20 @@ class Study:
             if d == "demo":
                 # the study's own objects, rendered onto backgrounds, boxes from the render
                 data_dir = self.layout_.demo_data_dir
-                meshes = [o.spec for o in self.objects_]
-                classes = [str(o.class_name) for o in self.objects_]
-                ups = [o.up for o in self.objects_]
-                dkey = _key("demo-data", meshes, [o.digest for o in self.objects_], classes, ups,
+                meshes = [o.spec for o in self.plan.objects]
+                classes = [str(o.class_name) for o in self.plan.objects]
+                ups = [o.up for o in self.plan.objects]
+                dkey = _key("demo-data", meshes, [o.digest for o in self.plan.objects], classes, ups,
                             rc.demo_images_per_object, rc.demo_background, self.config.seed)
                 self._step("demo dataset", data_dir, dkey, functools.partial(
-                    make_rendered_dataset, data_dir, [o.source for o in self.objects_], classes,
+                    make_rendered_dataset, data_dir, [o.source for o in self.plan.objects], classes,
                     rc.demo_images_per_object, seed=self.config.seed,
                     background=rc.demo_background, ups=ups), [data_dir / "boxes.csv"])
                 path, dname = data_dir / "boxes.csv", "demo"
                 dataset = load_dataset(path, clf.labels)
             else:
                 path, dname = Path(d), self.layout_.dataset_name(d)
-                dataset = self.datasets_[(clf.spec, d)]  # loaded and checked by _prepare
+                dataset = self.plan.datasets[(clf.spec, d)]  # loaded and checked by _prepare
             data_digest = items_digest(dataset)  # boxes, classes and image bytes
             for cam in rc.cams:
                 folder = self.layout_.representation_dir(clf.spec, dname, cam)
@@ -533,7 +561,7 @@ class Study:
                     # least robust classes first (the overlays take class ids, not the table)
                     class_ids = [int(c) for c in
                                  est.class_scores_.sort_values("crs")["class_id"]]
-                    plot_cam_overlays(clf, dataset, est.image_scores_, class_ids,
+                    cam_overlays_figure(clf, dataset, est.image_scores_, class_ids,
                                       folder / "cam_overlays.png", cam=cam)
                     remove_partials(folder)
 
@@ -562,15 +590,15 @@ class Study:
     def _turntable(self, clf: Classifier, renderer: MeshRenderer) -> None:
         from ..figures import turntable_gif
 
-        for o in self.objects_:
-            cid = self.class_ids_[(clf.spec, o.spec)]
+        for o in self.plan.objects:
+            cid = self.plan.class_ids[(clf.spec, o.spec)]
             path = self.layout_.turntable_gif(clf.spec, o.spec)
             folder = path.parent
             key = _key("turntable", model_fingerprint(clf), o.spec, o.digest, o.up, cid)
             sub = folder / f".{path.stem}"
             self._step(f"turntable {clf.spec} {o.spec}", sub, key,
-                       lambda o=o, cid=cid, path=path: turntable_gif(
-                           clf, o.mesh, cid, path, renderer=renderer), [path])
+                       functools.partial(turntable_gif, clf, o.mesh, cid, path,
+                                         renderer=renderer), [path])
 
     # -------------------------------------------------------------------- run
     def run(self) -> Path:
@@ -596,28 +624,27 @@ class Study:
 
     def _run_steps(self, started: str, t0: float) -> Path:
         assert self.out is not None
-        write_text_atomic(self.out / "config.yaml",
+        write_text_atomic(self.layout_.config_yaml,
                           yaml.safe_dump(self.config.model_dump(by_alias=True), sort_keys=False))
         all_runs: list[RunRecord] = []
-        for clf in self.models_:
+        for clf in self.plan.models:
             renderer = MeshRenderer(image_size=clf.input_size)
             try:
                 self._maps(clf, renderer)
                 if self.config.regions.enabled:
                     all_runs += self._regions(clf, renderer)
-                if self.config.turntable and clf is self.models_[0]:
+                if self.config.turntable and clf is self.plan.models[0]:
                     self._turntable(clf, renderer)
             finally:
                 renderer.close()
             if self.config.representation.enabled:
                 self._representation(clf)
         if all_runs:
-            from ..regions.srvr import save_srvr, srvr_table
+            from .steps import srvr_step
 
-            table = srvr_table(all_runs, seed=self.config.seed)
-            save_srvr(self.layout_.srvr_dir, all_runs, table,
-                      title=f"SRVR over {len(self.objects_)} objects x "
-                            f"({len(self.starts_)} fixed + "
+            srvr_step(self.layout_.srvr_dir, all_runs, seed=self.config.seed,
+                      title=f"SRVR over {len(self.plan.objects)} objects x "
+                            f"({len(self.plan.starts)} fixed + "
                             f"{self.config.regions.n_auto_starts()} auto) starts")
         self.timings_["total"] = round(time.perf_counter() - t0, 2)
         self.run_ = run_record(self.timings_["total"], len(self.timings_) - 1,
@@ -640,13 +667,13 @@ class Study:
             "config": self.config.model_dump(by_alias=True),
             "versions": {"robustlens": __version__, "torch": torch.__version__,
                          "torchvision": torchvision.__version__, "numpy": np.__version__,
-                         "moderngl": moderngl.__version__,
+                         "moderngl": getattr(moderngl, "__version__", None),
                          "python": platform.python_version()},
             "models": {m.spec: {"weights_sha256": m.weights_sha256, "input_size": m.input_size,
                                 "target_layer": m.target_layer, "runtime": m.runtime}
-                       for m in self.models_},
+                       for m in self.plan.models},
             # where each mesh comes from and under which licence (CC-BY scans need credit)
-            "meshes": {o.spec: _mesh_provenance(o) for o in self.objects_},
+            "meshes": {o.spec: _mesh_provenance(o) for o in self.plan.objects},
             "machine": {"host": socket.gethostname(), "platform": platform.platform(),
                         "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                         "gpu": gpu, "device": self.config.device},
@@ -666,5 +693,5 @@ class Study:
             "steps": {name: {"nodes": nodes} for name, nodes in self.nodes_.items()},
             "started": started, "finished": datetime.now(UTC).isoformat(timespec="seconds"),
         }
-        write_text_atomic(self.out / "provenance.json", json.dumps(prov, indent=2, default=str))
+        write_text_atomic(self.layout_.provenance_json, json.dumps(prov, indent=2, default=str))
 
