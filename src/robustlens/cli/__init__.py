@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import click
 
-from ..errors import BadInput, cli_flag, printable
+from ..errors import BadInput, printable
 from .common import VERBOSITY
 
 EPILOG = """\b
@@ -131,8 +131,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"error: {exc.format_message()}{ctx_cmd}", file=sys.stderr)
         sys.exit(exc.exit_code)
     except BadInput as exc:
-        msg = exc.named(cli_flag(exc.param)) if exc.param else str(exc)
-        print(f"error: {printable(msg)}", file=sys.stderr)
+        from .params import cli_message
+
+        print(f"error: {printable(cli_message(exc))}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

@@ -228,7 +228,8 @@ def run_chunked_map(smap: SemanticMap, clf: Classifier, mesh: trimesh.Trimesh, c
     """
     folder = Path(folder)
     renderer = renderer or MeshRenderer(image_size=clf.input_size)
-    job = MapJob(tuple(a.name for a in smap.axes), smap.points(), dict(smap.fixed),
+    points = smap.points()  # validates the estimator (axes_, fixed_)
+    job = MapJob(tuple(a.name for a in smap.axes_), points, dict(smap.fixed_),
                  int(class_id), smap.batch_size, int(chunk_size))
     bounds = job.bounds()
     mhash = mesh_digest(mesh)
