@@ -244,7 +244,7 @@ class ClassRobustness(Estimator):
                     raise BadInput(f"out of range for model {classifier.spec!r} "
                                    f"(0..{n_cls - 1})", param="classes", value=c)
                 if c not in present:
-                    raise BadInput(f"no images of this class in the dataset (empty class)",
+                    raise BadInput("no images of this class in the dataset (empty class)",
                                    param="classes", value=f"{c} ({classifier.labels[c]!r})")
             keep = set(classes)
             items = [it for it in items if it.class_id in keep]
