@@ -43,6 +43,10 @@ def cli(quiet: bool, verbose: bool) -> None:
 
 def _set_verbosity(level: int) -> None:
     VERBOSITY["level"] = level
+    # --quiet: only errors, library WARNING lines (logger ``robustlens``) included
+    for h in logging.getLogger("robustlens").handlers:
+        if isinstance(h, _StderrHandler):
+            h.setLevel(logging.ERROR if level == 0 else logging.WARNING)
     warnings.resetwarnings()
     if level < 2:
         # library warnings (numpy overflow on absurd input, torch deprecations) are not the
@@ -107,7 +111,7 @@ def _show_warnings() -> None:
     if any(isinstance(h, _StderrHandler) for h in logger.handlers):
         return
     handler = _StderrHandler()
-    handler.setLevel(logging.WARNING)
+    handler.setLevel(logging.ERROR if VERBOSITY["level"] == 0 else logging.WARNING)
     handler.setFormatter(logging.Formatter("warning: %(message)s"))
     logger.addHandler(handler)
     if logger.level == logging.NOTSET or logger.level > logging.WARNING:

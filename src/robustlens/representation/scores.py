@@ -242,10 +242,10 @@ class ClassRobustness(Estimator):
             for c in classes:
                 if not 0 <= c < n_cls:
                     raise BadInput(f"out of range for model {classifier.spec!r} "
-                                   f"(0..{n_cls - 1})", param="classes", value=c)
+                                   f"(0..{n_cls - 1})", param="classes", value=f"class {c}")
                 if c not in present:
                     raise BadInput("no images of this class in the dataset (empty class)",
-                                   param="classes", value=f"{c} ({classifier.labels[c]!r})")
+                                   param="classes", value=f"class {c} ({classifier.labels[c]!r})")
             keep = set(classes)
             items = [it for it in items if it.class_id in keep]
         keys = [(it.name, it.class_id) for it in items]

@@ -136,8 +136,9 @@ class SemanticMap(Estimator):
         try:
             for sl, s, t, m in fn.iter_chunks(chunks()):
                 if not np.all(np.isfinite(s)):
-                    raise BadInput(f"model {classifier.spec!r}: produced non-finite scores "
-                                   f"(NaN or inf) at poses {sl.start}..{sl.stop - 1}")
+                    raise BadInput(f"produced non-finite scores (NaN or inf) at poses "
+                                   f"{sl.start}..{sl.stop - 1}", param="model",
+                                   value=repr(classifier.spec))
                 scores[sl], top1[sl], margins[sl] = s, t, m
                 if progress:
                     progress(sl.stop - sl.start)
