@@ -116,6 +116,7 @@ def scene_batch(params: Mapping[str, np.ndarray | float], batch: int | None = No
         out[name] = arr
     for names, where in ((params, "params"), (fixed or {}, "fixed")):
         for name in names:
+            get_parameter(name, where)
             check_values(name, out[name], where)
     return out
 
