@@ -223,8 +223,9 @@ def test_errors_carry_parameter_names_and_the_cli_names_the_flag(capsys):
     assert str(BadInput(": give one", param="grid")) == "grid: give one"
     assert str(BadInput("whole message")) == "whole message"
     # library code raises with the parameter name, not a CLI flag ...
+    est = ClassRobustness(batch_size=0)  # the estimator rule: stored as given ...
     with pytest.raises(BadInput) as exc:
-        ClassRobustness(batch_size=0)
+        est.check()  # ... and validated by run() (which calls check())
     assert exc.value.param == "batch_size" and not str(exc.value).startswith("--")
     with pytest.raises(BadInput) as exc2:
         load_model("timm:no_such_net_xyz")
@@ -249,9 +250,9 @@ def test_semantic_map_accepts_a_mapping_of_values():
                      ({"elevation": [0.0, 120.0]}, "elevation"),
                      ({"nope": [1.0]}, "nope")]:
         with pytest.raises(BadInput, match=why):
-            SemanticMap(bad)
+            SemanticMap(bad).check()  # validated by run() / check(), not the constructor
     with pytest.raises(BadInput) as exc:
-        SemanticMap({"azimuth": [2.0, 1.0]})
+        SemanticMap({"azimuth": [2.0, 1.0]}).n_poses()
     assert exc.value.param == "axes"
 
 

@@ -174,15 +174,24 @@ def test_failed_onnx_export_prints_nothing(tmp_path, capfd):
     assert len(lines) == 1 and "cummax" in lines[0] and "[" not in lines[0].split(":")[0]
 
 
-def test_corrupt_onnx_cache_warning_has_no_markup(tmp_path, monkeypatch, planted):
+def test_corrupt_onnx_cache_warning_has_no_markup(tmp_path, monkeypatch, planted, capsys,
+                                                  caplog):
+    import logging
+
+    from robustlens.cli import _show_warnings
     from robustlens.models import runtime as rt
 
     monkeypatch.setenv("ROBUSTLENS_CACHE", str(tmp_path / "c"))
     path, _ = rt.cached_export(planted, log=lambda m: None)
     path.write_bytes(b"broken")
+    _show_warnings()  # the CLI's styling of library warnings
+    capsys.readouterr()
     lines: list[str] = []
     rt.cached_export(planted, log=lines.append)
-    assert lines and lines[0].startswith("warning: ") and "[yellow]" not in lines[0]
+    # a logging WARNING (not an info line), shown by the CLI as one plain "warning:" line
+    assert [r.levelno for r in caplog.records] == [logging.WARNING] and lines == []
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("warning: ") and "[yellow]" not in err[0]
 
 
 def test_tcp_address_that_is_not_ray_is_refused_at_once(tmp_path):

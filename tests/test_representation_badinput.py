@@ -152,8 +152,10 @@ def test_layer_not_in_model(tmp_path, capsys) -> None:
 
 def test_unknown_cam_method(tmp_path, capsys) -> None:
     clf = load_model("planted_cue")
+    est = ClassRobustness(cam="eigencam")  # stored as given; run() validates (estimator rule)
+    assert est.get_params()["cam"] == "eigencam"
     with pytest.raises(BadInput, match=r"^cam 'eigencam': unknown CAM method"):
-        ClassRobustness(cam="eigencam")
+        est.run(clf, [])
     with pytest.raises(BadInput, match="unknown CAM method"):
         compute_cams(clf, torch.rand(1, 3, 64, 64), [0], "layercam")
     csv_path = make_planted_dataset(tmp_path / "d", n_per_class=1, seed=5)
@@ -183,7 +185,7 @@ def test_non_differentiable_model() -> None:
 
 def test_bad_batch_size_and_q(tmp_path, capsys) -> None:
     with pytest.raises(BadInput, match="^batch_size 0"):
-        ClassRobustness(batch_size=0)
+        ClassRobustness(batch_size=0).run(load_model("planted_cue"), [])
     csv_path = make_planted_dataset(tmp_path / "d", n_per_class=1, seed=5)
     assert "'--q': 1.5 is not in the range 0<x<=1" in _cli(
         capsys, ["attack", "--data", str(csv_path), "--model", "planted_cue", "--classes", "0",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import warnings
 
@@ -124,17 +125,30 @@ def test_key_follows_weights_and_input_size(user_models):
     assert rt.export_key(a) != rt.export_key(c)
 
 
-def test_parity_failure_falls_back_to_torch(user_models, cache):
+def _warning_lines(caplog) -> list[str]:
+    """The logging warnings of the call as the CLI shows them (``warning: ...``)."""
+    return [f"warning: {r.getMessage()}" for r in caplog.records
+            if r.levelno == logging.WARNING]
+
+
+def test_parity_failure_falls_back_to_torch(user_models, cache, caplog):
     clf = _load(user_models, "batch_branch")
     lines: list[str] = []
+    caplog.set_level(logging.WARNING, logger="robustlens")
     rt.prepare_runtime(clf, "auto", log=lines.append)
+    lines += _warning_lines(caplog)
     assert clf.runtime == "torch" and clf.forward_only is None
+    # the warning travels as a logging WARNING (the CLI styles it), not as an info line
+    assert [r.levelno for r in caplog.records] == [logging.WARNING]
     assert len(lines) == 1 and "warning" in lines[0] and "max |Δ softmax|" in lines[0]
     # the measured difference is reported and it is above the tolerance
     diff = float(lines[0].split("max |Δ softmax| ")[1].split(",")[0])
     assert diff > rt.PARITY_TOL
     lines.clear()
-    rt.prepare_runtime(clf, "onnxruntime", log=lines.append)  # explicit: same safe fallback
+    caplog.clear()
+    # explicit: same safe fallback
+    rt.prepare_runtime(clf, "onnxruntime", log=lines.append)
+    lines += _warning_lines(caplog)
     assert clf.runtime == "torch" and "disagrees" in lines[0]
 
 
@@ -149,7 +163,7 @@ def test_unexportable_model(user_models, cache):
     assert not list((cache / "onnx").glob("*.onnx"))  # nothing half-written in the cache
 
 
-def test_corrupt_cache_entry_is_rebuilt_not_used(user_models, cache):
+def test_corrupt_cache_entry_is_rebuilt_not_used(user_models, cache, caplog):
     clf = _load(user_models, "tiny")
     path, built = rt.cached_export(clf, log=lambda m: None)
     assert built
@@ -160,8 +174,11 @@ def test_corrupt_cache_entry_is_rebuilt_not_used(user_models, cache):
         bad[i] ^= 0xFF
     path.write_bytes(bytes(bad))
     lines: list[str] = []
+    caplog.set_level(logging.WARNING, logger="robustlens")
     path2, built2 = rt.cached_export(clf, log=lines.append)
+    lines += _warning_lines(caplog)
     assert built2 and path2 == path
+    assert [r.levelno for r in caplog.records] == [logging.WARNING]
     assert len(lines) == 1 and "does not match its recorded sha256" in lines[0]
     assert path.read_bytes() == good
     meta = json.loads(path.with_suffix(".json").read_text())
@@ -169,7 +186,10 @@ def test_corrupt_cache_entry_is_rebuilt_not_used(user_models, cache):
     # a missing / unreadable record counts as corrupt too
     path.with_suffix(".json").write_text("{not json")
     lines.clear()
-    assert rt.cached_export(clf, log=lines.append)[1] and "rebuilding" in lines[0]
+    caplog.clear()
+    assert rt.cached_export(clf, log=lines.append)[1]
+    lines += _warning_lines(caplog)
+    assert "rebuilding" in lines[0]
 
 
 def test_load_model_prepares_the_fast_runtime_by_default(user_models, monkeypatch, tmp_path):

@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from .errors import BadInput
+from .errors import BadInput, ref
 
 #: errors of a full disk or quota, reported as bad input naming the file (exit 2)
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
@@ -60,9 +60,9 @@ def atomic_paths(paths: Sequence[str | os.PathLike[str]]) -> Iterator[list[Path]
             os.replace(tmp_path, target)
     except OSError as exc:
         if exc.errno in DISK_FULL:  # the user's disk, not a bug: say which file, keep the rest
-            raise BadInput(f"{targets[0]}: cannot write it: {os.strerror(exc.errno)} "
+            raise BadInput(f"cannot write it: {os.strerror(exc.errno)} "
                            f"(results finished before it are complete and kept; free some "
-                           f"space and run again to continue)") from None
+                           f"space and run again to continue)", value=targets[0]) from None
         raise
     finally:
         for leftover in tmps:
@@ -76,25 +76,26 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
         tmp.write_text(text)
 
 
-def check_out_dir(path: str | os.PathLike[str], flag: str = "--out") -> Path:
-    """Raise BadInput unless ``path`` is (or can be created as) a writable folder.
+def check_out_dir(path: str | os.PathLike[str], param: str = "out") -> Path:
+    """Raise BadInput (with ``param``, the caller's name for the folder) unless ``path`` is
+    (or can be created as) a writable folder.
 
     Nothing is created: the nearest existing ancestor must be a writable folder.
     """
     p = Path(path).expanduser()
     if p.exists():
         if not p.is_dir():
-            raise BadInput(f"{flag} {path}: exists and is not a folder")
+            raise BadInput("exists and is not a folder", param=param, value=path)
         if not _can_write(p):
-            raise BadInput(f"{flag} {path}: folder is not writable")
+            raise BadInput("folder is not writable", param=param, value=path)
         return p
     parent = p.absolute().parent
     while not parent.exists():
         parent = parent.parent
     if not parent.is_dir():
-        raise BadInput(f"{flag} {path}: cannot create it ({parent} is not a folder)")
+        raise BadInput(f"cannot create it ({parent} is not a folder)", param=param, value=path)
     if not _can_write(parent):
-        raise BadInput(f"{flag} {path}: cannot create it ({parent} is not writable)")
+        raise BadInput(f"cannot create it ({parent} is not writable)", param=param, value=path)
     return p
 
 
@@ -128,7 +129,7 @@ def remove_stale_temps(folder: str | os.PathLike[str]) -> int:
 
 
 @contextlib.contextmanager
-def locked_out_dir(path: str | os.PathLike[str], flag: str = "--out") -> Iterator[Path]:
+def locked_out_dir(path: str | os.PathLike[str], param: str = "out") -> Iterator[Path]:
     """Create ``path`` if needed and hold an exclusive lock on it while the block runs.
 
     A second run into the same folder fails at once with BadInput (no waiting, no mixing of
@@ -137,17 +138,19 @@ def locked_out_dir(path: str | os.PathLike[str], flag: str = "--out") -> Iterato
     """
     import fcntl
 
-    p = check_out_dir(path, flag)
+    p = check_out_dir(path, param)
     created = not p.exists()
     try:
         p.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise BadInput(f"{flag} {path}: cannot create the folder ({exc.strerror})") from None
+        raise BadInput(f"cannot create the folder ({exc.strerror})", param=param,
+                       value=path) from None
     lock = p / LOCK_NAME
     try:
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
     except OSError as exc:
-        raise BadInput(f"{flag} {path}: cannot write into the folder ({exc.strerror})") from None
+        raise BadInput(f"cannot write into the folder ({exc.strerror})", param=param,
+                       value=path) from None
     locked = False
     try:
         try:
@@ -155,8 +158,9 @@ def locked_out_dir(path: str | os.PathLike[str], flag: str = "--out") -> Iterato
             locked = True
         except OSError as exc:
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise BadInput(f"{flag} {path}: another robustlens run is writing into this "
-                               f"folder; wait for it or choose another --out") from None
+                raise BadInput(f"another robustlens run is writing into this "
+                               f"folder; wait for it or choose another {ref(param)}", param=param,
+                               value=path) from None
             raise
         # the lock file may have been unlinked by a finishing run between open and flock
         try:
@@ -164,8 +168,9 @@ def locked_out_dir(path: str | os.PathLike[str], flag: str = "--out") -> Iterato
         except FileNotFoundError:
             same = False
         if not same:
-            raise BadInput(f"{flag} {path}: another robustlens run is writing into this "
-                           f"folder; wait for it or choose another --out")
+            raise BadInput(f"another robustlens run is writing into this "
+                           f"folder; wait for it or choose another {ref(param)}", param=param,
+                           value=path)
         remove_stale_temps(p)
         yield p
     finally:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import click
 
-from ..errors import BadInput, cli_flag, printable
+from ..errors import BadInput, printable
 from .common import VERBOSITY
 
 EPILOG = """\b
@@ -43,6 +43,10 @@ def cli(quiet: bool, verbose: bool) -> None:
 
 def _set_verbosity(level: int) -> None:
     VERBOSITY["level"] = level
+    # --quiet: only errors, library WARNING lines (logger ``robustlens``) included
+    for h in logging.getLogger("robustlens").handlers:
+        if isinstance(h, _StderrHandler):
+            h.setLevel(logging.ERROR if level == 0 else logging.WARNING)
     warnings.resetwarnings()
     if level < 2:
         # library warnings (numpy overflow on absurd input, torch deprecations) are not the
@@ -107,7 +111,7 @@ def _show_warnings() -> None:
     if any(isinstance(h, _StderrHandler) for h in logger.handlers):
         return
     handler = _StderrHandler()
-    handler.setLevel(logging.WARNING)
+    handler.setLevel(logging.ERROR if VERBOSITY["level"] == 0 else logging.WARNING)
     handler.setFormatter(logging.Formatter("warning: %(message)s"))
     logger.addHandler(handler)
     if logger.level == logging.NOTSET or logger.level > logging.WARNING:
@@ -131,8 +135,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"error: {exc.format_message()}{ctx_cmd}", file=sys.stderr)
         sys.exit(exc.exit_code)
     except BadInput as exc:
-        msg = exc.named(cli_flag(exc.param)) if exc.param else str(exc)
-        print(f"error: {printable(msg)}", file=sys.stderr)
+        from .params import cli_message
+
+        print(f"error: {printable(cli_message(exc))}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ..errors import BadInput
+from ..errors import BadInput, ref
 from ..representation.cam import CAM_METHODS
 from .common import (
     info,
@@ -65,26 +65,27 @@ def command(**kwargs: Any) -> None:
     runtime = kwargs.pop("runtime")
     data = kwargs["data"]
     if not Path(data).expanduser().exists():
-        raise BadInput(f"--data {data}: no such file or directory")
+        raise BadInput("no such file or directory", param="dataset", value=data)
     check_out_dir(kwargs["out"])
     clf = model_from_options(**mk)
     names = [c.strip() for c in kwargs["classes"].split(",") if c.strip()]
     if not names:
-        raise BadInput("--classes: expected comma-separated class ids or names")
+        raise BadInput(": expected comma-separated class ids or names", param="classes")
     classes = []
     for nm in names:
         try:
             classes.append(clf.class_index(nm))
         except BadInput:
-            raise BadInput(f"--classes {nm!r}: unknown class for model {clf.spec!r} (expected an id "
-                           f"0..{clf.num_classes - 1} or a label)") from None
+            raise BadInput(f"unknown class for model {clf.spec!r} (expected an id "
+                           f"0..{clf.num_classes - 1} or a label)", param="classes",
+                           value=repr(nm)) from None
     ds = load_dataset(data, clf.labels, split=kwargs["split"],
                       skip_unknown=kwargs["skip_unknown_labels"])
     present = set(ds.class_ids())
     for c in classes:
         if c not in present:
-            raise BadInput(f"--classes {c} ({clf.labels[c]!r}): no images of this class in --data "
-                           f"(empty class)")
+            raise BadInput(f"no images of this class in {ref('dataset')} (empty class)",
+                           param="classes", value=f"{c} ({clf.labels[c]!r})")
     use_runtime(clf, runtime)
     out = hold_out_dir(kwargs["out"])
     total = sum(1 for it in ds if it.class_id in set(classes))

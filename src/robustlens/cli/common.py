@@ -93,8 +93,8 @@ def model_from_options(model_spec: str, weights: str | None, input_size: int | N
 
     ov = ModelOverrides(
         input_size=input_size,
-        mean=as_list(mean, 3, "--mean") if mean else None,  # type: ignore[arg-type]
-        std=as_list(std, 3, "--std") if std else None,  # type: ignore[arg-type]
+        mean=as_list(mean, 3, "mean") if mean else None,  # type: ignore[arg-type]
+        std=as_list(std, 3, "std") if std else None,  # type: ignore[arg-type]
         labels_file=labels_file, target_layer=target_layer, weights=weights, device=device,
         interpolation=interpolation,
     )
@@ -225,21 +225,22 @@ def debug(msg: str) -> None:
         console.print(Text(printable(msg), style="dim"))
 
 
-def hold_out_dir(path: str, flag: str = "--out") -> Path:
+def hold_out_dir(path: str, param: str = "out") -> Path:
     """Create ``path`` and hold its exclusive lock until the command ends (see
     :func:`robustlens.io.locked_out_dir`); a second run into the same folder is refused."""
     from ..io import locked_out_dir
 
-    return click.get_current_context().with_resource(locked_out_dir(path, flag))
+    return click.get_current_context().with_resource(locked_out_dir(path, param))
 
 
 def resolve_class(clf: Classifier, class_: str | None, mesh_spec: str) -> int:
     """``--class`` if given, else the known class of a ``demo:`` mesh; BadInput otherwise."""
-    from ..errors import BadInput
+    from ..errors import BadInput, ref
     from ..render import demo_class
 
     if class_ is None:
         class_ = demo_class(mesh_spec)
         if class_ is None:
-            raise BadInput(f"--class: required for --mesh {mesh_spec} (a class id or label name)")
+            raise BadInput(f": required for {ref('mesh')} {mesh_spec} (a class id or label name)",
+                           param="class_id")
     return clf.class_index(class_)

@@ -16,6 +16,7 @@ from .common import (
     runtime_option,
     use_runtime,
 )
+from .params import GridAxisType, SceneAssignment, merge_assignments
 
 EPILOG = """\b
 Examples:
@@ -41,9 +42,9 @@ def mesh_options(fn: Any) -> Any:
 @mesh_options
 @click.option("--class", "class_", default=None,
               help="True class: id or exact label name (demo meshes know theirs).")
-@click.option("--grid", "grids", multiple=True, required=True,
+@click.option("--grid", "grids", multiple=True, required=True, type=GridAxisType(),
               help="Swept parameter NAME=START:STOP:STEP; repeat for 2-D / n-D maps.")
-@click.option("--set", "sets", multiple=True,
+@click.option("--set", "sets", multiple=True, type=SceneAssignment(),
               help="Fix another scene parameter, e.g. --set distance=3 --set object_color=.8,.2,.2.")
 @click.option("--samples", type=click.IntRange(min=1), default=None,
               help="Score N random points in the grid's ranges instead of every grid point.")
@@ -59,26 +60,25 @@ def mesh_options(fn: Any) -> Any:
               help="Output folder: map.nc and map.png.")
 @model_options
 @runtime_option
-def command(mesh_spec: str, up: str, class_: str | None, grids: tuple[str, ...], sets: tuple[str, ...],
+def command(mesh_spec: str, up: str, class_: str | None, grids: tuple[Any, ...],
+            sets: tuple[dict[str, float], ...],
             samples: int | None, seed: int, batch_size: int, image_size: int | None,
             confirm: bool, out_dir: str, **kwargs: Any) -> None:
     """Sweep the true-class score over 1..n scene parameters; write map.nc and map.png."""
     from ..errors import printable
     from ..io import check_out_dir, locked_out_dir
     from ..render import MeshRenderer, load_mesh
-    from ..render.scene import parse_assignments
-    from ..semantic import SemanticMap, parse_grids
+    from ..semantic import SemanticMap
     from ..semantic.grid import check_pose_count
     from ..study.steps import save_map_and_plot
     from .common import resolve_class
 
     # ---- validate everything before computing anything (nothing is written on bad input)
-    axes = parse_grids(grids)
-    fixed = parse_assignments(sets)
+    axes = list(grids)  # parsed and checked by GridAxisType, set values by SceneAssignment
+    fixed = merge_assignments(sets)
     smap = SemanticMap(axes, fixed=fixed, batch_size=batch_size, samples=samples, seed=seed)
-    n = smap.n_poses()
-    check_pose_count(n, n if confirm else None,
-                     "--samples" if samples is not None else "--grid")
+    n = smap.check().n_poses()
+    check_pose_count(n, n if confirm else None, "samples" if samples is not None else "grid")
     check_out_dir(out_dir)
     mesh = load_mesh(mesh_spec, up=up)
     clf = model_from_options(**pop_model_kwargs(kwargs))

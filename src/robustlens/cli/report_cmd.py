@@ -25,7 +25,8 @@ def command(out_dir: str) -> None:
     from ..report import build_report
 
     if not Path(out_dir).is_dir():
-        raise BadInput(f"DIR {out_dir}: no such folder (expected a study output folder)")
+        raise BadInput("no such folder (expected a study output folder)", param="DIR",
+                       value=out_dir)
     check_out_dir(out_dir, "DIR")  # report.html is written there: fail before reading
     info(f"report: reading results in {out_dir}")
     path = build_report(out_dir, log=info)

@@ -68,19 +68,19 @@ def command(**kwargs: Any) -> None:
     mk = pop_model_kwargs(kwargs)
     data = kwargs["data"]
     if not Path(data).expanduser().exists():
-        raise BadInput(f"--data {data}: no such file or directory")
+        raise BadInput("no such file or directory", param="dataset", value=data)
     check_out_dir(kwargs["out"])
     clf = model_from_options(**mk)
     est = ClassRobustness(cam=kwargs["cam"], batch_size=kwargs["batch_size"],
                           correct_only=kwargs["correct_only"], n_boot=kwargs["n_boot"],
-                          seed=kwargs["seed"], target_layer=mk["target_layer"])
+                          seed=kwargs["seed"], target_layer=mk["target_layer"]).check()
     ds = load_dataset(data, clf.labels, split=kwargs["split"],
                       skip_unknown=kwargs["skip_unknown_labels"])
     out = hold_out_dir(kwargs["out"])
     info(f"{len(ds)} images of {len(ds.class_ids())} classes ({ds.kind}); model {clf.spec}, "
-         f"CAM {est.cam} at {est.target_layer or clf.target_layer}, device {clf.device}")
+         f"CAM {est.cam_} at {est.target_layer or clf.target_layer}, device {clf.device}")
     with progress() as bar:
-        task = bar.add_task(f"scoring ({est.cam})", total=len(ds))
+        task = bar.add_task(f"scoring ({est.cam_})", total=len(ds))
 
         def on_total(total: int, done: int) -> None:
             bar.update(task, total=total, completed=done)
@@ -93,9 +93,9 @@ def command(**kwargs: Any) -> None:
     assert cs is not None and est.image_scores_ is not None
     figures.class_ranking_figure(
         cs, out / "class_ranking.png", max_classes=kwargs["top"],
-        title=f"{clf.spec}, {cam_name(est.cam)}: least robust classes first (95% CI)")
+        title=f"{clf.spec}, {cam_name(est.cam_)}: least robust classes first (95% CI)")
     worst = cs["class_id"].head(max(kwargs["overlay_classes"], 0)).tolist()
-    cam_overlays_figure(clf, ds, est.image_scores_, worst, out / "cam_overlays.png", cam=est.cam,
+    cam_overlays_figure(clf, ds, est.image_scores_, worst, out / "cam_overlays.png", cam=est.cam_,
                       target_layer=mk["target_layer"])
     remove_partials(out)
     info("least robust classes:   CRS [95% CI]      lift  top-1")

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .. import paper
-from ..errors import BadInput
+from ..errors import BadInput, ref
 from .geometry import EvalGeometry
 from .labels import LabelIndex
 
@@ -111,14 +111,12 @@ class Classifier:
         if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != images.shape[0]:
             shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
             raise BadInput(
-                f"model {self.spec!r}: output has shape {shape}, expected (B, C) logits "
-                f"with B={images.shape[0]}"
-            )
+                f"output has shape {shape}, expected (B, C) logits with B={images.shape[0]}",
+                param="model", value=repr(self.spec))
         if self.labels and out.shape[1] != len(self.labels):
             raise BadInput(
-                f"model {self.spec!r}: outputs {out.shape[1]} classes but has "
-                f"{len(self.labels)} labels (see --labels)"
-            )
+                f"outputs {out.shape[1]} classes but has {len(self.labels)} labels (see "
+                f"{ref('labels')})", param="model", value=repr(self.spec))
         return out
 
     @torch.no_grad()
@@ -153,7 +151,8 @@ class Classifier:
         """Resolve the dotted module path ``path`` (default: ``target_layer``)."""
         path = path or self.target_layer
         if not path:
-            raise BadInput(f"model {self.spec!r} has no target layer; pass --target-layer")
+            raise BadInput(f": required for model {self.spec!r} (it has no target layer)",
+                           param="target_layer")
         mod: nn.Module = self.module
         for part in path.split("."):
             if part.isdigit() and isinstance(mod, (nn.Sequential, nn.ModuleList)):
@@ -166,7 +165,8 @@ class Classifier:
                 mod = getattr(mod, part)
             else:
                 raise BadInput(f"{path!r}: no module {part!r} in model {self.spec!r}"
-                               f" (see `robustlens layers --model {self.spec}`)", param="target_layer")
+                               f" (see its layers: `robustlens layers`, or"
+                               f" Classifier.layer_shapes())", param="target_layer")
         return mod
 
     @torch.no_grad()
@@ -243,7 +243,8 @@ class Classifier:
 def check_image_batch(images: torch.Tensor, name: str = "images") -> None:
     """Raise BadInput unless ``images`` is ``(B, 3, H, W)``."""
     if images.ndim != 4 or images.shape[1] != 3:
-        raise BadInput(f"{name}: expected a (B, 3, H, W) tensor, got shape {tuple(images.shape)}")
+        raise BadInput(f": expected a (B, 3, H, W) tensor, got shape {tuple(images.shape)}",
+                       param=name)
 
 
 def as_list(x: Sequence[float] | str, n: int, name: str) -> tuple[float, ...]:
@@ -253,9 +254,10 @@ def as_list(x: Sequence[float] | str, n: int, name: str) -> tuple[float, ...]:
         try:
             vals = tuple(float(p) for p in parts)
         except ValueError:
-            raise BadInput(f"{name} {x!r}: expected {n} comma-separated numbers") from None
+            raise BadInput(f"{x!r}: expected {n} comma-separated numbers", param=name) from None
     else:
         vals = tuple(float(v) for v in x)
     if len(vals) != n:
-        raise BadInput(f"{name} {x!r}: expected {n} comma-separated numbers, got {len(vals)}")
+        raise BadInput(f"{x!r}: expected {n} comma-separated numbers, got {len(vals)}",
+                       param=name)
     return vals

@@ -65,11 +65,13 @@ class LabelIndex:
                 return self._wnid[s]
         return None
 
-    def require(self, label: str, where: str, skip_unknown: bool) -> int | None:
+    def require(self, label: str, where: str, skip_unknown: bool, param: str = "dataset"
+                ) -> int | None:
         """:meth:`resolve`, with BadInput for an unknown label unless ``skip_unknown``."""
         idx = self.resolve(label, where)
         if idx is None and not skip_unknown:
             shown = ", ".join(self.labels[:5]) + (", ..." if len(self.labels) > 5 else "")
             raise BadInput(f"{where}: unknown label {label!r}; expected a class id "
-                           f"0..{len(self.labels) - 1} or one of the model's labels ({shown})")
+                           f"0..{len(self.labels) - 1} or one of the model's labels ({shown})",
+                           param=param)
         return idx

@@ -20,6 +20,7 @@ import contextlib
 import hashlib
 import io
 import json
+import logging
 import os
 import warnings
 from collections.abc import Callable
@@ -31,7 +32,7 @@ import torch
 from torch import nn
 
 from .. import __version__
-from ..errors import BadInput, first_line
+from ..errors import BadInput, first_line, ref
 from ..fingerprint import cache_dir, model_key, sha256_file
 from ..io import atomic_path, write_text_atomic
 from .base import Classifier
@@ -46,6 +47,8 @@ OPSET = 17
 EXPORT_BATCH = 3
 PROBE_BATCH = 2
 Log = Callable[[str], None]
+#: warnings (a corrupt cache entry, a failed parity check); the CLI styles them
+LOG = logging.getLogger("robustlens.runtime")
 
 
 class ExportError(Exception):
@@ -233,8 +236,8 @@ def cached_export(clf: Classifier, log: Log = print) -> tuple[Path, bool]:
             want = None
         if want and want == sha256_file(onnx_path):
             return onnx_path, False
-        log(f"warning: ONNX cache entry {onnx_path} does not match its recorded "
-            f"sha256; rebuilding it")
+        LOG.warning("ONNX cache entry %s does not match its recorded sha256; rebuilding it",
+                    onnx_path)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -298,7 +301,9 @@ def prepare_runtime(clf: Classifier, runtime: str = "auto", log: Log = print) ->
     ``torch``: eager PyTorch. ``onnxruntime``: the cached ONNX export (BadInput naming the
     model when it cannot be exported). ``auto``: ONNX Runtime when the export works and
     matches PyTorch within :data:`PARITY_TOL`, else PyTorch; one line says which and why.
-    A failed parity check always falls back to PyTorch with a warning giving the difference.
+    A failed parity check always falls back to PyTorch with a warning giving the difference
+    (a WARNING on the ``robustlens.runtime`` logger, as is a corrupt cache entry; the CLI
+    prints those as ``warning: ...``).
     """
     if runtime not in RUNTIMES:
         raise BadInput(f"{runtime!r}: expected one of {', '.join(RUNTIMES)}", param="runtime")
@@ -313,9 +318,9 @@ def prepare_runtime(clf: Classifier, runtime: str = "auto", log: Log = print) ->
         return clf
     if clf.device.type == "cuda" and not cuda_provider_available():
         if runtime == "onnxruntime":
-            raise BadInput(f"onnxruntime --device {clf.device}: onnxruntime has no "
+            raise BadInput(f"onnxruntime {ref('device')} {clf.device}: onnxruntime has no "
                            f"CUDAExecutionProvider here (install onnxruntime-gpu) for model "
-                           f"{spec!r}; use --runtime torch", param="runtime")
+                           f"{spec!r}; use {ref('runtime')} torch", param="runtime")
         log(f"runtime: torch on {clf.device} for {spec} (onnxruntime has no CUDA provider here)")
         return clf
     try:
@@ -324,13 +329,14 @@ def prepare_runtime(clf: Classifier, runtime: str = "auto", log: Log = print) ->
     except ExportError as exc:
         if runtime == "onnxruntime":
             raise BadInput(f"onnxruntime: model {spec!r} cannot be exported to ONNX "
-                           f"({exc}); use --runtime torch", param="runtime") from None
+                           f"({exc}); use {ref('runtime')} torch", param="runtime") from None
         log(f"runtime: torch for {spec} (ONNX export failed: {exc})")
         return clf
     except Exception as exc:  # onnxruntime rejects the exported graph
         if runtime == "onnxruntime":
             raise BadInput(f"onnxruntime: model {spec!r}: onnxruntime cannot load its "
-                           f"ONNX export ({first_line(exc)}); use --runtime torch", param="runtime") from None
+                           f"ONNX export ({first_line(exc)}); use {ref('runtime')} torch",
+                           param="runtime") from None
         log(f"runtime: torch for {spec} (onnxruntime cannot load its ONNX export: "
             f"{first_line(exc)})")
         return clf
@@ -341,8 +347,8 @@ def prepare_runtime(clf: Classifier, runtime: str = "auto", log: Log = print) ->
     else:
         why = f"max |Δ softmax| {diff:.1e}"
     if not diff <= PARITY_TOL:
-        log(f"warning: runtime: torch for {spec}: its ONNX export disagrees with "
-            f"PyTorch on the probe batch ({why}, allowed {PARITY_TOL:g})")
+        LOG.warning("runtime: torch for %s: its ONNX export disagrees with PyTorch on the "
+                    "probe batch (%s, allowed %g)", spec, why, PARITY_TOL)
         return clf
     clf.forward_only, clf.runtime = fwd, "onnxruntime"
     dev = "" if clf.device.type == "cpu" else f" on {fwd.provider}"

@@ -243,8 +243,9 @@ class MeshRenderer:
 
         faces = np.asarray(mesh.faces)
         if len(mat.uv) != len(mesh.vertices) or len(mat.vertex_color) != len(mesh.vertices):
-            raise BadInput(f"mesh: materials describe {len(mat.uv)} vertices but the mesh has "
-                           f"{len(mesh.vertices)} (the mesh was edited after loading)")
+            raise BadInput(f": materials describe {len(mat.uv)} vertices but the mesh has "
+                           f"{len(mesh.vertices)} (the mesh was edited after loading)",
+                           param="mesh")
         tri, normals = self._smooth_corners_by_position(mesh) if self.smooth else \
             self._corners(mesh)
         uv = mat.uv[faces]  # (F, 3, 2)

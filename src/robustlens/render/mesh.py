@@ -57,14 +57,15 @@ def normalize_mesh(mesh: trimesh.Trimesh, name: str = "mesh") -> trimesh.Trimesh
     v = np.asarray(mesh.vertices, dtype=np.float64)
     extent = float(np.abs(v).max()) if v.size else 0.0
     if extent > MAX_COORDINATE:
-        raise BadInput(f"--mesh {name}: coordinates too large ({extent:.3g}; expected at most "
-                       f"{MAX_COORDINATE:.0e} in magnitude)")
+        raise BadInput(f"coordinates too large ({extent:.3g}; expected at most "
+                       f"{MAX_COORDINATE:.0e} in magnitude)", param="mesh", value=name)
     m = mesh.copy()
     centre = (m.bounds[0] + m.bounds[1]) / 2.0
     m.apply_translation(-centre)
     radius = float(np.linalg.norm(m.vertices, axis=1).max())
     if not np.isfinite(radius) or radius <= 0:
-        raise BadInput(f"--mesh {name}: degenerate geometry (all vertices at one point)")
+        raise BadInput("degenerate geometry (all vertices at one point)", param="mesh",
+                       value=name)
     m.apply_scale(1.0 / radius)
     return m
 

@@ -73,26 +73,27 @@ GROUPS = {"object_color": ("object_r", "object_g", "object_b"),
           "background_color": ("background_r", "background_g", "background_b")}
 
 
-def get_parameter(name: str, flag: str = "parameter") -> SceneParameter:
+def get_parameter(name: str, param: str = "parameter") -> SceneParameter:
     """Look up a registered parameter, raising a BadInput listing the known names."""
     try:
         return PARAMETERS[name]
     except KeyError:
-        raise BadInput(f"{flag} {name!r}: unknown scene parameter; expected one of "
-                       f"{', '.join(PARAMETERS)}") from None
+        raise BadInput(f"{name!r}: unknown scene parameter; expected one of "
+                       f"{', '.join(PARAMETERS)}", param=param) from None
 
 
-def check_values(name: str, values: np.ndarray, flag: str = "parameter") -> None:
-    """Raise BadInput when any value is non-finite or outside the parameter's valid range."""
-    p = get_parameter(name, flag)
+def check_values(name: str, values: np.ndarray, param: str = "parameter") -> None:
+    """Raise BadInput (with ``param``) when any value is non-finite or outside the
+    parameter's valid range."""
+    p = get_parameter(name, param)
     v = np.asarray(values, dtype=np.float64)
     if not np.all(np.isfinite(v)):
-        raise BadInput(f"{flag} {name}: values must be finite")
+        raise BadInput(f"{name}: values must be finite", param=param)
     eps = 1e-9 * max(1.0, abs(p.high - p.low))
     bad = (v < p.low - eps) | (v > p.high + eps)
     if np.any(bad):
-        raise BadInput(f"{flag} {name}={v[bad].flat[0]:g}: outside the valid range "
-                       f"[{p.low:g}, {p.high:g}] {p.unit}".rstrip())
+        raise BadInput(f"{name}={v[bad].flat[0]:g}: outside the valid range "
+                       f"[{p.low:g}, {p.high:g}] {p.unit}".rstrip(), param=param)
 
 
 def scene_batch(params: Mapping[str, np.ndarray | float], batch: int | None = None,
@@ -106,39 +107,43 @@ def scene_batch(params: Mapping[str, np.ndarray | float], batch: int | None = No
     if batch is None:
         batch = max(lengths) if lengths else 1
     if lengths - {batch, 1}:
-        raise BadInput(f"scene batch: parameter arrays have different lengths {sorted(lengths)}")
+        raise BadInput(f": parameter arrays have different lengths {sorted(lengths)}",
+                       param="params")
     out: dict[str, np.ndarray] = {}
     for name, p in PARAMETERS.items():
         v = params.get(name, (fixed or {}).get(name, p.default))
         arr = np.broadcast_to(np.asarray(v, dtype=np.float64), (batch,)).copy()
         out[name] = arr
-    for name in list(params) + list(fixed or {}):
-        get_parameter(name)
-        check_values(name, out[name])
+    for names, where in ((params, "params"), (fixed or {}, "fixed")):
+        for name in names:
+            get_parameter(name, where)
+            check_values(name, out[name], where)
     return out
 
 
-def parse_assignments(items: list[str] | tuple[str, ...], flag: str = "--set") -> dict[str, float]:
-    """Parse ``["distance=3", "object_color=0.8,0.2,0.2"]`` into scalar parameter values."""
+def parse_assignments(items: list[str] | tuple[str, ...], param: str = "fixed"
+                      ) -> dict[str, float]:
+    """Parse ``["distance=3", "object_color=0.8,0.2,0.2"]`` into scalar parameter values;
+    BadInput with ``param`` (the caller's name for the assignments)."""
     out: dict[str, float] = {}
     for item in items:
         name, sep, val = item.partition("=")
         name = name.strip()
         if not sep:
-            raise BadInput(f"{flag} {item!r}: expected NAME=VALUE")
+            raise BadInput(f"{item!r}: expected NAME=VALUE", param=param)
         try:
             vals = [float(x) for x in val.split(",")]
         except ValueError:
-            raise BadInput(f"{flag} {item!r}: expected numbers after '='") from None
+            raise BadInput(f"{item!r}: expected numbers after '='", param=param) from None
         if name in GROUPS:
             if len(vals) != 3:
-                raise BadInput(f"{flag} {item!r}: expected three numbers r,g,b in [0, 1]")
+                raise BadInput(f"{item!r}: expected three numbers r,g,b in [0, 1]", param=param)
             for ch, v in zip(GROUPS[name], vals, strict=True):
-                check_values(ch, np.array([v]), flag)
+                check_values(ch, np.array([v]), param)
                 out[ch] = v
             continue
         if len(vals) != 1:
-            raise BadInput(f"{flag} {item!r}: expected one number")
-        check_values(name, np.array(vals), flag)
+            raise BadInput(f"{item!r}: expected one number", param=param)
+        check_values(name, np.array(vals), param)
         out[name] = vals[0]
     return out

@@ -39,11 +39,12 @@ from .cam_methods import CAM_METHODS, check_cam_method  # noqa: F401 (re-exporte
 def check_cam_model(classifier: Classifier, target_layer: str | None = None) -> nn.Module:
     """The CAM layer module; BadInput when the model cannot give CAMs."""
     if not classifier.differentiable:
-        raise BadInput(f"model {classifier.spec!r} is not differentiable (e.g. ONNX): CAMs need "
-                       f"gradients; use a PyTorch model spec")
+        raise BadInput("is not differentiable (e.g. ONNX): CAMs need gradients; use a PyTorch "
+                       "model spec", param="model", value=repr(classifier.spec))
     if isinstance(classifier.module, torch.jit.ScriptModule) and not (target_layer or
                                                                       classifier.target_layer):
-        raise BadInput(f"model {classifier.spec!r}: no CAM layer known; pass --target-layer")
+        raise BadInput(f": required for model {classifier.spec!r} (no CAM layer known)",
+                       param="target_layer")
     return classifier.layer(target_layer)
 
 
@@ -167,12 +168,12 @@ def compute_cams_and_logits(classifier: Classifier, images01: torch.Tensor,
     check_image_batch(images01)
     ids = [int(c) for c in (class_ids.tolist() if hasattr(class_ids, "tolist") else class_ids)]
     if len(ids) != images01.shape[0]:
-        raise BadInput(f"class_ids: {len(ids)} classes for {images01.shape[0]} images")
+        raise BadInput(f": {len(ids)} classes for {images01.shape[0]} images", param="class_ids")
     n = classifier.num_classes
     bad = [c for c in ids if not 0 <= c < n]
     if bad:
-        raise BadInput(f"class id {bad[0]} out of range for model {classifier.spec!r} "
-                       f"(0..{n - 1})")
+        raise BadInput(f"out of range for model {classifier.spec!r} (0..{n - 1})",
+                       param="class_ids", value=bad[0])
     if not ids:
         s = classifier.input_size
         return np.zeros((0, s, s), np.float32), torch.zeros((0, n))

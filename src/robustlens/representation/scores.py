@@ -32,6 +32,7 @@ import pandas as pd
 import torch
 
 from ..errors import BadInput
+from ..estimator import Estimator, check_int
 from ..io import write_text_atomic
 from ..models.base import Classifier
 from ..stats import bootstrap_mean_ci
@@ -137,8 +138,12 @@ def class_scores(images: pd.DataFrame, labels: Sequence[str], *, n_boot: int = 1
 ProgressFn = Callable[[int], None]
 
 
-class ClassRobustness:
-    """Class robustness scores of a classifier on a box-annotated dataset (sklearn style).
+class ClassRobustness(Estimator):
+    """Class robustness scores of a classifier on a box-annotated dataset.
+
+    An estimator in scikit-learn's sense: the constructor stores its named parameters as
+    given, :meth:`run` validates them (:meth:`check`), :meth:`get_params` /
+    :meth:`set_params` read and change them.
 
     Example::
 
@@ -157,24 +162,34 @@ class ClassRobustness:
     Attributes (after :meth:`run`):
         image_scores_: one row per (image, class) (:data:`IMAGE_COLUMNS`), dataset order.
         class_scores_: one row per class present (:data:`CLASS_COLUMNS`), least robust first.
+    Attribute (after :meth:`check`): ``cam_``, the canonical CAM method name.
     """
 
     def __init__(self, cam: str = "gradcam++", batch_size: int = 16, correct_only: bool = False,
                  n_boot: int = 1000, seed: int = 0, target_layer: str | None = None,
                  scorecam_batch: int = 32) -> None:
-        self.cam = check_cam_method(cam)
-        if batch_size < 1:
-            raise BadInput(f"{batch_size}: expected an integer >= 1", param="batch_size")
-        if n_boot < 0:
-            raise BadInput(f"{n_boot}: expected an integer >= 0", param="n_boot")
+        self.cam = cam
         self.batch_size = batch_size
         self.correct_only = correct_only
         self.n_boot = n_boot
         self.seed = seed
         self.target_layer = target_layer
         self.scorecam_batch = scorecam_batch
-        self.image_scores_: pd.DataFrame | None = None
-        self.class_scores_: pd.DataFrame | None = None
+
+    def check(self) -> ClassRobustness:
+        """Validate the parameters (``cam_`` is the canonical CAM name); returns ``self``.
+        BadInput names the parameter."""
+        self.cam_ = check_cam_method(self.cam)
+        check_int(self.batch_size, "batch_size", 1)
+        check_int(self.n_boot, "n_boot", 0)
+        check_int(self.seed, "seed", 0)
+        check_int(self.scorecam_batch, "scorecam_batch", 1)
+        if not isinstance(self.correct_only, (bool, np.bool_)):
+            raise BadInput(f"{self.correct_only!r}: expected True or False", param="correct_only")
+        if self.target_layer is not None and not isinstance(self.target_layer, str):
+            raise BadInput(f"{self.target_layer!r}: expected a dotted module path or None",
+                           param="target_layer")
+        return self
 
     # ---------------------------------------------------------------- resume key
     def run_key(self, classifier: Classifier, dataset: Any = None) -> str:
@@ -184,7 +199,7 @@ class ClassRobustness:
 
         data = items_digest(as_items(dataset)) if dataset is not None else None
         return model_key(classifier, data, self.target_layer or classifier.target_layer,
-                         self.cam)[:16]
+                         check_cam_method(self.cam))[:16]
 
     def partial_path(self, out_dir: str | os.PathLike[str], classifier: Classifier,
                      dataset: Any = None) -> Path:
@@ -211,31 +226,33 @@ class ClassRobustness:
         run (the caller removes them with :func:`remove_partials` once its own outputs, such
         as plots, are written), so a kill after scoring never means scoring again.
         """
+        self.check()
         check_cam_model(classifier, self.target_layer)
         items = as_items(dataset)
         if not items:
-            raise BadInput("dataset: empty dataset, no annotated image")
+            raise BadInput(": empty dataset, no annotated image", param="dataset")
         n_cls = classifier.num_classes
         for it in items:
             if not 0 <= it.class_id < n_cls:
-                raise BadInput(f"{it.ref}: class id {it.class_id} out of range for model "
-                               f"{classifier.spec!r} (0..{n_cls - 1})")
+                raise BadInput(f"class id {it.class_id} out of range for model "
+                               f"{classifier.spec!r} (0..{n_cls - 1})", param="dataset",
+                               value=it.ref)
         if classes is not None:
             present = {it.class_id for it in items}
             for c in classes:
                 if not 0 <= c < n_cls:
-                    raise BadInput(f"class {c}: out of range for model {classifier.spec!r} "
-                                   f"(0..{n_cls - 1})")
+                    raise BadInput(f"out of range for model {classifier.spec!r} "
+                                   f"(0..{n_cls - 1})", param="classes", value=f"class {c}")
                 if c not in present:
-                    raise BadInput(f"class {c} ({classifier.labels[c]!r}): no images of this class "
-                                   f"in the dataset (empty class)")
+                    raise BadInput("no images of this class in the dataset (empty class)",
+                                   param="classes", value=f"class {c} ({classifier.labels[c]!r})")
             keep = set(classes)
             items = [it for it in items if it.class_id in keep]
         keys = [(it.name, it.class_id) for it in items]
         if len(set(keys)) != len(keys):
             dup = next(k for i, k in enumerate(keys) if k in keys[:i])
-            raise BadInput(f"dataset: image {dup[0]!r} appears twice for class {dup[1]}; "
-                           f"give items unique names")
+            raise BadInput(f": image {dup[0]!r} appears twice for class {dup[1]}; "
+                           f"give items unique names", param="dataset")
 
         done: dict[tuple[str, int], dict[str, Any]] = {}
         part = None
@@ -284,7 +301,8 @@ class ClassRobustness:
         executor scores batches as Ray tasks through it."""
         images, masks, boxes = prepare_batch(batch, classifier)
         ids = [it.class_id for it in batch]
-        cams, logits = compute_cams_and_logits(classifier, images, ids, self.cam,
+        # the canonical name even when a worker calls this without run() (Ray shards)
+        cams, logits = compute_cams_and_logits(classifier, images, ids, check_cam_method(self.cam),
                                                target_layer=self.target_layer,
                                                scorecam_batch=self.scorecam_batch)
         sc = image_scores(cams, masks)
@@ -306,7 +324,8 @@ class ClassRobustness:
 
     def save(self, out_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
         """Write ``image_scores.csv`` and ``class_scores.csv`` atomically into ``out_dir``."""
-        if self.image_scores_ is None or self.class_scores_ is None:
+        if getattr(self, "image_scores_", None) is None or getattr(
+                self, "class_scores_", None) is None:
             raise RuntimeError("call run() first")
         out = Path(out_dir)
         img_csv, cls_csv = out / "image_scores.csv", out / "class_scores.csv"

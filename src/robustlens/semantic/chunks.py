@@ -48,7 +48,7 @@ OnChunk = Callable[[int, int, np.ndarray, np.ndarray, np.ndarray], None]
 def chunk_bounds(n: int, chunk_size: int = DEFAULT_CHUNK_SIZE) -> list[tuple[int, int]]:
     """``[(start, stop), ...]`` covering ``range(n)`` in order, each at most ``chunk_size``."""
     if chunk_size < 1:
-        raise BadInput(f"chunk_size {chunk_size}: expected a positive integer")
+        raise BadInput(f"{chunk_size}: expected a positive integer", param="chunk_size")
     return [(s, min(s + chunk_size, n)) for s in range(0, n, chunk_size)]
 
 
@@ -228,7 +228,8 @@ def run_chunked_map(smap: SemanticMap, clf: Classifier, mesh: trimesh.Trimesh, c
     """
     folder = Path(folder)
     renderer = renderer or MeshRenderer(image_size=clf.input_size)
-    job = MapJob(tuple(a.name for a in smap.axes), smap.points(), dict(smap.fixed),
+    points = smap.points()  # validates the estimator (axes_, fixed_)
+    job = MapJob(tuple(a.name for a in smap.axes_), points, dict(smap.fixed_),
                  int(class_id), smap.batch_size, int(chunk_size))
     bounds = job.bounds()
     mhash = geometry_digest(mesh)
@@ -258,7 +259,7 @@ def run_chunked_map(smap: SemanticMap, clf: Classifier, mesh: trimesh.Trimesh, c
         else:
             runner.map_chunks(clf, mesh, mhash, job, todo, renderer, on_chunk, progress)
     if not np.all(np.isfinite(scores)):
-        raise BadInput(f"model {clf.spec!r}: produced non-finite scores")
+        raise BadInput("produced non-finite scores", param="model", value=repr(clf.spec))
     smap.map_ = smap.dataset(job.points, scores, top1, margins, clf, class_id, renderer,
                              mesh_name)
     return smap.map_

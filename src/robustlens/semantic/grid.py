@@ -10,12 +10,13 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import BadInput
+from ..errors import BadInput, ref
 from ..render.scene import check_values, get_parameter
 
 #: at most this many values on one grid axis (a step this fine is always a typo)
 MAX_AXIS_VALUES = 10_000_000
-#: maps with more poses than this are refused unless confirmed (--yes / semantic.max_poses)
+#: maps with more poses than this are refused unless confirmed (the CLI's yes flag,
+#: semantic.max_poses in a study)
 MAX_POSES = 1_000_000
 #: poses per second of a map with the default model on a shared 2-core CPU (measured: 240
 #: poses of EfficientNet-Lite0 in 28 s, about 8.5/s, with other jobs running; README);
@@ -44,61 +45,62 @@ class SweepAxis:
         return float(self.values[-1])
 
 
-def parse_grid(text: str, flag: str = "--grid") -> SweepAxis:
-    """Parse one ``--grid`` value; raises BadInput naming the flag and what was expected."""
+def parse_grid(text: str, param: str = "grid") -> SweepAxis:
+    """Parse one ``NAME=START:STOP:STEP`` / ``NAME=V1,V2,...`` value; raises BadInput with
+    ``param`` (the caller's name for it) saying what was expected."""
     name, sep, spec = text.partition("=")
     name = name.strip()
     if not sep or not spec.strip():
-        raise BadInput(f"{flag} {text!r}: expected NAME=START:STOP:STEP or NAME=V1,V2,...")
-    get_parameter(name, flag)
+        raise BadInput(f"{text!r}: expected NAME=START:STOP:STEP or NAME=V1,V2,...", param=param)
+    get_parameter(name, param)
     numbers = spec.split(":") if ":" in spec else spec.split(",")
     try:
         parts = [float(x) for x in numbers]
     except ValueError:
-        raise BadInput(f"{flag} {text!r}: expected NAME=START:STOP:STEP or NAME=V1,V2,... "
-                       f"with numbers") from None
+        raise BadInput(f"{text!r}: expected NAME=START:STOP:STEP or NAME=V1,V2,... "
+                       f"with numbers", param=param) from None
     if ":" in spec:
         if len(parts) != 3:
-            raise BadInput(f"{flag} {text!r}: expected NAME=START:STOP:STEP (three numbers)")
+            raise BadInput(f"{text!r}: expected NAME=START:STOP:STEP (three numbers)", param=param)
         start, stop, step = parts
         for what, v in (("START", start), ("STOP", stop), ("STEP", step)):
             if not math.isfinite(v):
-                raise BadInput(f"{flag} {text!r}: {what} of {name} must be a finite number")
+                raise BadInput(f"{text!r}: {what} of {name} must be a finite number", param=param)
         if step <= 0:
-            raise BadInput(f"{flag} {text!r}: step must be > 0")
+            raise BadInput(f"{text!r}: step must be > 0", param=param)
         if stop <= start:
-            raise BadInput(f"{flag} {text!r}: empty or reversed grid (stop must be > start; "
-                           f"stop is exclusive like numpy.arange)")
+            raise BadInput(f"{text!r}: empty or reversed grid (stop must be > start; "
+                           f"stop is exclusive like numpy.arange)", param=param)
         count = (stop - start) / step
         if not math.isfinite(count) or count > MAX_AXIS_VALUES:
-            raise BadInput(f"{flag} {text!r}: step {step:g} of {name} is too small (more than "
-                           f"{MAX_AXIS_VALUES:,} values on one axis)")
+            raise BadInput(f"{text!r}: step {step:g} of {name} is too small (more than "
+                           f"{MAX_AXIS_VALUES:,} values on one axis)", param=param)
         # tolerate float round-off at the exclusive end
         n = int(np.ceil(count - 1e-9))
         values = start + step * np.arange(n, dtype=np.float64)
     else:
         if len(parts) > MAX_AXIS_VALUES:
-            raise BadInput(f"{flag} {name}: more than {MAX_AXIS_VALUES:,} values on one axis")
+            raise BadInput(f"{name}: more than {MAX_AXIS_VALUES:,} values on one axis", param=param)
         if not all(math.isfinite(v) for v in parts):
-            raise BadInput(f"{flag} {text!r}: values of {name} must be finite numbers")
+            raise BadInput(f"{text!r}: values of {name} must be finite numbers", param=param)
         values = np.array(parts, dtype=np.float64)
         if np.any(np.diff(values) <= 0):
-            raise BadInput(f"{flag} {text!r}: explicit values must be strictly increasing")
+            raise BadInput(f"{text!r}: explicit values must be strictly increasing", param=param)
     if len(values) == 0:
-        raise BadInput(f"{flag} {text!r}: the grid is empty")
-    check_values(name, values, flag)
+        raise BadInput(f"{text!r}: the grid is empty", param=param)
+    check_values(name, values, param)
     return SweepAxis(name, values)
 
 
-def parse_grids(texts: list[str] | tuple[str, ...], flag: str = "--grid") -> list[SweepAxis]:
-    """Parse several ``--grid`` values; each parameter may appear once."""
+def parse_grids(texts: list[str] | tuple[str, ...], param: str = "grid") -> list[SweepAxis]:
+    """Parse several :func:`parse_grid` values; each parameter may appear once."""
     if not texts:
-        raise BadInput(f"{flag}: give at least one, e.g. {flag} azimuth=0:360:3")
-    axes = [parse_grid(t, flag) for t in texts]
+        raise BadInput(f": give at least one, e.g. {ref(param)} azimuth=0:360:3", param=param)
+    axes = [parse_grid(t, param) for t in texts]
     names = [a.name for a in axes]
     dup = {n for n in names if names.count(n) > 1}
     if dup:
-        raise BadInput(f"{flag}: parameter {sorted(dup)[0]!r} given more than once")
+        raise BadInput(f": parameter {sorted(dup)[0]!r} given more than once", param=param)
     return axes
 
 
@@ -149,21 +151,24 @@ def duration_text(seconds: float) -> str:
     return f"{seconds:.0f} s"
 
 
-def check_pose_count(n: int, limit: int | None, flag: str = "--grid",
-                     confirm: str = "pass --yes") -> None:
+def check_pose_count(n: int, limit: int | None, param: str = "grid",
+                     confirm: str | None = None) -> None:
     """Refuse a map of ``n`` poses beyond ``limit`` (None = MAX_POSES), telling the
-    estimated time at :data:`POSES_PER_SECOND` and how to confirm."""
+    estimated time at :data:`POSES_PER_SECOND` and how to confirm (``confirm``, default:
+    pass the ``confirm`` parameter); BadInput with ``param``."""
+    if confirm is None:
+        confirm = f"pass {ref('confirm')}"
     limit = MAX_POSES if limit is None else limit
     if n > HARD_MAX_POSES:
-        raise BadInput(f"{flag}: {n:,} poses would take about "
+        raise BadInput(f": {n:,} poses would take about "
                        f"{duration_text(n / POSES_PER_SECOND)} at ~{POSES_PER_SECOND:g} poses/s "
                        f"and {n * 8 / 2**30:,.0f} GiB; at most {HARD_MAX_POSES:,} even when "
-                       f"confirmed: use a coarser grid or --samples")
+                       f"confirmed: use a coarser grid or {ref('samples')}", param=param)
     if n > limit:
         eta = duration_text(n / POSES_PER_SECOND)
-        raise BadInput(f"{flag}: {n:,} poses would take about {eta} at ~{POSES_PER_SECOND:g} "
+        raise BadInput(f": {n:,} poses would take about {eta} at ~{POSES_PER_SECOND:g} "
                        f"poses/s (CPU); more than the limit of {limit:,}: use a coarser grid or "
-                       f"--samples, or {confirm}")
+                       f"{ref('samples')}, or {confirm}", param=param)
 
 
 def grid_chunks(axes: Sequence[SweepAxis], batch: int) -> Iterator[np.ndarray]:

@@ -19,19 +19,24 @@ import trimesh
 import xarray as xr
 
 from .. import __version__
-from ..errors import BadInput, printable
+from ..errors import BadInput, printable, ref
+from ..estimator import Estimator, check_int
 from ..io import atomic_path
 from ..models import Classifier
 from ..render import MeshRenderer
-from ..render.scene import PARAMETERS
+from ..render.scene import PARAMETERS, check_values
 from .grid import SweepAxis, as_axes, grid_chunks, n_poses
 from .score import RenderScore
 
 ProgressFn = Callable[[int], None]
 
 
-class SemanticMap:
+class SemanticMap(Estimator):
     """Sweep the score of one class over a grid of semantic parameters.
+
+    An estimator in scikit-learn's sense: the constructor stores its parameters as given,
+    :meth:`run` (and :meth:`check`, which it calls) validates them, :meth:`get_params` /
+    :meth:`set_params` read and change them by name.
 
     Args:
         axes: the swept parameters (1..n): ``{"azimuth": values, ...}`` (arrays of strictly
@@ -43,43 +48,60 @@ class SemanticMap:
             ``[start, stop)`` instead of the full grid (for n-D where grids explode).
         seed: random seed for ``samples``.
 
+    Attributes (after :meth:`check`): ``axes_`` (the :class:`SweepAxis` list) and ``fixed_``.
     Attributes (after :meth:`run`, which returns the estimator):
         map_: the :class:`xarray.Dataset`.
         n_poses_: how many poses were scored.
     """
 
-    def __init__(self, axes: Mapping[str, Any] | Sequence[SweepAxis | str], fixed: Mapping[str, float] | None = None,
-                 batch_size: int = 32, samples: int | None = None, seed: int = 0) -> None:
-        if not axes:
-            raise BadInput(": give at least one parameter to sweep", param="grid")
-        self.axes = as_axes(axes)
-        self.fixed = dict(fixed or {})
-        clash = set(self.fixed) & {a.name for a in self.axes}
-        if clash:
-            raise BadInput(f"{sorted(clash)[0]}: also swept by --grid; use one or the other", param="set")
+    def __init__(self, axes: Mapping[str, Any] | Sequence[SweepAxis | str] | None = None,
+                 fixed: Mapping[str, float] | None = None, batch_size: int = 32,
+                 samples: int | None = None, seed: int = 0) -> None:
+        self.axes = axes
+        self.fixed = fixed
         self.batch_size = batch_size
-        if samples is not None and samples < 1:
-            raise BadInput(f"{samples}: expected a positive integer", param="samples")
         self.samples = samples
         self.seed = seed
 
+    def check(self) -> SemanticMap:
+        """Validate the parameters into ``axes_`` and ``fixed_``; returns ``self``. BadInput
+        names the parameter (``axes``, ``fixed``, ``batch_size``, ``samples``, ``seed``)."""
+        if self.axes is None or len(self.axes) == 0:
+            raise BadInput(": give at least one parameter to sweep", param="axes")
+        axes = as_axes(self.axes)
+        fixed = dict(self.fixed or {})
+        for k, v in fixed.items():
+            check_values(str(k), _number(k, v), "fixed")
+        clash = set(fixed) & {a.name for a in axes}
+        if clash:
+            raise BadInput(f"{sorted(clash)[0]}: also swept ({ref('axes')}); use one or the "
+                           f"other", param="fixed")
+        check_int(self.batch_size, "batch_size", 1)
+        if self.samples is not None:
+            check_int(self.samples, "samples", 1, "a positive integer")
+        check_int(self.seed, "seed", 0, "an integer >= 0")
+        self.axes_, self.fixed_ = axes, {str(k): float(v) for k, v in fixed.items()}
+        return self
+
     def n_poses(self) -> int:
         """How many poses :meth:`run` scores (grid points or samples)."""
-        return self.samples if self.samples is not None else n_poses(self.axes)
+        self.check()
+        return int(self.samples) if self.samples is not None else n_poses(self.axes_)
 
     def chunks(self, batch: int | None = None) -> Iterator[np.ndarray]:
         """The poses, ``(<= batch, n)`` at a time, in :meth:`points` order, generated lazily:
         memory stays one batch however many poses there are."""
+        self.check()
         batch = batch or self.batch_size
         if self.samples is None:
-            yield from grid_chunks(self.axes, batch)
+            yield from grid_chunks(self.axes_, batch)
             return
         rng = np.random.default_rng(self.seed)
-        lo = np.array([a.start for a in self.axes])
-        hi = np.array([min(a.stop, PARAMETERS[a.name].high) for a in self.axes])
+        lo = np.array([a.start for a in self.axes_])
+        hi = np.array([min(a.stop, PARAMETERS[a.name].high) for a in self.axes_])
         for start in range(0, self.samples, batch):
             k = min(batch, self.samples - start)
-            yield lo + (hi - lo) * rng.random((k, len(self.axes)))
+            yield lo + (hi - lo) * rng.random((k, len(self.axes_)))
 
     def points(self) -> np.ndarray:
         """All poses to score, ``(N, n)``: the grid in C order, or the random sample (small
@@ -93,14 +115,14 @@ class SemanticMap:
         ``progress(k)`` is called per batch of k poses.
 
         A model that returns a non-finite score stops the run at that batch (BadInput)."""
-        n = self.n_poses()
-        fn = RenderScore(classifier, mesh, class_id, [a.name for a in self.axes], self.fixed,
+        n = self.n_poses()  # validates (axes_, fixed_)
+        fn = RenderScore(classifier, mesh, class_id, [a.name for a in self.axes_], self.fixed_,
                          renderer, self.batch_size)
         scores = np.empty(n, dtype=np.float32)
         top1 = np.empty(n, dtype=np.int32)
         margins = np.empty(n, dtype=np.float32)
         # the random sample's coordinates are part of the result; a grid's are its axes
-        pts = np.empty((n, len(self.axes))) if self.samples is not None else None
+        pts = np.empty((n, len(self.axes_))) if self.samples is not None else None
 
         done = [0]
 
@@ -114,8 +136,9 @@ class SemanticMap:
         try:
             for sl, s, t, m in fn.iter_chunks(chunks()):
                 if not np.all(np.isfinite(s)):
-                    raise BadInput(f"model {classifier.spec!r}: produced non-finite scores "
-                                   f"(NaN or inf) at poses {sl.start}..{sl.stop - 1}")
+                    raise BadInput(f"produced non-finite scores (NaN or inf) at poses "
+                                   f"{sl.start}..{sl.stop - 1}", param="model",
+                                   value=repr(classifier.spec))
                 scores[sl], top1[sl], margins[sl] = s, t, m
                 if progress:
                     progress(sl.stop - sl.start)
@@ -131,10 +154,10 @@ class SemanticMap:
                 mesh_name: str) -> xr.Dataset:
         """The map's :class:`xarray.Dataset` from per-pose ``scores``, ``top1`` and
         ``margins`` ``(N,)`` (grid C order; ``pts`` ``(N, n)`` for a random sample)."""
-        names = [a.name for a in self.axes]
+        names = [a.name for a in self.axes_]
         if self.samples is None:
-            shape = tuple(len(a.values) for a in self.axes)
-            coords = {a.name: (a.name, a.values) for a in self.axes}
+            shape = tuple(len(a.values) for a in self.axes_)
+            coords = {a.name: (a.name, a.values) for a in self.axes_}
             dims: Any = names
         else:
             assert pts is not None
@@ -154,7 +177,7 @@ class SemanticMap:
                                             f"largest probability of any other class "
                                             f"(>= 0 where it is the top-1)", units="1")
         scene = {k: p.default for k, p in PARAMETERS.items() if k not in names}
-        scene.update(self.fixed)
+        scene.update(self.fixed_)
         ds.attrs.update(
             title=f"semantic map: {clf.labels[class_id]} on {mesh_name or 'mesh'}",
             model=clf.spec, model_weights_sha256=clf.weights_sha256 or "", runtime=clf.runtime,
@@ -171,6 +194,13 @@ class SemanticMap:
         return ds
 
 
+def _number(name: Any, value: Any) -> np.ndarray:
+    try:
+        return np.asarray([float(value)], dtype=np.float64)
+    except (TypeError, ValueError):
+        raise BadInput(f"{name}={value!r}: expected a number", param="fixed") from None
+
+
 def save_map(ds: xr.Dataset, path: str | Path) -> None:
     """Write ``ds`` as NetCDF (h5netcdf) atomically."""
     with atomic_path(path) as tmp:
@@ -183,13 +213,15 @@ def load_map(path: str | Path) -> xr.Dataset:
     if p.is_dir():
         p = p / "map.nc"
     if not p.is_file():
-        # whole message (no param=): the report strips the leading flag from it
-        raise BadInput(f"--map {path}: file not found (expected a map.nc written by `robustlens map`)")
+        # param and value apart from the reason: a report shows exc.message by the file
+        raise BadInput("file not found (expected a map.nc written by `robustlens map`)",
+                       param="map", value=path)
     try:
         ds = xr.load_dataset(p, engine="h5netcdf")
     except Exception as exc:
-        raise BadInput(f"--map {path}: not a readable NetCDF map ({type(exc).__name__})") from None
+        raise BadInput(f"not a readable NetCDF map ({type(exc).__name__})", param="map",
+                       value=path) from None
     if "score" not in ds:
-        raise BadInput(f"--map {path}: has no 'score' variable")
+        raise BadInput("has no 'score' variable", param="map", value=path)
     return ds
 

@@ -70,7 +70,7 @@ class RenderScore:
         self.class_id = int(class_id)
         self.names = list(names)
         for n in self.names:
-            get_parameter(n)
+            get_parameter(n, "names")
         self.fixed = dict(fixed or {})
         if batch_size < 1:
             raise BadInput(f"{batch_size}: expected a positive integer", param="batch_size")
@@ -88,15 +88,15 @@ class RenderScore:
     def _checked(self, points: np.ndarray) -> np.ndarray:
         pts = np.asarray(points, dtype=np.float64)
         if pts.ndim != 2 or pts.shape[1] != len(self.names):
-            raise BadInput(f"points: expected shape (N, {len(self.names)}) for parameters "
-                           f"{self.names}, got {pts.shape}")
+            raise BadInput(f": expected shape (N, {len(self.names)}) for parameters "
+                           f"{self.names}, got {pts.shape}", param="points")
         pts = pts.copy()
         for j, n in enumerate(self.names):
-            par = get_parameter(n)
+            par = get_parameter(n, "names")
             if par.periodic:  # regions may wrap around 0/360
                 span = par.high - par.low
                 pts[:, j] = par.low + np.mod(pts[:, j] - par.low, span)
-            check_values(n, pts[:, j], "point")
+            check_values(n, pts[:, j], "points")
         return pts
 
     def iter_batches(self, points: np.ndarray) -> Iterator[Batch]:

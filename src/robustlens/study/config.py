@@ -331,8 +331,8 @@ CONFIG_FIELDS: dict[str, str] = {
     "labels": "models.labels",
     "target_layer": "models.target_layer", "device": "device", "runtime": "runtime",
     "mesh": "semantic.meshes", "up": "semantic.meshes.up", "class": "semantic.meshes.class",
-    "data": "representation.datasets",
-    "cam": "representation.cams",
+    "data": "representation.datasets", "dataset": "representation.datasets",
+    "cam": "representation.cams", "class_id": "semantic.meshes.class",
 }
 
 
@@ -340,5 +340,8 @@ def config_error(exc: BadInput) -> BadInput:
     """``exc`` re-worded for a study config: its parameter named by the config field
     (``config models timm:x: unknown timm model``); unchanged when there is no such field."""
     field = CONFIG_FIELDS.get(exc.param or "")
-    return BadInput(exc.named(f"config {field}")) if field else exc
+    # every parameter the message mentions by its field too; the result has no param left,
+    # so no front end renames it again
+    return BadInput(exc.render(lambda p: CONFIG_FIELDS.get(p, p),
+                               lead=f"config {field}" if field else None))
 
