@@ -48,6 +48,8 @@ FLAGS: dict[str, str] = {
     "domains": "--domain",
     "starts": "--start",
     "confirm": "--yes",
+    "names": "--param",
+    "classifier": "--model",
 }
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from robustlens.errors import BadInput
+from robustlens.errors import BadInput, ref
 from robustlens.regions.criterion import check_criterion, margin_values
 
 __all__ = ["GRADS", "WhiteBoxScore", "check_grad", "scene_score_fn"]
@@ -34,11 +34,11 @@ DEFAULT_SPP = 64
 DEFAULT_SPP_GRAD = 16
 
 
-def check_grad(grad: str, flag: str = "--grad") -> str:
-    """``grad`` if known, else BadInput naming ``flag``."""
+def check_grad(grad: str, param: str = "grad") -> str:
+    """``grad`` if known, else BadInput naming ``param``."""
     if grad not in GRADS:
-        raise BadInput(f"{flag} {grad!r}: unknown gradient source; expected one of "
-                       f"{', '.join(GRADS)}")
+        raise BadInput(f"{grad!r}: unknown gradient source; expected one of "
+                       f"{', '.join(GRADS)}", param=param)
     return grad
 
 
@@ -67,7 +67,8 @@ class WhiteBoxScore:
         self.fixed = dict(fixed or {})
         clash = sorted(set(self.fixed) & set(self.names))
         if clash:
-            raise BadInput(f"--set {clash[0]}: also searched (--param); use one or the other")
+            raise BadInput(f"{clash[0]}: also searched ({ref('names')}); use one or the other",
+                           param="fixed")
         if domain is None:
             from robustlens.render.scene import get_parameter
 
@@ -114,8 +115,8 @@ class WhiteBoxScore:
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             at = ", ".join(f"{n}={v:g}" for n, v in zip(self.names, x[i], strict=True))
-            raise BadInput(f"--model {self.spec}: produced non-finite scores at "
-                           f"{int(bad.sum())} pose(s), first at {at}")
+            raise BadInput(f"{self.spec}: produced non-finite scores at "
+                           f"{int(bad.sum())} pose(s), first at {at}", param="classifier")
         return s
 
     # ------------------------------------------------------------------ public
@@ -178,12 +179,12 @@ class WhiteBoxScore:
 def scene_score_fn(grad: str, classifier: Any, mesh: Any, class_id: int, names: Sequence[str],
                    domain: tuple[np.ndarray, np.ndarray], fixed: Mapping[str, float] | None,
                    renderer: Any, batch_size: int, criterion: str,
-                   image_size: int | None = None, flag: str = "--grad"
+                   image_size: int | None = None, param: str = "grad"
                    ) -> tuple[Any, Any]:
     """``(score_fn, grad_fn)`` for ``grad``: ``fd`` -> (`SceneScore` on ``renderer``, None:
     finite differences of it); ``mitsuba`` -> (`WhiteBoxScore`, its ``grad``), both from
     Mitsuba. The score function is a context manager."""
-    check_grad(grad, flag)
+    check_grad(grad, param)
     if grad == "fd":
         from robustlens.regions.scene import SceneScore
 
@@ -194,7 +195,7 @@ def scene_score_fn(grad: str, classifier: Any, mesh: Any, class_id: int, names: 
 
     problem = backend_problem()
     if problem is not None:
-        raise BadInput(f"{flag} mitsuba: {problem}")
+        raise BadInput(f"mitsuba: {problem}", param=param)
     wb = WhiteBoxScore(classifier, mesh, class_id, names, domain, fixed, criterion=criterion,
                        image_size=image_size or getattr(renderer, "image_size", None))
     return wb, wb.grad

@@ -46,7 +46,7 @@ import torch
 import trimesh
 
 from .. import paper
-from ..errors import BadInput
+from ..errors import BadInput, ref
 from .materials import materials_of
 from .scene import PARAMETERS, scene_batch
 
@@ -236,7 +236,7 @@ def prepare_mesh(mesh: trimesh.Trimesh, union: bool = True, name: str = "mesh"
     if mat is not None:
         if mat.textured:
             raise BadInput(f"{name}: UV-textured meshes are not supported by the white-box "
-                           f"renderer yet (use --grad fd)", param="mesh")
+                           f"renderer yet (use {ref('grad')} fd)", param="mesh")
         colours = np.asarray(mat.vertex_color[:, :3], dtype=np.float64).copy()
         for part in mat.parts:  # fold each part's colour into its vertices
             idx = np.unique(np.asarray(mesh.faces)[part.start:part.stop])

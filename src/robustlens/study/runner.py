@@ -471,7 +471,7 @@ class Study:
                     fn, grad_fn = scene_score_fn(
                         "mitsuba", clf, o.mesh, cid, names, self.plan.domain,
                         self.config.semantic.fixed, renderer,
-                        self.config.semantic.batch_size, criterion, flag="config regions.grad")
+                        self.config.semantic.batch_size, criterion, param="regions.grad")
                     with fn:
                         res = regions_for_score(fn, starts, self.plan.domain, method, rc.variant,
                                                 periodic=periodic, grad_fn=grad_fn,
