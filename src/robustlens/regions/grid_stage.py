@@ -172,10 +172,16 @@ class GridStage:
                     if ax.periodic:
                         q = self.wrap_line(i, q)
                     props[i].add(q)
-        # inside the leading boxes: at least _MIN_LINES lines per dim (the resolution
-        # the box is sound at adapts to its size), down to 8 xtol
-        k_min = _MIN_LINES
-        for lo, hi in boxes[:2]:
+        for i, extra in enumerate(self.min_lines(boxes[:2], g, _MIN_LINES)):
+            props[i] |= extra
+        return props
+
+    def min_lines(self, boxes: list[Box], g: tuple[GridAxis, ...], k_min: int
+                  ) -> list[set[float]]:
+        """Lines that give each box at least ``k_min`` lines per dim (splitting its widest
+        gaps), down to 8 ``xtol``: the resolution a box is sound at adapts to its size."""
+        props: list[set[float]] = [set() for _ in range(self.s.n)]
+        for lo, hi in boxes:
             for i in range(self.s.n):
                 ax = g[i]
                 if ax.periodic and hi[i] - lo[i] + 1 >= ax.m:
@@ -191,7 +197,12 @@ class GridStage:
                     props[i].add(float(q))
         return props
 
-    def run(self, state: np.ndarray) -> None:
+    def best_sound(self, st: np.ndarray, g: tuple[GridAxis, ...]) -> Box:
+        """The largest box of scored good nodes ("span" measure)."""
+        sure = box_front(st == 1, g, "span", best_only=True)
+        return sure.box(int(np.argmax(sure.volume("span"))))
+
+    def run(self, state: np.ndarray, choose: bool = True, min_lines: int = _MIN_LINES) -> None:
         """n <= 2: choose the box on a grid refined at the candidates' faces, exactly.
 
         Each round ranks every box of the grid (`rectilinear.maximal_boxes`), inserts a
@@ -218,11 +229,16 @@ class GridStage:
         try:
             for _ in range(10_000):
                 g = self.axes_of(axes)
-                cands, best = self.candidates(st, g)
+                if choose:
+                    cands, best = self.candidates(st, g)
+                else:
+                    best = self.best_sound(st, g)
+                    cands = [best]
                 self.set_box(best, g)
                 self.s.log_trace()
                 wins = [self.window(c, g) for c in cands]
-                props = self.face_proposals(cands, g)
+                props = (self.face_proposals(cands, g) if choose
+                         else self.min_lines([best], g, min_lines))
                 for i in range(self.s.n):  # lines through the bad probes of last round
                     props[i] |= pending[i]
                     pending[i] = set()
@@ -276,8 +292,7 @@ class GridStage:
         except BudgetExhausted as b:
             stop = b
         g = self.axes_of(axes)
-        sure = box_front(st == 1, g, "span", best_only=True)
-        best = sure.box(int(np.argmax(sure.volume("span"))))
+        best = self.best_sound(st, g)
         faces = self.set_box(best, g)
         self.s.axes = axes
         self.s.grid_used = True

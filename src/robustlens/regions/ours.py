@@ -87,7 +87,7 @@ from robustlens.regions.evaluator import BudgetExhausted, Evaluator
 from robustlens.regions.grid_stage import GridStage
 from robustlens.regions.ground_truth import largest_box_mask
 from robustlens.regions.params import OursParams
-from robustlens.regions.rectilinear import cartesian
+from robustlens.regions.rectilinear import GridAxis, box_front, cartesian
 from robustlens.regions.result import TraceStep, box_volume
 
 __all__ = ["OURS_DEFAULTS", "SEARCH_REVISION", "default_max_evals", "run_ours"]
@@ -103,9 +103,13 @@ _FLOOD_SHARE = 0.45  # the flood fill may spend at most this share of the budget
 _MIN_CELLS, _MAX_CELLS = 8, 48
 # refine the lattice where the box spans fewer nodes than this (by dimension: in 3-D
 # and more every halving multiplies the flood cost by 2 per halved dim)
-_MIN_NODES = {1: 16, 2: 16, 3: 4}
+_MIN_NODES = {1: 16, 2: 16, 3: 8}
 _MIN_NODES_HIGH = 3
 _TRADE_GAIN = 1.001
+# n >= 3: lines per dim of the grid that certifies the final box, and rounds at most
+_CERT_LINES = {3: 6, 4: 5}
+_CERT_LINES_HIGH = 4
+_CERT_ROUNDS = 4
 _TRADE_SHARE = 0.8  # volume trades may spend this share of the budget left at most
 
 
@@ -763,6 +767,66 @@ class _Search:
                     tried = set()
                     frac /= 2
 
+    # ------------------------------------------------------ n-D: certify the box
+    def certify_grid(self) -> None:
+        """From 3-D on: score a grid of at least ``_CERT_LINES[n]`` lines per dim inside
+        the box (so the resolution the box is sound at adapts to its size, as the 1-D /
+        2-D grid stage's ``_MIN_LINES`` does); where a node is below the threshold, the
+        box becomes the largest box of good nodes containing x0 on that grid
+        (`rectilinear.box_front`) and its faces are bisected again towards the bad lines.
+        Repeated while nodes come out bad (at most ``_CERT_ROUNDS`` times) and the
+        budget pays; ``certified`` says whether the last grid was all good."""
+        k = _CERT_LINES.get(self.n, _CERT_LINES_HIGH)
+        for _ in range(_CERT_ROUNDS):
+            axes, starts = [], []
+            for i in range(self.n):
+                lo, hi, x0 = float(self.lo[i]), float(self.hi[i]), float(self.x0[i])
+                # the lattice lines inside the box (their nodes are mostly scored already),
+                # plus k evenly spaced ones where the lattice is coarser than that
+                c = np.unique(np.r_[lo, self.lines(i, lo, hi), hi, x0])
+                if hi > lo and np.diff(c).max() > 1.01 * (hi - lo) / (k - 1):
+                    c = np.unique(np.r_[c, np.linspace(lo, hi, k)])
+                if hi <= lo:
+                    c = np.array([x0])
+                axes.append(c)
+                starts.append(int(np.searchsorted(c, x0)))
+            pts = cartesian(axes)
+            # the face refinement checked the faces densely: score the inside
+            on_face = np.zeros(len(pts), bool)
+            for i in range(self.n):
+                if self.hi[i] > self.lo[i]:
+                    on_face |= (pts[:, i] <= self.lo[i]) | (pts[:, i] >= self.hi[i])
+            inner = pts[~on_face]
+            if self.ev.count_new(inner) > self.remaining():
+                return  # cannot pay: the box stays sound at the resolution tested
+            try:
+                vals, _ = self.score(inner)
+            except BudgetExhausted:
+                return
+            flat = np.ones(len(pts), bool)
+            flat[~on_face] = vals >= self.t
+            good = flat.reshape([len(a) for a in axes])
+            if good.all():
+                self.certified = True
+                return
+            g = tuple(GridAxis(a, s0) for a, s0 in zip(axes, starts, strict=True))
+            front = box_front(good, g, "span", best_only=True)
+            if len(front) == 0:  # x0 itself scored low (non-deterministic score)
+                return
+            blo, bhi = front.box(int(np.argmax(front.volume("span"))))
+            faces: list[dict[str, Any] | None] = []
+            for i in range(self.n):
+                c = axes[i]
+                self.lo[i], self.hi[i] = c[blo[i]], c[bhi[i]]
+                for side, kk in ((-1, blo[i] - 1), (1, bhi[i] + 1)):
+                    faces.append({"dim": i, "side": side, "bad": float(c[kk]), "step": None}
+                                 if 0 <= kk < len(c) else None)
+            self.log_trace()
+            try:
+                self.refine(faces)
+            except BudgetExhausted:
+                return
+
     # -------------------------------------------------------------------- guard
     def inside(self, pts: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
         p = pts.copy()
@@ -824,6 +888,8 @@ class _Search:
                         self.candidate_boxes(state, start, self.alternatives), state.shape)
                 if self.trades > 0 and self.n > 1:
                     self.polish()
+                if self.n >= 3:
+                    self.certify_grid()
         except BudgetExhausted as b:
             stop = b.reason
         if stop == "converged" and self.flood_cut:
