@@ -86,3 +86,35 @@ def test_real_3d_maps_sound_within_budget(path):
         assert r.converged or r.stop_reason == "budget"
         assert r.worst_score is not None and r.worst_score >= T
         assert r.grew and np.all(r.lower <= x0) and np.all(x0 <= r.upper)
+
+
+@pytest.mark.parametrize("n,panels", [(3, 3), (4, 6)])
+def test_nd_regions_figure_draws_each_pair_of_parameters(tmp_path, monkeypatch, n, panels):
+    """regions.png of an n-D search (n >= 3): one panel per pair of parameters, each with
+    the box's projection; over a map covering the parameters, the slice at the start."""
+    from matplotlib.figure import Figure
+
+    import robustlens.figures as F
+
+    names = ["azimuth", "elevation", "distance", "light_elevation"][:n]
+    doc = {"params": names, "method": "oir_b", "variant": "ours",
+           "domain": {"lower": [0, -10, 1.5, -30][:n], "upper": [360, 90, 4.5, 90][:n]},
+           "records": [{"lower": [100, 10, 2.0, 0][:n], "upper": [150, 40, 3.0, 40][:n],
+                        "start": [130, 30, 2.7, 20][:n]}]}
+    coords = {d: np.linspace(lo, hi, 5) for d, lo, hi in
+              zip(names, doc["domain"]["lower"], doc["domain"]["upper"], strict=True)}
+    import xarray as xr
+
+    ds = xr.Dataset({"score": (names, np.random.default_rng(0).random((5,) * n))},
+                    coords=coords)
+    seen: list[Figure] = []
+    real = F.save_figure
+    monkeypatch.setattr(F, "save_figure", lambda fig, path: (seen.append(fig), real(fig, path))[1])
+    out = F.map_regions_figure(ds, [doc], tmp_path / "regions.png", title="t")
+    assert out.exists() and out.stat().st_size > 0
+    axes = [a for a in seen[0].axes if a.get_label() != "<colorbar>"]
+    assert len(axes) == panels
+    rects = [p for a in axes for p in a.patches]
+    assert len(rects) == panels  # one projected box per panel
+    r0 = axes[0].patches[0]
+    assert (r0.get_x(), r0.get_width()) == (100, 50)

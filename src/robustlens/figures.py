@@ -249,6 +249,9 @@ def map_regions_figure(
                            d.get("criterion"))
               for k, d in enumerate(docs)]
     colors = dict(colors) if colors is not None else method_colors(labels)
+    if max((len(d.get("params", [])) for d in docs), default=0) >= 3:
+        return region_projections_figure(map_ds, docs, path, labels=labels, colors=colors,
+                                         title=title)
     with style():
         ndim = _map_ndim(map_ds, docs)
         fig = Figure(figsize=(7.6, 4.4) if ndim >= 2 else (7.6, 3.6), layout="constrained")
@@ -294,6 +297,68 @@ def map_regions_figure(
                           else "true-class probability")
         if any(doc.get("records") for doc in docs):
             ax.legend(loc="upper right")
+        return save_figure(fig, path)
+
+
+def region_projections_figure(
+    map_ds: xr.Dataset | None,
+    docs: Sequence[Mapping[str, Any]],
+    path: str | os.PathLike[str],
+    *,
+    labels: Sequence[str],
+    colors: Mapping[str, str],
+    title: str | None = None,
+) -> Path:
+    """Regions over n >= 3 parameters: one panel per pair of parameters (3 panels in 3-D,
+    6 in 4-D; the first four parameters), each box drawn as its projection on that pair.
+
+    Under each panel, when ``map_ds`` covers the parameters: the map's slice through
+    the first record's start point (nearest grid value of every other parameter).
+    """
+    params = [str(p) for p in docs[0].get("params", [])][:4]
+    pairs = [(i, j) for i in range(len(params)) for j in range(i + 1, len(params))]
+    dims = [str(d) for d in map_ds["score"].dims] if map_ds is not None else []
+    first = next((r for d in docs for r in d.get("records", []) if "start" in r), None)
+    with style():
+        ncol = 3
+        nrow = (len(pairs) + ncol - 1) // ncol
+        fig = Figure(figsize=(4.0 * ncol, 3.5 * nrow + 0.4), layout="constrained")
+        mesh = None
+        for k, (i, j) in enumerate(pairs):
+            ax = fig.add_subplot(nrow, ncol, k + 1)
+            pi, pj = params[i], params[j]
+            if map_ds is not None and set(params) <= set(dims) and first is not None:
+                sel = {p: float(first["start"][m]) for m, p in enumerate(params)
+                       if p not in (pi, pj)}
+                sl = map_ds["score"].sel(sel, method="nearest")
+                mesh = ax.pcolormesh(_edges(map_ds[pi].values), _edges(map_ds[pj].values),
+                                     sl.transpose(pi, pj).values.T, cmap="viridis", vmin=0,
+                                     vmax=1, shading="flat")
+                at = ", ".join(f"{p}={float(sl[p]):g}" for p in sel)
+                ax.set_title(f"slice at {at}", fontsize=9)
+            for kk, doc in enumerate(docs):
+                color = colors.get(labels[kk], _METHOD_COLORS[kk % len(_METHOD_COLORS)])
+                lw, ls = _BOX_STYLES[kk % len(_BOX_STYLES)]
+                dom = doc.get("domain") or {}
+                for n_rec, rec in enumerate(r for r in doc.get("records", []) if "lower" in r):
+                    lo, hi = np.asarray(rec["lower"], float), np.asarray(rec["upper"], float)
+                    ax.add_patch(Rectangle((lo[i], lo[j]), hi[i] - lo[i], hi[j] - lo[j],
+                                           fill=False, ec=color, lw=lw, ls=ls,
+                                           label=labels[kk] if n_rec == 0 else "_nolegend_"))
+                    if rec.get("start") is not None:
+                        ax.plot([rec["start"][i]], [rec["start"][j]], marker="*", color=color,
+                                mec="k", mew=0.6, ms=10, ls="none")
+                if mesh is None and dom.get("lower") is not None:
+                    ax.set_xlim(dom["lower"][i], dom["upper"][i])
+                    ax.set_ylim(dom["lower"][j], dom["upper"][j])
+            ax.set_xlabel(_axis_label(map_ds, pi))
+            ax.set_ylabel(_axis_label(map_ds, pj))
+            if k == 0 and any(d.get("records") for d in docs):
+                ax.legend(loc="upper right", fontsize=8)
+        if mesh is not None:
+            fig.colorbar(mesh, ax=fig.axes, label="true-class probability", shrink=0.8)
+        fig.suptitle((title + ": " if title else "") + f"{len(params)}-D boxes, projected "
+                     "on each pair of parameters")
         return save_figure(fig, path)
 
 
