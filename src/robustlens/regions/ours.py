@@ -94,7 +94,7 @@ __all__ = ["OURS_DEFAULTS", "SEARCH_REVISION", "default_max_evals", "run_ours"]
 
 #: bumped whenever the search can return a different box for the same input: a study's
 #: regions steps are keyed by it, so they are recomputed (and its maps are not)
-SEARCH_REVISION = 2
+SEARCH_REVISION = 3
 
 #: variant "ours"'s defaults (described in `robustlens.regions.params.OursParams`)
 OURS_DEFAULTS: dict[str, Any] = asdict(OursParams())
