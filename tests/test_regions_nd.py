@@ -118,3 +118,39 @@ def test_nd_regions_figure_draws_each_pair_of_parameters(tmp_path, monkeypatch, 
     assert len(rects) == panels  # one projected box per panel
     r0 = axes[0].patches[0]
     assert (r0.get_x(), r0.get_width()) == (100, 50)
+
+
+def test_region_search_modules_import_no_cycle():
+    """The search's steps (state, flood, choose, faces, trade, certify, grid_stage, ours)
+    form an acyclic import graph: no module imports the one that imports it, even
+    under TYPE_CHECKING or inside a function."""
+    import ast
+
+    pkg = Path(__file__).resolve().parents[1] / "src" / "robustlens" / "regions"
+    graph: dict[str, set[str]] = {}
+    for path in pkg.glob("*.py"):
+        mods = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                name = node.module
+                if node.level:  # relative: from .x import y
+                    name = "robustlens.regions." + name
+                if name.startswith("robustlens.regions."):
+                    mods.add(name.split(".")[2])
+        graph[path.stem] = mods - {path.stem}
+    seen: dict[str, int] = {}
+
+    def visit(m: str, stack: list[str]) -> None:
+        if seen.get(m) == 1:
+            raise AssertionError("import cycle: " + " -> ".join([*stack, m]))
+        if seen.get(m) == 2:
+            return
+        seen[m] = 1
+        for d in sorted(graph.get(m, ())):
+            visit(d, [*stack, m])
+        seen[m] = 2
+
+    for m in sorted(graph):
+        visit(m, [])
+    assert {"state", "flood", "choose", "faces", "trade", "certify"} <= set(graph)
+    assert "ours" not in graph["grid_stage"]

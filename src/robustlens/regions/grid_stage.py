@@ -19,16 +19,14 @@ The best box of scored good nodes is then handed to the face bisection (`ours`).
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy.ndimage import maximum_filter
 
 from robustlens.regions.evaluator import BudgetExhausted
+from robustlens.regions.faces import lattice_box, refine
 from robustlens.regions.rectilinear import GridAxis, box_front, cartesian
-
-if TYPE_CHECKING:
-    from robustlens.regions.ours import _Search
+from robustlens.regions.state import ChoiceResult, Face, SearchState
 
 __all__ = ["GridStage"]
 
@@ -42,9 +40,9 @@ _ALT_GAIN = 0.05  # grid stage: an alternative box must be able to beat the best
 
 
 class GridStage:
-    """The grid stage of one search (`_Search`): reads and sets its box, budget and lines."""
+    """The grid stage of one search (`SearchState`): reads and sets its box, budget and lines."""
 
-    def __init__(self, search: _Search) -> None:
+    def __init__(self, search: SearchState) -> None:
         self.s = search
 
     def axes_of(self, axes: list[np.ndarray]) -> tuple[GridAxis, ...]:
@@ -202,7 +200,7 @@ class GridStage:
         sure = box_front(st == 1, g, "span", best_only=True)
         return sure.box(int(np.argmax(sure.volume("span"))))
 
-    def run(self, state: np.ndarray, choose: bool = True, min_lines: int = _MIN_LINES) -> None:
+    def run(self, state: np.ndarray) -> ChoiceResult:
         """n <= 2: choose the box on a grid refined at the candidates' faces, exactly.
 
         Each round ranks every box of the grid (`rectilinear.maximal_boxes`), inserts a
@@ -229,16 +227,11 @@ class GridStage:
         try:
             for _ in range(10_000):
                 g = self.axes_of(axes)
-                if choose:
-                    cands, best = self.candidates(st, g)
-                else:
-                    best = self.best_sound(st, g)
-                    cands = [best]
+                cands, best = self.candidates(st, g)
                 self.set_box(best, g)
                 self.s.log_trace()
                 wins = [self.window(c, g) for c in cands]
-                props = (self.face_proposals(cands, g) if choose
-                         else self.min_lines([best], g, min_lines))
+                props = self.face_proposals(cands, g)
                 for i in range(self.s.n):  # lines through the bad probes of last round
                     props[i] |= pending[i]
                     pending[i] = set()
@@ -261,9 +254,9 @@ class GridStage:
                     pts = np.concatenate([self.node_points(new_axes, need), probes])
                     # certifying leaves a reserve for the faces' final bisection, and
                     # exploring other shapes leaves a share for certifying
-                    room = self.s.remaining() - (self.refine_estimate(best, g) if certify else 0)
+                    room = self.s.budget.remaining() - (self.refine_estimate(best, g) if certify else 0)
                     if k > 1:
-                        room -= int(_CERT_SHARE * self.s.max_evals)
+                        room -= int(_CERT_SHARE * self.s.budget.max_evals)
                     n_new = self.s.ev.count_new(pts)
                     if n_new <= room:
                         todo = need
@@ -299,22 +292,19 @@ class GridStage:
         self.s.log_trace()
         if stop is not None:
             raise stop
-        self.s.refine(faces)
+        refine(self.s, faces)
+        return ChoiceResult(self.s.lo.copy(), self.s.hi.copy(), self.s.n_alternatives)
 
-    def refine_estimate(self, box: Box, g: tuple[GridAxis, ...]
-                        ) -> int:
+    def refine_estimate(self, box: Box, g: tuple[GridAxis, ...]) -> int:
         """Evaluations the final face bisection of ``box`` may need (what certifying
-        leaves): per face, two dense checks over its lines (and cell centres for oir_b /
-        oir_w) and the cheap bisection steps from a bracket of ``_FACE_REL`` of the box
-        down to ``xtol``."""
+        leaves): `state.Budget.refine_estimate` with the box's lines and the cheap
+        bisection rounds from a bracket of ``_FACE_REL`` of the box down to ``xtol``."""
         lines = [min(box[1][i] - box[0][i] + 1, g[i].m) + 1 for i in range(self.s.n)]
-        est = 0.0
+        steps = []
         for i in range(self.s.n):
-            face = int(np.prod([lines[j] for j in range(self.s.n) if j != i]))
             ext = float(g[i].extent(np.array(box[0][i]), np.array(box[1][i]), "middle"))
-            steps = math.log2(max(_FACE_REL * ext / float(self.s.tol[i]), 2.0))
-            est += 2 * (2 * face * (2 if self.s.fine_faces else 1) + 2 ** self.s.n * steps)
-        return int(est)
+            steps.append(math.log2(max(_FACE_REL * ext / float(self.s.tol[i]), 2.0)))
+        return self.s.budget.refine_estimate(lines, steps, self.s.fine_faces)
 
     def node_state(self, sv: np.ndarray) -> np.ndarray:
         """1 good, -1 bad, 0 not scored."""
@@ -387,10 +377,10 @@ class GridStage:
         idx = np.argwhere(mask)
         return np.stack([axes[i][idx[:, i]] for i in range(len(axes))], axis=1)
 
-    def set_box(self, box: Box, g: tuple[GridAxis, ...]) -> list[dict[str, Any] | None]:
+    def set_box(self, box: Box, g: tuple[GridAxis, ...]) -> list[Face | None]:
         """Set the search's box to grid box ``box``; returns its 2n face brackets."""
         shape = tuple(g[i].m for i in range(self.s.n))
-        return self.s.lattice_box(box, shape, lambda i, k: float(g[i].x(k)))
+        return lattice_box(self.s, box, shape, lambda i, k: float(g[i].x(k)))
 
     def wrap_line(self, i: int, q: float) -> float:
         """A line coordinate of periodic dim i, stored in [x0, x0 + period)."""

@@ -1,0 +1,94 @@
+"""Step 3 of variant "ours" from 3-D on: certify the box on a grid inside it.
+
+(1-D / 2-D certify cell by cell with a local Lipschitz bound inside the grid stage,
+`grid_stage.GridStage.certify_proposals`.)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from robustlens.regions.evaluator import BudgetExhausted
+from robustlens.regions.faces import refine
+from robustlens.regions.rectilinear import GridAxis, box_front, cartesian
+from robustlens.regions.state import CertifyResult, Face, SearchState
+
+__all__ = ["CERT_LINES", "certify_grid"]
+
+#: tuned (3-D: the lite0 mug and lite1 soccer-ball 3-D maps, 10-degree cells; and the 3-D
+#: plateaus' evaluation target): lines per dim of the grid that certifies the final box
+#: (its resolution adapts to the box's size), and rounds at most
+CERT_LINES = {3: 6, 4: 5}
+CERT_LINES_HIGH = 4
+CERT_ROUNDS = 4
+
+
+def certify_grid(s: SearchState) -> CertifyResult:
+    """From 3-D on: score a grid of at least ``CERT_LINES[n]`` lines per dim inside
+    the box (so the resolution the box is sound at adapts to its size, as the 1-D /
+    2-D grid stage's ``MIN_LINES`` does); where a node is below the threshold, the
+    box becomes the largest box of good nodes containing x0 on that grid
+    (`rectilinear.box_front`) and its faces are bisected again towards the bad lines.
+    Repeated while nodes come out bad (at most ``CERT_ROUNDS`` times) and the
+    budget pays; ``certified`` says whether the last grid was all good."""
+    k = CERT_LINES.get(s.n, CERT_LINES_HIGH)
+    rounds = 0
+    res: np.ndarray | None = None
+
+    def done() -> CertifyResult:
+        if s.certified and res is not None:
+            s.resolution = res
+        return CertifyResult(s.lo.copy(), s.hi.copy(), s.certified, rounds, res)
+
+    for _ in range(CERT_ROUNDS):
+        rounds += 1
+        axes, starts = [], []
+        for i in range(s.n):
+            lo, hi, x0 = float(s.lo[i]), float(s.hi[i]), float(s.x0[i])
+            # the lattice lines inside the box (their nodes are mostly scored already),
+            # plus k evenly spaced ones where the lattice is coarser than that
+            c = np.unique(np.r_[lo, s.lines(i, lo, hi), hi, x0])
+            if hi > lo and np.diff(c).max() > 1.01 * (hi - lo) / (k - 1):
+                c = np.unique(np.r_[c, np.linspace(lo, hi, k)])
+            if hi <= lo:
+                c = np.array([x0])
+            axes.append(c)
+            starts.append(int(np.searchsorted(c, x0)))
+        res = np.array([float(np.diff(c).max()) if c.size > 1 else 0.0 for c in axes])
+        pts = cartesian(axes)
+        # the face refinement checked the faces densely: score the inside
+        on_face = np.zeros(len(pts), bool)
+        for i in range(s.n):
+            if s.hi[i] > s.lo[i]:
+                on_face |= (pts[:, i] <= s.lo[i]) | (pts[:, i] >= s.hi[i])
+        inner = pts[~on_face]
+        if s.ev.count_new(inner) > s.budget.remaining():
+            return done()  # cannot pay: the box stays sound at the resolution tested
+        try:
+            vals, _ = s.score(inner)
+        except BudgetExhausted:
+            return done()
+        flat = np.ones(len(pts), bool)
+        flat[~on_face] = vals >= s.t
+        good = flat.reshape([len(a) for a in axes])
+        if good.all():
+            s.certified = True
+            return done()
+        g = tuple(GridAxis(a, s0) for a, s0 in zip(axes, starts, strict=True))
+        front = box_front(good, g, "span", best_only=True)
+        if len(front) == 0:  # x0 itself scored low (non-deterministic score)
+            return done()
+        blo, bhi = front.box(int(np.argmax(front.volume("span"))))
+        faces: list[Face | None] = []
+        for i in range(s.n):
+            c = axes[i]
+            s.lo[i], s.hi[i] = c[blo[i]], c[bhi[i]]
+            for side, kk in ((-1, blo[i] - 1), (1, bhi[i] + 1)):
+                faces.append(Face(i, side, float(c[kk]), None)
+                             if 0 <= kk < len(c) else None)
+        s.log_trace()
+        try:
+            refine(s, faces)
+        except BudgetExhausted:
+            return done()
+    return done()

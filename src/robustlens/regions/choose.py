@@ -1,0 +1,87 @@
+"""Step 2 of variant "ours" from 3-D on: choose the box on the flood lattice.
+
+The exact largest lattice box containing ``x0`` (`ground_truth.largest_box_mask`,
+periodic dims wrap) and up to ``alternatives`` runner-ups (a face layer left out, or one
+node thick in a dim), each refined (`faces.refine`); the largest is kept.  (1-D / 2-D
+choose on a grid refined where boxes compete: `grid_stage`.)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from robustlens.regions.faces import lattice_box, refine
+from robustlens.regions.ground_truth import largest_box_mask
+from robustlens.regions.state import ChoiceResult, SearchState
+
+__all__ = ["best_of", "candidate_boxes"]
+
+
+def candidate_boxes(s: SearchState, state: np.ndarray, start: list[int], k: int
+) -> list[tuple[list[int], list[int]]]:
+    """The exact largest lattice box, then up to ``k`` runners-up: for each face of
+    the best box, the largest box that leaves that face's node layer out (a
+    volume trade on the lattice, solved exactly), and for each dim the largest box
+    one node thick in it, largest first.  Several boxes can
+    be nearly as large at the lattice resolution; refining each tells them apart."""
+    good = state == 1
+    lo_k, hi_k = largest_box_mask(good, start, s.periodic)
+    out = [(lo_k, hi_k)]
+    if k <= 0:
+        return out
+    alts: list[tuple[Any, Any, int]] = []
+    for i in range(s.n):
+        m = state.shape[i]
+        if s.periodic[i] and hi_k[i] - lo_k[i] + 1 >= m:
+            continue
+        for layer in (lo_k[i], hi_k[i]):
+            if layer == start[i]:
+                continue
+            g = good.copy()
+            idx: list[Any] = [slice(None)] * s.n
+            idx[i] = layer % m if s.periodic[i] else layer
+            g[tuple(idx)] = False
+            a, b = largest_box_mask(g, start, s.periodic)
+            cnt = int(np.prod(np.asarray(b) - np.asarray(a) + 1))
+            if cnt > 0 and (a, b) not in [o[:2] for o in alts]:
+                alts.append((a, b, cnt))
+    # boxes one node thick in dim i (the layer through x0): a ridge or a flat band
+    # whose thickness the lattice cannot see; ranked as if refinement gave them
+    # two nodes of thickness (the most it can add is just under 2 steps)
+    for i in range(s.n):
+        if hi_k[i] == lo_k[i]:
+            continue
+        g = np.zeros_like(good)
+        idx2: list[Any] = [slice(None)] * s.n
+        idx2[i] = start[i]
+        g[tuple(idx2)] = good[tuple(idx2)]
+        a, b = largest_box_mask(g, start, s.periodic)
+        cnt = 2 * int(np.prod(np.asarray(b) - np.asarray(a) + 1))
+        if (a, b) not in [o[:2] for o in alts] and (a, b) != (lo_k, hi_k):
+            alts.append((a, b, cnt))
+    alts.sort(key=lambda t: -t[2])
+    return out + [(a, b) for a, b, _ in alts[:k]]
+
+
+def best_of(s: SearchState, boxes: list[tuple[list[int], list[int]]], shape: tuple[int, ...]) -> ChoiceResult:
+    """Refine each candidate lattice box; keep the largest result.  A runner-up is
+    refined only while the budget leaves room for it (twice the first one's cost)."""
+    best: tuple[np.ndarray, np.ndarray] | None = None
+    cost = 0
+    for k, box in enumerate(boxes):
+        if k > 0 and 2 * cost > s.budget.remaining():
+            break
+        spent = s.ev.n_evaluations
+        s.lo, s.hi = s.x0.copy(), s.x0.copy()
+        refine(s, lattice_box(s, box, shape), log_entry=True)
+        cost = max(cost, s.ev.n_evaluations - spent)
+        if best is None or s.volume_ratio() > s.volume_ratio(*best):
+            best = (s.lo.copy(), s.hi.copy())
+        if k > 0:
+            s.n_alternatives += 1
+    assert best is not None
+    s.lo, s.hi = best
+    s.log_trace()
+    return ChoiceResult(s.lo.copy(), s.hi.copy(), s.n_alternatives)
