@@ -352,7 +352,8 @@ def regions_for_mesh(
     pts = check_starts(starts, names, dom, flag="start")
     check_method(method)
     check_variant(variant)
-    hyper["threshold"] = search_threshold(criterion, hyper.get("threshold", 0.5))
+    if variant == "ours":  # the paper's rules have no threshold
+        hyper["threshold"] = search_threshold(criterion, hyper.get("threshold", 0.5))
     with SceneScore(classifier, mesh, class_id, names, dom, fixed, renderer, batch_size,
                     criterion) as fn:
         return regions_for_score(
