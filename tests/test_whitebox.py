@@ -7,7 +7,13 @@
 * end to end through a smooth known classifier: the score gradient (torch -> Dr.Jit chain
   rule, per degree, sign) against finite differences of the same score function;
 * the LLVM check: an old libLLVM gives a one-line reason instead of an abort;
-* ``--grad`` on the CLI: a bad choice is a one-line error; mitsuba runs OIR_W end to end.
+* ``--grad`` on the CLI: a bad choice is a one-line error; mitsuba runs OIR_W end to end;
+* samples per pixel (``--spp`` / ``--spp-grad``, ``regions.spp`` / ``regions.spp_grad``):
+  integers >= 1, an error with grad fd;
+* ``--max-evals`` with gradients: a paper OIR_W iteration costs 2^n (1 + n), and runs stay
+  within the budget;
+* a study with ``regions.grad: mitsuba``: records, gradient calls, reuse, the driver-only
+  line under another executor.
 
 Everything that needs Mitsuba is skipped, with the reason, when the ``whitebox`` extra (or
 the libLLVM it needs) is absent. The real model's end-to-end agreement and noise over seeds
@@ -216,12 +222,14 @@ def test_cli_oir_w_whitebox(capsys, tmp_path):
     out = tmp_path / "wb"
     code, stdout, err = run_cli(["regions", "--mesh", "demo:mug", "--method", "oir_w",
                                  "--variant", "paper", "--grad", "mitsuba", "--start", "130,30",
-                                 "--max-evals", "40", "--image-size", "48", "--out", str(out)],
-                                capsys)
+                                 "--max-evals", "40", "--image-size", "48", "--spp", "16",
+                                 "--spp-grad", "4", "--out", str(out)], capsys)
     assert code == 0, err
     doc = json.loads((out / "regions.json").read_text())
-    assert doc["grad"] == "mitsuba"
+    assert (doc["grad"], doc["spp"], doc["spp_grad"]) == ("mitsuba", 16, 4)
     assert len(doc["regions"]) == 1 and stdout is not None
+    # 40 // (4 scores + 4 gradients x 2) = 3 iterations (finite differences: 40 // 20 = 2)
+    assert doc["regions"][0]["evaluations"] == 36
 
 
 # ---------------------------------------------------------------- geometry checks
@@ -246,3 +254,152 @@ def test_interpenetrating_parts_are_unioned_or_refused():
     apart = b.copy()
     apart.apply_translation((3.0, 0.0, 0.0))
     assert not any("unioned" in n for n in prepare_mesh(trimesh.util.concatenate([a, apart])).notes)
+
+
+# ---------------------------------------------------------------- spp and budgets
+def test_spp_needs_mitsuba_and_positive_integers(capsys, tmp_path):
+    from pydantic import ValidationError
+
+    from robustlens.errors import BadInput
+    from robustlens.regions.whitebox import DEFAULT_SPP, DEFAULT_SPP_GRAD, check_spp
+    from robustlens.study.config import RegionsConfig
+
+    assert check_spp("fd") is None
+    assert check_spp("mitsuba") == (DEFAULT_SPP, DEFAULT_SPP_GRAD) == (64, 16)
+    assert check_spp("mitsuba", 8, np.int64(2)) == (8, 2)
+    for args, match in [(("fd", 8), "spp 8: applies only with grad mitsuba"),
+                        (("fd", None, 4), "spp_grad 4: applies only with grad mitsuba"),
+                        (("mitsuba", 0), "spp 0: expected an integer >= 1"),
+                        (("mitsuba", None, 1.5), "spp_grad 1.5: expected an integer"),
+                        (("mitsuba", True), "spp True: expected an integer")]:
+        with pytest.raises(BadInput, match=match):
+            check_spp(*args)
+    # the CLI: one line, by flag, before any model loads
+    code, _, err = run_cli(["regions", "--mesh", "demo:mug", "--spp-grad", "4", "--out",
+                            str(tmp_path / "o")], capsys)
+    assert code == 2 and err.strip() == (
+        "error: --spp-grad 4: applies only with --grad mitsuba (samples per pixel of the "
+        "Mitsuba renders; --grad fd renders with moderngl)")
+    code, _, err = run_cli(["srvr", "--mesh", "demo:mug", "--grad", "mitsuba", "--spp", "0",
+                            "--out", str(tmp_path / "o")], capsys)
+    assert code == 2 and "--spp" in err and len(err.strip().splitlines()) == 1
+    # the study config
+    assert RegionsConfig(grad="mitsuba", spp=8, spp_grad=2).spp == 8
+    assert RegionsConfig(grad="mitsuba").spp is None  # the defaults, filled in where used
+    for kw, match in [({"spp": 8}, "applies only with grad: mitsuba"),
+                      ({"grad": "mitsuba", "spp_grad": 0}, "greater than or equal to 1"),
+                      ({"grad": "mitsuba", "spp": 2.0}, "valid integer")]:
+        with pytest.raises(ValidationError, match=match):
+            RegionsConfig(**kw)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+@pytest.mark.parametrize("max_evals", [13, 40, 100])
+def test_paper_oir_w_with_gradients_stays_within_max_evals(n, max_evals):
+    """With a grad_fn an OIR_W iteration costs 2^n scores + 2^n gradient points counted n
+    each: --max-evals sizes iterations by that (grad mitsuba), not by finite differences."""
+    from robustlens.regions import find_region
+    from robustlens.regions.scene import max_evals_hyper
+
+    lower, upper = np.zeros(n), np.full(n, 10.0)
+
+    def score(x):
+        return np.exp(-((x - 5.0) ** 2).sum(axis=1) / 20.0)
+
+    def grad(x):
+        return score(x)[:, None] * -(x - 5.0) / 10.0
+
+    per_iter = 2**n * (1 + n)
+    hyper = max_evals_hyper("paper", "oir_w", n, max_evals, grad="mitsuba")
+    assert hyper == {"n_iter": max(1, max_evals // per_iter)}
+    fd = max_evals_hyper("paper", "oir_w", n, max_evals)  # finite differences: 2^n (1 + 2n)
+    assert fd == {"n_iter": max(1, max_evals // (2**n * (1 + 2 * n)))}
+    r = find_region(score, np.full(n, 5.0), (lower, upper), "oir_w", variant="paper",
+                    grad_fn=grad, **hyper)
+    assert r.n_grad_calls == hyper["n_iter"] > 0
+    assert r.n_evaluations == hyper["n_iter"] * per_iter
+    if max_evals >= per_iter:  # within the budget, and no iteration left unused
+        assert max_evals - per_iter < r.n_evaluations <= max_evals
+    with pytest.raises(Exception, match="unknown gradient source"):
+        max_evals_hyper("paper", "oir_w", n, max_evals, grad="adjoint")
+
+
+# ---------------------------------------------------------------- a study
+TINY_MODEL = Path(__file__).resolve().parent / "data" / "tiny_model.py"
+
+
+def _wb_study(out: Path, **regions) -> dict:
+    """One tiny model (32 px), one demo mesh, a 2 x 2 map; paper OIR_W with Mitsuba
+    gradients from one start on a small azimuth x elevation domain; nothing else."""
+    return {
+        "seed": 0, "runtime": "torch", "out": str(out),
+        "models": [{"spec": f"python:{TINY_MODEL}:build", "input_size": 32}],
+        "semantic": {"meshes": [{"mesh": "demo:mug", "class": "class_0"}],
+                     "grid": {"azimuth": "100:160:30", "elevation": "0:60:30"},
+                     "curve": None, "views": {"enabled": False}, "batch_size": 8},
+        "regions": {"params": ["azimuth", "elevation"],
+                    "domain": {"azimuth": [100.0, 160.0], "elevation": [0.0, 60.0]},
+                    "starts": [[130.0, 30.0]], "methods": ["oir_w"], "variant": "paper",
+                    "max_evals": 24, "grad": "mitsuba", "spp": 4, "spp_grad": 2, **regions},
+        "representation": {"enabled": False}, "turntable": False, "report": False,
+    }
+
+
+@needs_mitsuba
+def test_study_with_mitsuba_gradients(tmp_path, monkeypatch):
+    """regions.grad: mitsuba end to end through the study: regions.json records the
+    gradient source and the samples per pixel, the search made gradient calls and kept to
+    max_evals sized for gradients (24 = 2 iterations of 4 scores + 4 gradients x 2), a rerun
+    reuses the step, a changed spp reruns it (and only it), and under an executor other than
+    the local one a log line says the search runs on the driver."""
+    import json
+
+    import yaml
+
+    from robustlens.study import Study, load_config
+    from robustlens.study.executor import Executor
+
+    out = tmp_path / "out"
+    cfg = tmp_path / "study.yaml"
+    cfg.write_text(yaml.safe_dump(_wb_study(out)))
+    first = Study(load_config(cfg), log=lambda m: None)
+    first.run()
+    [(_, folder)] = first.layout_.regions_files()
+    doc = json.loads(folder.read_text())
+    assert (doc["grad"], doc["spp"], doc["spp_grad"], doc["ran_on"]) == ("mitsuba", 4, 2,
+                                                                          "driver")
+    assert (doc["method"], doc["variant"]) == ("oir_w", "paper")
+    [rec] = doc["regions"]
+    assert rec["evaluations"] == 24 and rec["calls"] == 2
+    trace = json.loads((folder.parent / rec["trace_file"]).read_text())
+    assert trace["n_grad_calls"] == 2 and trace["hyper"]["n_iter"] == 2
+    region_step = [s for s in first.timings_ if s.startswith("regions ")]
+    assert len(region_step) == 1
+
+    again = Study(load_config(cfg), log=lambda m: None)
+    again.run()
+    assert region_step[0] in again.skipped_ and not [s for s in again.timings_
+                                                     if s.startswith("regions ")]
+
+    lines: list[str] = []
+    cfg.write_text(yaml.safe_dump(_wb_study(out, spp=8)))
+    monkeypatch.setattr(Executor, "kind", "ray")  # as under --ray: the line is written
+    third = Study(load_config(cfg), log=lines.append)
+    third.run()
+    assert region_step[0] in third.timings_ and any(s.startswith("map ") for s in third.skipped_)
+    assert json.loads(folder.read_text())["spp"] == 8
+    assert any("grad mitsuba runs on the driver, not as ray tasks" in m for m in lines), lines
+
+
+def test_paper_variant_through_regions_for_mesh():
+    """The study's render path (`regions_for_mesh`, also the Ray task) runs the paper
+    variant: no threshold is passed to the paper's rules (they have none)."""
+    from robustlens.models import load_model
+    from robustlens.regions.scene import regions_for_mesh
+    from robustlens.render import load_mesh
+
+    clf = load_model(f"python:{TINY_MODEL}:build", input_size=32)
+    [r] = regions_for_mesh(clf, load_mesh("demo:mug"), 0, [[130.0, 30.0]],
+                           ([100.0, 0.0], [160.0, 60.0]), method="oir_w", variant="paper",
+                           n_iter=1)
+    assert r.variant == "paper" and r.threshold is None and r.n_evaluations == 20

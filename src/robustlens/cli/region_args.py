@@ -46,6 +46,12 @@ def region_options(fn: Any) -> Any:
                           "renderer; mitsuba = through the differentiable Mitsuba 3 renderer "
                           "(white box; scores then come from Mitsuba too; needs the whitebox "
                           "extra)."),
+        click.option("--spp", type=click.IntRange(min=1), default=None,
+                     help="Samples per pixel of the Mitsuba image, with --grad mitsuba "
+                          "(default 64)."),
+        click.option("--spp-grad", type=click.IntRange(min=1), default=None,
+                     help="Samples per pixel of Mitsuba's gradient (adjoint) pass, with "
+                          "--grad mitsuba (default 16)."),
     ]
     for opt in reversed(opts):
         fn = opt(fn)
@@ -55,7 +61,8 @@ def region_options(fn: Any) -> Any:
 def parse_search(params: tuple[str, ...], domains: tuple[str, ...], starts: tuple[str, ...],
                  sets: tuple[str, ...], variant: str, methods: list[str], threshold: float,
                  max_evals: int | None, batch_size: int,
-                 criterion: str = "score", grad: str = "fd") -> dict[str, Any]:
+                 criterion: str = "score", grad: str = "fd", spp: int | None = None,
+                 spp_grad: int | None = None) -> dict[str, Any]:
     """Validate the search options (everything that needs no model) into a dict."""
     import math
 
@@ -83,9 +90,9 @@ def parse_search(params: tuple[str, ...], domains: tuple[str, ...], starts: tupl
         raise BadInput(f"--start: required when --param is not {','.join(DEFAULT_PARAMS)} "
                        f"(one value per parameter: {', '.join(names)})")
     check_variant(variant)
-    from ..regions.whitebox import check_grad
+    from ..regions.whitebox import check_spp
 
-    check_grad(grad)
+    samples = check_spp(grad, spp, spp_grad)  # checks grad too
     if grad == "mitsuba":  # fail before any model loads
         from ..render.diff import backend_problem
 
@@ -111,10 +118,11 @@ def parse_search(params: tuple[str, ...], domains: tuple[str, ...], starts: tupl
              f"robust where the class is the top-1)")
     threshold = search_threshold(criterion, threshold)
     hyper = {m: ({"threshold": threshold} if variant == "ours" else {})
-             | max_evals_hyper(variant, m, len(names), max_evals) for m in methods}
+             | max_evals_hyper(variant, m, len(names), max_evals, grad) for m in methods}
     return {"names": names, "domain": domain, "starts": pts, "fixed": fixed, "hyper": hyper,
             "periodic": scene_periodic(names, domain), "criterion": criterion,
-            "threshold": threshold, "grad": grad}
+            "threshold": threshold, "grad": grad, "spp": spp, "spp_grad": spp_grad,
+            "samples": samples}
 
 
 def parse_domain_specs(items: Iterable[str], flag: str = "--domain") -> dict[str, tuple[float, float]]:

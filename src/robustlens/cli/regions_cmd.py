@@ -25,7 +25,8 @@ Examples:
   robustlens regions --mesh demo:mug --map out/mug/map.nc --method oir_w --out out/mug_oirw
   robustlens regions --mesh chair.obj --up z --class 559 --start 130,30 --start 50,20 --variant paper --max-evals 400 --out out/chair
   robustlens regions --mesh demo:vase --param azimuth --set elevation=20 --start 90 --out out/vase1d
-  robustlens regions --mesh demo:mug --method oir_w --variant paper --grad mitsuba --max-evals 50 --out out/mug_whitebox
+  robustlens regions --mesh demo:mug --method oir_w --variant paper --grad mitsuba --max-evals 48 --out out/mug_whitebox
+  robustlens regions --mesh demo:mug --method oir_w --grad mitsuba --spp 256 --spp-grad 32 --out out/mug_wb256
 
 Defaults: the paper's start points (130,30) (50,20) (200,15) (310,50) over
 azimuth [0,360] (periodic) x elevation [-10,90], method oir_b, variant ours.
@@ -54,8 +55,8 @@ the map's exact largest box)."""
 def command(mesh_spec: str, up: str, class_: str | None, method: str, params: tuple[str, ...],
             domains: tuple[str, ...], starts: tuple[str, ...], variant: str, threshold: float,
             criterion: str, max_evals: int | None, sets: tuple[str, ...], batch_size: int,
-            image_size: int | None, grad: str, map_path: str | None, out_dir: str,
-            **kwargs: Any) -> None:
+            image_size: int | None, grad: str, spp: int | None, spp_grad: int | None,
+            map_path: str | None, out_dir: str, **kwargs: Any) -> None:
     """Grow robust regions (boxes where the class score stays high) around start points."""
     from ..errors import printable
     from ..io import check_out_dir
@@ -70,7 +71,7 @@ def command(mesh_spec: str, up: str, class_: str | None, method: str, params: tu
 
     # ---- validate everything before computing anything
     s = parse_search(params, domains, starts, sets, variant, [method], threshold, max_evals,
-                     batch_size, criterion, grad)
+                     batch_size, criterion, grad, spp, spp_grad)
     names, domain, pts = s["names"], s["domain"], s["starts"]
     threshold = s["threshold"]
     check_out_dir(out_dir)
@@ -93,7 +94,8 @@ def command(mesh_spec: str, up: str, class_: str | None, method: str, params: tu
          f"{clf.spec}, {method}/{variant}, {len(pts)} start(s) over {', '.join(names)}")
     out = hold_out_dir(out_dir)
     score_fn, grad_fn = scene_score_fn(grad, clf, mesh, class_id, names, domain, s["fixed"],
-                                       renderer, batch_size, criterion)
+                                       renderer, batch_size, criterion, spp=spp,
+                                       spp_grad=spp_grad)
     with score_fn as fn, progress() as bar:
         task = bar.add_task("growing regions", total=len(pts))
         results = regions_for_score(fn, pts, domain, method, variant, periodic=s["periodic"],
@@ -109,7 +111,7 @@ def command(mesh_spec: str, up: str, class_: str | None, method: str, params: tu
         periodic=[n for n, p in zip(names, s["periodic"], strict=True) if p],
         threshold=threshold if variant == "ours" else None, criterion=criterion,
         extra={"fixed": s["fixed"], "max_evals": max_evals, "map": map_path,
-               "image_size": renderer.image_size} | ({"grad": grad} if grad != "fd" else {}))
+               "image_size": renderer.image_size} | _grad_extra(grad, s["samples"]))
     path = save_regions(out, doc, results, map_da, gts)
     for k, r in enumerate(results):
         box = " x ".join(f"{n} [{lo:.1f}, {hi:.1f}]"
@@ -119,3 +121,11 @@ def command(mesh_spec: str, up: str, class_: str | None, method: str, params: tu
                       f"{r.volume_ratio:.4f}{'' if r.grew else ' (not grown)'}, "
                       f"{r.n_evaluations} evaluations in {r.n_calls} calls{extra}")
     console.print(f"wrote {path}, {out / 'regions.png'} and {out / 'traces'}/")
+
+
+def _grad_extra(grad: str, samples: tuple[int, int] | None) -> dict[str, Any]:
+    """What regions.json records of the gradient source: nothing for fd (as before);
+    ``grad`` and the samples per pixel with mitsuba."""
+    if samples is None:
+        return {}
+    return {"grad": grad, "spp": samples[0], "spp_grad": samples[1]}

@@ -51,7 +51,8 @@ def command(meshes: tuple[str, ...], up: str, classes: tuple[str, ...], methods:
             params: tuple[str, ...], domains: tuple[str, ...], starts: tuple[str, ...],
             variant: str, threshold: float, criterion: str, max_evals: int | None,
             sets: tuple[str, ...],
-            batch_size: int, image_size: int | None, grad: str, n_boot: int, seed: int,
+            batch_size: int, image_size: int | None, grad: str, spp: int | None,
+            spp_grad: int | None, n_boot: int, seed: int,
             out_dir: str,
             **kwargs: Any) -> None:
     """Rank models by SRVR over meshes x start points, per region method."""
@@ -66,7 +67,7 @@ def command(meshes: tuple[str, ...], up: str, classes: tuple[str, ...], methods:
     specs: list[str] = list(model_kwargs.pop("model_spec") or ("default",))
     meths = list(methods) or ["oir_b"]
     s = parse_search(params, domains, starts, sets, variant, meths, threshold, max_evals,
-                     batch_size, criterion, grad)
+                     batch_size, criterion, grad, spp, spp_grad)
     pts = s["starts"]
     if len(classes) not in (0, 1, len(meshes)):
         raise BadInput(f"--class: given {len(classes)} times for {len(meshes)} meshes; give it "

@@ -191,11 +191,14 @@ def check_starts(
     return np.stack(out)
 
 
-def max_evals_hyper(variant: str, method: str, n: int, max_evals: int | None) -> dict[str, Any]:
+def max_evals_hyper(variant: str, method: str, n: int, max_evals: int | None,
+                    grad: str = "fd") -> dict[str, Any]:
     """Hyper-parameters that cap a run at about ``max_evals`` score evaluations.
 
     "ours": ``max_evals``.  "paper": ``n_iter = max_evals // evaluations per
-    iteration`` (naive 2^n, oir_b 2 * 2^n, oir_w 2^n (1 + 2n) with finite differences).
+    iteration`` (naive 2^n, oir_b 2 * 2^n, oir_w 2^n (1 + 2n) with finite differences,
+    ``grad="fd"``; 2^n (1 + n) with a ``grad_fn``, ``grad="mitsuba"``: 2^n scores plus
+    2^n gradient points counted n evaluations each, as `Evaluator` counts them).
     """
     if max_evals is None:
         return {}
@@ -203,7 +206,11 @@ def max_evals_hyper(variant: str, method: str, n: int, max_evals: int | None) ->
         raise BadInput(f"--max-evals {max_evals}: expected an integer >= 1")
     if variant == "ours":
         return {"max_evals": int(max_evals)}
-    per_iter = {"naive": 2**n, "oir_b": 2 * 2**n, "oir_w": 2**n * (1 + 2 * n)}[method]
+    from robustlens.regions.whitebox import check_grad
+
+    fd = check_grad(grad) == "fd"
+    per_iter = {"naive": 2**n, "oir_b": 2 * 2**n,
+                "oir_w": 2**n * (1 + (2 * n if fd else n))}[method]
     return {"n_iter": max(1, int(max_evals) // per_iter)}
 
 
@@ -345,7 +352,8 @@ def regions_for_mesh(
     pts = check_starts(starts, names, dom, flag="start")
     check_method(method)
     check_variant(variant)
-    hyper["threshold"] = search_threshold(criterion, hyper.get("threshold", 0.5))
+    if variant == "ours":  # the paper's rules have no threshold
+        hyper["threshold"] = search_threshold(criterion, hyper.get("threshold", 0.5))
     with SceneScore(classifier, mesh, class_id, names, dom, fixed, renderer, batch_size,
                     criterion) as fn:
         return regions_for_score(

@@ -9,7 +9,9 @@ two share renderer, samples per pixel and seed, so a score and its gradient desc
 same function (never moderngl scores with Mitsuba gradients). Pass both to `find_region`:
 ``find_region(fn, x0, domain, "oir_w", grad_fn=fn.grad)``.
 
-`scene_score_fn` picks the score function for ``--grad fd|mitsuba`` (``regions.grad``).
+`scene_score_fn` picks the score function for ``--grad fd|mitsuba`` (``regions.grad``);
+`check_spp` validates the samples per pixel (``--spp`` / ``--spp-grad``, ``regions.spp`` /
+``regions.spp_grad``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import torch
 from robustlens.errors import BadInput, ref
 from robustlens.regions.criterion import check_criterion, margin_values
 
-__all__ = ["GRADS", "WhiteBoxScore", "check_grad", "scene_score_fn"]
+__all__ = ["GRADS", "WhiteBoxScore", "check_grad", "check_spp", "scene_score_fn"]
 
 #: ``fd``: finite differences of the moderngl renderer (the default); ``mitsuba``: gradients
 #: through Mitsuba 3 (white box, the paper's OIR_W).
@@ -40,6 +42,32 @@ def check_grad(grad: str, param: str = "grad") -> str:
         raise BadInput(f"{grad!r}: unknown gradient source; expected one of "
                        f"{', '.join(GRADS)}", param=param)
     return grad
+
+
+def check_spp(grad: str, spp: int | None = None, spp_grad: int | None = None,
+              param: str = "grad") -> tuple[int, int] | None:
+    """Samples per pixel ``(primal, adjoint)`` for ``grad``: ``spp`` / ``spp_grad`` or the
+    defaults (`DEFAULT_SPP`, `DEFAULT_SPP_GRAD`) with ``mitsuba``; None with ``fd``.
+
+    BadInput (``param`` ``spp`` / ``spp_grad``) for a value that is not an integer >= 1, or
+    for one given with ``fd`` (samples per pixel apply only to Mitsuba: moderngl renders with
+    4 fixed MSAA samples); ``param`` names the gradient choice in that message.
+    """
+    check_grad(grad, param)
+    given = {"spp": spp, "spp_grad": spp_grad}
+    for name, v in given.items():
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise BadInput("expected an integer >= 1", param=name, value=v)
+        if grad == "fd":
+            raise BadInput(f"applies only with {ref(param)} mitsuba (samples per pixel of "
+                           f"the Mitsuba renders; {ref(param)} fd renders with moderngl)",
+                           param=name, value=v)
+    if grad == "fd":
+        return None
+    return (DEFAULT_SPP if spp is None else int(spp),
+            DEFAULT_SPP_GRAD if spp_grad is None else int(spp_grad))
 
 
 class WhiteBoxScore:
@@ -179,12 +207,14 @@ class WhiteBoxScore:
 def scene_score_fn(grad: str, classifier: Any, mesh: Any, class_id: int, names: Sequence[str],
                    domain: tuple[np.ndarray, np.ndarray], fixed: Mapping[str, float] | None,
                    renderer: Any, batch_size: int, criterion: str,
-                   image_size: int | None = None, param: str = "grad"
+                   image_size: int | None = None, param: str = "grad",
+                   spp: int | None = None, spp_grad: int | None = None
                    ) -> tuple[Any, Any]:
     """``(score_fn, grad_fn)`` for ``grad``: ``fd`` -> (`SceneScore` on ``renderer``, None:
     finite differences of it); ``mitsuba`` -> (`WhiteBoxScore`, its ``grad``), both from
-    Mitsuba. The score function is a context manager."""
-    check_grad(grad, param)
+    Mitsuba, rendered with ``spp`` / ``spp_grad`` samples per pixel (default 64 / 16; an
+    error with ``fd``, see `check_spp`). The score function is a context manager."""
+    samples = check_spp(grad, spp, spp_grad, param)
     if grad == "fd":
         from robustlens.regions.scene import SceneScore
 
@@ -196,6 +226,8 @@ def scene_score_fn(grad: str, classifier: Any, mesh: Any, class_id: int, names: 
     problem = backend_problem()
     if problem is not None:
         raise BadInput(f"mitsuba: {problem}", param=param)
+    assert samples is not None
     wb = WhiteBoxScore(classifier, mesh, class_id, names, domain, fixed, criterion=criterion,
+                       spp=samples[0], spp_grad=samples[1],
                        image_size=image_size or getattr(renderer, "image_size", None))
     return wb, wb.grad

@@ -21,6 +21,7 @@ from pydantic import (
     StrictFloat,
     StrictInt,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 
@@ -132,7 +133,21 @@ class RegionsConfig(_Strict):
         "fd", description="oir_w score gradients: finite differences of the moderngl renderer "
                           "(fd), or through Mitsuba 3 (mitsuba: white box, the paper's OIR_W; "
                           "scores then come from Mitsuba too; needs the whitebox extra and "
-                          "score: render; runs on the driver)")
+                          "score: render; runs on the driver, also under Ray)")
+    spp: StrictInt | None = Field(
+        None, ge=1, description="grad: mitsuba only: samples per pixel of the Mitsuba image "
+                                "(default 64); an error with grad: fd")
+    spp_grad: StrictInt | None = Field(
+        None, ge=1, description="grad: mitsuba only: samples per pixel of Mitsuba's gradient "
+                                "(adjoint) pass (default 16); an error with grad: fd")
+
+    @field_validator("spp", "spp_grad")
+    @classmethod
+    def _spp_needs_mitsuba(cls, v: int | None, info: ValidationInfo) -> int | None:
+        if v is not None and info.data.get("grad") == "fd":
+            raise ValueError(f"{v}: applies only with grad: mitsuba (samples per pixel of the "
+                             f"Mitsuba renders; grad: fd renders with moderngl)")
+        return v
 
     @field_validator("criteria")
     @classmethod

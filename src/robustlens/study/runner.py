@@ -433,6 +433,7 @@ class Study:
         from ..regions.ours import SEARCH_REVISION
         from ..regions.records import RegionsFile
         from ..regions.scene import ground_truth, max_evals_hyper, regions_for_score
+        from ..regions.whitebox import check_spp
         from .steps import save_regions
 
         rc = self.config.regions
@@ -442,16 +443,22 @@ class Study:
         threshold = search_threshold(criterion, rc.threshold)
         # searching or scoring against the map: its key says which map it was
         map_key = self.map_keys_.get((clf.spec, o.spec)) if map_da is not None else None
+        # grad and samples per pixel enter the key only with mitsuba (fd studies keep theirs);
+        # the samples as used (defaults filled in)
+        samples = check_spp(rc.grad, rc.spp, rc.spp_grad, param="regions.grad")
+        search = rc.model_dump(exclude={"criteria", "spp", "spp_grad"}
+                               | ({"grad"} if rc.grad == "fd" else set()))
+        if samples is not None:
+            search |= {"spp": samples[0], "spp_grad": samples[1]}
         key = _key("regions", SEARCH_REVISION, model_fingerprint(clf), o.spec, o.digest, o.up,
-                   cid, rc.model_dump(exclude={"criteria"} | ({"grad"} if rc.grad == "fd"
-                                                               else set())), criterion,
+                   cid, search, criterion,
                    self.config.semantic.fixed, map_key,
                    self.config.semantic.batch_size if rc.score == "render" else None,
                    starts_kind, starts.tolist())
 
         def run() -> None:
-            hyper = {"threshold": threshold,
-                     **max_evals_hyper(rc.variant, method, len(names), rc.max_evals)}
+            hyper = ({"threshold": threshold} if rc.variant == "ours" else {}) \
+                | max_evals_hyper(rc.variant, method, len(names), rc.max_evals, rc.grad)
             bar, adv = self._bar(f"regions {method} {o.spec}", len(starts))
             try:
                 if rc.score == "map" and rc.grad == "mitsuba":
@@ -468,10 +475,15 @@ class Study:
                 elif rc.grad == "mitsuba":
                     from ..regions.whitebox import scene_score_fn
 
+                    if self.executor_.kind != "local":
+                        self.log(f"regions {method} {o.spec}: grad mitsuba runs on the driver, "
+                                 f"not as {self.executor_.kind} tasks (white-box searches "
+                                 f"are not sent to workers)")
                     fn, grad_fn = scene_score_fn(
                         "mitsuba", clf, o.mesh, cid, names, self.plan.domain,
                         self.config.semantic.fixed, renderer,
-                        self.config.semantic.batch_size, criterion, param="regions.grad")
+                        self.config.semantic.batch_size, criterion, param="regions.grad",
+                        spp=rc.spp, spp_grad=rc.spp_grad)
                     with fn:
                         res = regions_for_score(fn, starts, self.plan.domain, method, rc.variant,
                                                 periodic=periodic, grad_fn=grad_fn,
@@ -494,8 +506,10 @@ class Study:
                         for i, n in enumerate(names)},
                 periodic=[n for n, p in zip(names, periodic, strict=True) if p],
                 threshold=threshold, starts=starts_kind, criterion=criterion,
-                extra={"score_source": rc.score} | ({"grad": rc.grad} if rc.grad != "fd"
-                                                    else {}))
+                extra={"score_source": rc.score} | (
+                    {} if samples is None else
+                    {"grad": rc.grad, "spp": samples[0], "spp_grad": samples[1],
+                     "ran_on": "driver"}))
             save_regions(folder, doc, res, map_da, gts)
 
         self._step(f"regions {clf.spec} {o.spec} {sub}", folder, key, run,

@@ -86,7 +86,8 @@ def srvr_runs(models: Sequence[tuple[Classifier, Sequence[int]]],
         models: (classifier, class id per mesh).
         meshes: (printable spec, loaded mesh).
         search: the parsed search (`robustlens.cli.region_args.parse_search`): ``names``,
-            ``domain``, ``starts``, ``fixed``, ``periodic`` and ``hyper`` per method.
+            ``domain``, ``starts``, ``fixed``, ``periodic``, ``hyper`` per method and (with
+            ``grad`` mitsuba, optional) ``spp`` / ``spp_grad``.
         grad: OIR_W gradients, ``fd`` or ``mitsuba`` (then scores come from Mitsuba too;
             `robustlens.regions.whitebox.scene_score_fn`).
         advance: called once per finished run (progress).
@@ -104,7 +105,9 @@ def srvr_runs(models: Sequence[tuple[Classifier, Sequence[int]]],
         renderer: MeshRenderer | None = MeshRenderer(image_size=image_size or clf.input_size)
         for (mesh_spec, mesh), cid in zip(meshes, ids, strict=True):
             score_fn, grad_fn = scene_score_fn(grad, clf, mesh, cid, names, domain,
-                                               search["fixed"], renderer, batch_size, criterion)
+                                               search["fixed"], renderer, batch_size, criterion,
+                                               spp=search.get("spp"),
+                                               spp_grad=search.get("spp_grad"))
             with score_fn as fn:
                 for meth in methods:
                     res = regions_for_score(fn, pts, domain, meth, variant,
