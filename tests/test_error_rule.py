@@ -25,7 +25,6 @@ FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
 #: them (issue #23); empty this set as they go -- a module listed here that no longer has
 #: a flag fails the test too, so the list only shrinks
 KNOWN_PENDING = {
-    "regions/scene.py",            # regions owner: flag= defaults and messages
     "models/registry.py",          # registry owner: --weights / --input-size / --labels hints
     "representation/attacks.py",   # attacks owner: "--data (empty class)"
     "study/executor.py",           # study owner: --ray messages, `ray start --head`

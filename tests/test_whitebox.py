@@ -399,7 +399,7 @@ def test_paper_variant_through_regions_for_mesh():
     from robustlens.render import load_mesh
 
     clf = load_model(f"python:{TINY_MODEL}:build", input_size=32)
-    [r] = regions_for_mesh(clf, load_mesh("demo:mug"), 0, [[130.0, 30.0]],
-                           ([100.0, 0.0], [160.0, 60.0]), method="oir_w", variant="paper",
-                           n_iter=1)
+    [r] = regions_for_mesh(clf, load_mesh("demo:mug"), 0, starts=[[130.0, 30.0]],
+                           domain=([100.0, 0.0], [160.0, 60.0]), method="oir_w",
+                           variant="paper", n_iter=1)
     assert r.variant == "paper" and r.threshold is None and r.n_evaluations == 20

@@ -49,6 +49,7 @@ FLAGS: dict[str, str] = {
     "starts": "--start",
     "confirm": "--yes",
     "names": "--param",
+    "methods": "--method",
     "classifier": "--model",
 }
 

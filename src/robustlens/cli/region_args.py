@@ -62,70 +62,37 @@ def parse_search(params: tuple[str, ...], domains: tuple[str, ...], starts: tupl
                  sets: tuple[str, ...], variant: str, methods: list[str], threshold: float,
                  max_evals: int | None, batch_size: int,
                  criterion: str = "score", grad: str = "fd", spp: int | None = None,
-                 spp_grad: int | None = None) -> dict[str, Any]:
-    """Validate the search options (everything that needs no model) into a dict."""
-    import math
-
-    from ..errors import BadInput
-    from ..regions.criterion import search_threshold
-    from ..regions.scene import (
-        DEFAULT_PARAMS,
-        check_method,
-        check_starts,
-        check_variant,
-        max_evals_hyper,
-        scene_domain,
-        scene_periodic,
-    )
-    from ..regions.srvr import PAPER_STARTS
+                 spp_grad: int | None = None) -> tuple[Any, tuple[int, int] | None]:
+    """The search options (everything that needs no model) as one validated
+    `robustlens.regions.scene.SceneSearch`, and Mitsuba's samples per pixel (None with
+    grad fd).  Errors name the library's parameters; the CLI's table names the flags."""
+    from ..regions.scene import DEFAULT_PARAMS, SceneSearch
+    from ..regions.whitebox import check_spp
     from ..render.scene import parse_assignments
 
     names = list(params) if params else list(DEFAULT_PARAMS)
-    domain = scene_domain(names, parse_domain_specs(domains))
-    if starts:
-        pts = check_starts([parse_start(x, names) for x in starts], names, domain)
-    elif tuple(names) == DEFAULT_PARAMS:
-        pts = check_starts(PAPER_STARTS, names, domain)
-    else:
-        raise BadInput(f"--start: required when --param is not {','.join(DEFAULT_PARAMS)} "
-                       f"(one value per parameter: {', '.join(names)})")
-    check_variant(variant)
-    from ..regions.whitebox import check_spp
-
-    samples = check_spp(grad, spp, spp_grad)  # checks grad too
+    search = SceneSearch.create(
+        names, parse_domain_specs(domains),
+        [parse_start(x, names) for x in starts] or None, parse_assignments(sets),
+        methods, variant, criterion, threshold, max_evals, grad)
+    samples = check_spp(grad, spp, spp_grad)
     if grad == "mitsuba":  # fail before any model loads
         from ..render.diff import backend_problem
 
         problem = backend_problem()
         if problem is not None:
-            raise BadInput(f"--grad mitsuba: {problem}")
-    for m in methods:
-        check_method(m)
-    if not math.isfinite(threshold):
-        raise BadInput(f"--threshold {threshold}: expected a finite number")
+            raise BadInput(f"mitsuba: {problem}", param="grad")
     if batch_size < 1:
-        raise BadInput(f"--batch-size {batch_size}: expected a positive integer")
-    if max_evals is not None and max_evals < 1:
-        raise BadInput(f"--max-evals {max_evals}: expected an integer >= 1")
-    fixed = parse_assignments(sets)
-    clash = sorted(set(fixed) & set(names))
-    if clash:
-        raise BadInput(f"--set {clash[0]}: also searched (--param); use one or the other")
+        raise BadInput(f"{batch_size}: expected a positive integer", param="batch_size")
     if criterion == "top1" and threshold != 0.5:
         from .common import info
 
         info(f"note: --threshold {threshold:g} does not apply to --criterion top1 (a pose is "
              f"robust where the class is the top-1)")
-    threshold = search_threshold(criterion, threshold)
-    hyper = {m: ({"threshold": threshold} if variant == "ours" else {})
-             | max_evals_hyper(variant, m, len(names), max_evals, grad) for m in methods}
-    return {"names": names, "domain": domain, "starts": pts, "fixed": fixed, "hyper": hyper,
-            "periodic": scene_periodic(names, domain), "criterion": criterion,
-            "threshold": threshold, "grad": grad, "spp": spp, "spp_grad": spp_grad,
-            "samples": samples}
+    return search, samples
 
 
-def parse_domain_specs(items: Iterable[str], flag: str = "--domain") -> dict[str, tuple[float, float]]:
+def parse_domain_specs(items: Iterable[str]) -> dict[str, tuple[float, float]]:
     """Parse ``["azimuth=0:360", "elevation=-10:90"]`` into ``{name: (low, high)}``."""
     out: dict[str, tuple[float, float]] = {}
     for item in items:
@@ -133,28 +100,29 @@ def parse_domain_specs(items: Iterable[str], flag: str = "--domain") -> dict[str
         name = name.strip()
         parts = spec.split(":")
         if not sep or not name or len(parts) != 2:
-            raise BadInput(f"{flag} {item!r}: expected NAME=LOW:HIGH, e.g. elevation=-10:90")
+            raise BadInput(f"{item!r}: expected NAME=LOW:HIGH, e.g. elevation=-10:90",
+                           param="domain")
         try:
             lo, hi = float(parts[0]), float(parts[1])
         except ValueError:
-            raise BadInput(f"{flag} {item!r}: expected numbers in NAME=LOW:HIGH") from None
+            raise BadInput(f"{item!r}: expected numbers in NAME=LOW:HIGH",
+                           param="domain") from None
         if name in out:
-            raise BadInput(f"{flag} {name}: given more than once")
+            raise BadInput(f"{name}: given more than once", param="domain")
         out[name] = (lo, hi)
     return out
 
 
-def parse_start(text: str, names: Sequence[str], flag: str = "--start") -> np.ndarray:
+def parse_start(text: str, names: Sequence[str]) -> np.ndarray:
     """Parse ``"130,30"`` into a float vector with one value per parameter."""
     try:
         vals = [float(v) for v in text.split(",")]
     except ValueError:
         raise BadInput(
-            f"{flag} {text!r}: expected {len(names)} comma-separated numbers ({', '.join(names)})"
-        ) from None
+            f"{text!r}: expected {len(names)} comma-separated numbers ({', '.join(names)})",
+            param="starts") from None
     if len(vals) != len(names):
         raise BadInput(
-            f"{flag} {text}: has {len(vals)} value(s) but {len(names)} parameter(s) are "
-            f"searched ({', '.join(names)})"
-        )
+            f"{text}: has {len(vals)} value(s) but {len(names)} parameter(s) are "
+            f"searched ({', '.join(names)})", param="starts")
     return np.asarray(vals, dtype=np.float64)

@@ -70,14 +70,15 @@ def command(mesh_spec: str, up: str, class_: str | None, method: str, params: tu
     from .common import hold_out_dir, resolve_class
 
     # ---- validate everything before computing anything
-    s = parse_search(params, domains, starts, sets, variant, [method], threshold, max_evals,
-                     batch_size, criterion, grad, spp, spp_grad)
-    names, domain, pts = s["names"], s["domain"], s["starts"]
-    threshold = s["threshold"]
+    search, samples = parse_search(params, domains, starts, sets, variant, [method], threshold,
+                                   max_evals, batch_size, criterion, grad, spp, spp_grad)
+    names, domain, pts = list(search.names), search.domain, search.starts
+    threshold = search.search_threshold
     check_out_dir(out_dir)
     map_da = None
     if map_path is not None:
-        map_da = map_for_params(criterion_values(load_map(map_path), criterion), names, domain)
+        map_da = map_for_params(criterion_values(load_map(map_path), criterion), names, domain,
+                                periodic=search.periodic)
     mesh = load_mesh(mesh_spec, up=up)
     clf = model_from_options(**pop_model_kwargs(kwargs))
     class_id = resolve_class(clf, class_, mesh_spec)
@@ -93,25 +94,24 @@ def command(mesh_spec: str, up: str, class_: str | None, method: str, params: tu
     info(f"regions: {clf.labels[class_id]!r} (class {class_id}) on {mesh_spec}, model "
          f"{clf.spec}, {method}/{variant}, {len(pts)} start(s) over {', '.join(names)}")
     out = hold_out_dir(out_dir)
-    score_fn, grad_fn = scene_score_fn(grad, clf, mesh, class_id, names, domain, s["fixed"],
-                                       renderer, batch_size, criterion, spp=spp,
-                                       spp_grad=spp_grad)
+    score_fn, grad_fn = scene_score_fn(grad, clf, mesh, class_id, names, domain,
+                                       dict(search.fixed), renderer, batch_size, criterion,
+                                       spp=spp, spp_grad=spp_grad)
     with score_fn as fn, progress() as bar:
         task = bar.add_task("growing regions", total=len(pts))
-        results = regions_for_score(fn, pts, domain, method, variant, periodic=s["periodic"],
-                                    grad_fn=grad_fn, on_result=lambda k, r: bar.advance(task),
-                                    **s["hyper"][method])
+        results = regions_for_score(fn, pts, domain, method, variant,
+                                    periodic=search.periodic, grad_fn=grad_fn,
+                                    on_result=lambda k, r: bar.advance(task),
+                                    **search.hyper_for(method))
     gts = None
     if map_da is not None:
-        gts = [ground_truth(r, map_da, threshold, s["periodic"]) for r in results]
+        gts = [ground_truth(r, map_da, threshold, search.periodic) for r in results]
+    header = search.header(method) | {"threshold": threshold if variant == "ours" else None}
     doc = RegionsFile(
         model=clf.spec, mesh=mesh_spec, class_id=class_id, class_name=clf.labels[class_id],
-        method=method, variant=variant, params=names,
-        domain={n: [float(domain[0][i]), float(domain[1][i])] for i, n in enumerate(names)},
-        periodic=[n for n, p in zip(names, s["periodic"], strict=True) if p],
-        threshold=threshold if variant == "ours" else None, criterion=criterion,
-        extra={"fixed": s["fixed"], "max_evals": max_evals, "map": map_path,
-               "image_size": renderer.image_size} | _grad_extra(grad, s["samples"]))
+        **header,
+        extra={"fixed": dict(search.fixed), "max_evals": max_evals, "map": map_path,
+               "image_size": renderer.image_size} | _grad_extra(grad, samples))
     path = save_regions(out, doc, results, map_da, gts)
     for k, r in enumerate(results):
         box = " x ".join(f"{n} [{lo:.1f}, {hi:.1f}]"

@@ -66,9 +66,9 @@ def command(meshes: tuple[str, ...], up: str, classes: tuple[str, ...], methods:
     runtime = kwargs.pop("runtime")
     specs: list[str] = list(model_kwargs.pop("model_spec") or ("default",))
     meths = list(methods) or ["oir_b"]
-    s = parse_search(params, domains, starts, sets, variant, meths, threshold, max_evals,
-                     batch_size, criterion, grad, spp, spp_grad)
-    pts = s["starts"]
+    search, _ = parse_search(params, domains, starts, sets, variant, meths, threshold,
+                             max_evals, batch_size, criterion, grad, spp, spp_grad)
+    pts = search.starts
     if len(classes) not in (0, 1, len(meshes)):
         raise BadInput(f"--class: given {len(classes)} times for {len(meshes)} meshes; give it "
                        f"once for all meshes or once per --mesh")
@@ -95,8 +95,8 @@ def command(meshes: tuple[str, ...], up: str, classes: tuple[str, ...], methods:
     out = hold_out_dir(out_dir)
     with progress() as bar:
         task = bar.add_task("growing regions", total=n_runs)
-        runs = srvr_runs(models, list(zip(meshes, mesh_objs, strict=True)), s, meths, variant,
-                         batch_size, criterion, image_size, grad=grad,
+        runs = srvr_runs(models, list(zip(meshes, mesh_objs, strict=True)), search,
+                         batch_size, image_size, spp=spp, spp_grad=spp_grad,
                          advance=lambda: bar.advance(task))
     table, (csv_path, runs_path, png) = srvr_step(
         out, runs, n_boot=n_boot, seed=seed,

@@ -38,6 +38,7 @@ __all__ = [
     "largest_box",
     "largest_box_mask",
     "map_domain",
+    "map_grid",
     "map_score_fn",
 ]
 
@@ -200,7 +201,7 @@ def largest_box_mask(
 
 
 # ---------------------------------------------------------------------- xarray maps
-def _grid(map_da: Any) -> tuple[list[str], list[np.ndarray], np.ndarray]:
+def map_grid(map_da: Any) -> tuple[list[str], list[np.ndarray], np.ndarray]:
     """(dims, ascending coordinate arrays, values) of a map; checks uniform steps."""
     try:
         dims = [str(d) for d in map_da.dims]
@@ -232,7 +233,7 @@ def map_domain(map_da: Any, periodic: Any = None) -> tuple[np.ndarray, np.ndarra
     A periodic axis must not repeat its first value at the end (0..357 for a 3-degree
     azimuth grid, not 0..360).
     """
-    dims, coords, _ = _grid(map_da)
+    dims, coords, _ = map_grid(map_da)
     per = _periodic_mask(periodic, len(dims), dims)
     lower = np.array([c[0] for c in coords])
     upper = np.array(
@@ -267,7 +268,7 @@ def ground_truth_box(
     edge; a full circle is ``[c0, c0 + period]``).  If the start cell is below
     threshold the box is empty: ``lower == upper == x0``.
     """
-    dims, coords, values = _grid(map_da)
+    dims, coords, values = map_grid(map_da)
     x = _x0_vector(x0, dims)
     per = _periodic_mask(periodic, len(dims), dims)
     start = []
@@ -355,7 +356,7 @@ def map_score_fn(
     dims (the grid is closed with a copy of its first slice at ``c0 + period``).
     The callable carries ``.domain = map_domain(map_da, periodic)`` and ``.dims``.
     """
-    dims, coords, values = _grid(map_da)
+    dims, coords, values = map_grid(map_da)
     per = _periodic_mask(periodic, len(dims), dims)
     if np.isnan(values).any():
         raise BadInput(f"map_da: contains {int(np.isnan(values).sum())} NaN score(s)")

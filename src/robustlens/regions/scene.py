@@ -26,21 +26,26 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
-from robustlens.errors import BadInput
+from robustlens.errors import BadInput, ref
 from robustlens.regions.core import METHODS, VARIANTS, find_region
 from robustlens.regions.criterion import check_criterion, margin_values, search_threshold
-from robustlens.regions.ground_truth import _grid, ground_truth_box, iou
+from robustlens.regions.ground_truth import ground_truth_box, iou, map_grid
 from robustlens.regions.result import RegionResult
 from robustlens.regions.srvr import PAPER_DOMAIN, PAPER_STARTS
 
 __all__ = [
     "DEFAULT_PARAMS",
     "SceneScore",
-    "check_method",
+    "SEARCH_FIELDS",
+    "SceneSearch",
+    "check_names",
+    "check_region_method",
     "check_starts",
     "check_variant",
     "ground_truth",
@@ -63,81 +68,80 @@ def _fmt(v: float) -> str:
     return f"{float(v):g}"
 
 
-def check_method(method: str, flag: str = "--method") -> str:
-    """``method`` if known, else BadInput naming ``flag``."""
+def check_region_method(method: str, param: str = "method") -> str:
+    """``method`` if known (naive, oir_b, oir_w), else BadInput with ``param``."""
     if method not in METHODS:
-        raise BadInput(f"{flag} {method!r}: unknown method; expected one of {', '.join(METHODS)}")
+        raise BadInput(f"{method!r}: unknown method; expected one of {', '.join(METHODS)}",
+                       param=param)
     return method
 
 
-def check_variant(variant: str, flag: str = "--variant") -> str:
-    """``variant`` if known, else BadInput naming ``flag``."""
+def check_variant(variant: str, param: str = "variant") -> str:
+    """``variant`` if known (ours, paper), else BadInput with ``param``."""
     if variant not in VARIANTS:
-        raise BadInput(
-            f"{flag} {variant!r}: unknown variant; expected one of {', '.join(VARIANTS)}"
-        )
+        raise BadInput(f"{variant!r}: unknown variant; expected one of {', '.join(VARIANTS)}",
+                       param=param)
     return variant
 
 
-def _check_names(names: Sequence[str], flag: str = "--param") -> list[str]:
+def check_names(names: Sequence[str], param: str = "names") -> list[str]:
+    """Registered scene parameter names, each once (BadInput with ``param`` otherwise)."""
     from robustlens.render.scene import get_parameter
 
     names = [str(n) for n in names]
     if not names:
-        raise BadInput(f"{flag}: give at least one scene parameter")
+        raise BadInput(": give at least one scene parameter", param=param)
     for n in names:
-        get_parameter(n, flag)
+        get_parameter(n, param)
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
-        raise BadInput(f"{flag} {dup[0]!r}: given more than once")
+        raise BadInput(f"{dup[0]!r}: given more than once", param=param)
     return names
 
 
 def scene_domain(
     names: Sequence[str],
     overrides: Mapping[str, tuple[float, float]] | None = None,
-    flag: str = "--domain",
-    names_flag: str = "--param",
+    param: str = "domain",
+    names_param: str = "names",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Domain ``(lower, upper)`` for the parameters ``names``.
 
     Defaults: the paper's ranges for azimuth / elevation, the registry range otherwise;
-    ``overrides`` maps a name to ``(low, high)``.  Raises BadInput (naming ``flag``, and
-    ``names_flag`` for the parameter names) for an unknown name, a name not in ``names``,
+    ``overrides`` maps a name to ``(low, high)``.  Raises BadInput (with ``param``, and
+    ``names_param`` for the parameter names) for an unknown name, a name not in ``names``,
     ``low >= high``, or bounds outside the parameter's valid range (a periodic parameter
     may be shifted, e.g. -180:180, but may not span more than its period).
     """
     from robustlens.render.scene import PARAMETERS
 
-    names = _check_names(names, names_flag)
+    names = check_names(names, names_param)
     overrides = dict(overrides or {})
     for k in overrides:
         if k not in names:
-            raise BadInput(
-                f"{flag} {k}: not a searched parameter ({names_flag} {', '.join(names)})"
-            )
+            raise BadInput(f"{k}: not a searched parameter ({ref(names_param)} "
+                           f"{', '.join(names)})", param=param)
     lower, upper = np.empty(len(names)), np.empty(len(names))
     paper = dict(zip(DEFAULT_PARAMS, zip(*PAPER_DOMAIN, strict=True), strict=True))
     for i, n in enumerate(names):
         p = PARAMETERS[n]
         if n in overrides:
             lo, hi = (float(v) for v in overrides[n])
-            given = f"{flag} {n}={_fmt(lo)}:{_fmt(hi)}"
+            given = f"{n}={_fmt(lo)}:{_fmt(hi)}"
             if not (np.isfinite(lo) and np.isfinite(hi)):
-                raise BadInput(f"{given}: bounds must be finite")
+                raise BadInput(f"{given}: bounds must be finite", param=param)
             if lo >= hi:
-                raise BadInput(f"{given}: lower bound must be < upper bound")
+                raise BadInput(f"{given}: lower bound must be < upper bound", param=param)
             eps = 1e-9 * max(1.0, p.high - p.low)
             if p.periodic:
                 if hi - lo > p.high - p.low + eps:
                     raise BadInput(
-                        f"{given}: spans more than the period {_fmt(p.high - p.low)} {p.unit}"
-                    )
+                        f"{given}: spans more than the period {_fmt(p.high - p.low)} {p.unit}",
+                        param=param)
             elif lo < p.low - eps or hi > p.high + eps:
                 raise BadInput(
                     f"{given}: outside the valid range [{_fmt(p.low)}, {_fmt(p.high)}] "
-                    f"{p.unit}".rstrip()
-                )
+                    f"{p.unit}".rstrip(), param=param)
         elif n in paper:
             lo, hi = (float(v) for v in paper[n])
         else:
@@ -147,7 +151,8 @@ def scene_domain(
 
 
 def scene_periodic(names: Sequence[str], domain: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """Bool mask: periodic in the registry and the domain spans exactly one period."""
+    """Bool mask: periodic in the registry and the domain spans exactly one period.  The
+    one rule; a `SceneSearch` holds its result."""
     from robustlens.render.scene import PARAMETERS
 
     lower, upper = domain
@@ -163,31 +168,30 @@ def check_starts(
     starts: Iterable[Sequence[float] | np.ndarray],
     names: Sequence[str],
     domain: tuple[np.ndarray, np.ndarray],
-    flag: str = "--start",
+    param: str = "starts",
+    allow_none: bool = False,
 ) -> np.ndarray:
     """Validate start points (sequences of numbers) -> array ``(k, n)``."""
     lower, upper = domain
     out = []
-    for s in starts:
-        v = np.atleast_1d(np.asarray(s, dtype=np.float64))
+    for st in starts:
+        v = np.atleast_1d(np.asarray(st, dtype=np.float64))
         if v.shape != (len(names),):
             text = ",".join(_fmt(x) for x in v.ravel())
-            raise BadInput(
-                f"{flag} {text}: has {v.size} value(s) but {len(names)} parameter(s) are "
-                f"searched ({', '.join(names)})"
-            )
+            raise BadInput(f"{text}: has {v.size} value(s) but {len(names)} parameter(s) are "
+                           f"searched ({', '.join(names)})", param=param)
         text = ",".join(_fmt(x) for x in v)
         if not np.isfinite(v).all():
-            raise BadInput(f"{flag} {text}: values must be finite")
+            raise BadInput(f"{text}: values must be finite", param=param)
         for i, n in enumerate(names):
             if not lower[i] <= v[i] <= upper[i]:
-                raise BadInput(
-                    f"{flag} {text}: {n}={_fmt(v[i])} is outside the domain "
-                    f"[{_fmt(lower[i])}, {_fmt(upper[i])}]"
-                )
+                raise BadInput(f"{text}: {n}={_fmt(v[i])} is outside the domain "
+                               f"[{_fmt(lower[i])}, {_fmt(upper[i])}]", param=param)
         out.append(v)
     if not out:
-        raise BadInput(f"{flag}: give at least one start point")
+        if allow_none:
+            return np.zeros((0, len(names)))
+        raise BadInput(": give at least one start point", param=param)
     return np.stack(out)
 
 
@@ -203,7 +207,7 @@ def max_evals_hyper(variant: str, method: str, n: int, max_evals: int | None,
     if max_evals is None:
         return {}
     if isinstance(max_evals, bool) or int(max_evals) != max_evals or max_evals < 1:
-        raise BadInput(f"--max-evals {max_evals}: expected an integer >= 1")
+        raise BadInput(f"{max_evals}: expected an integer >= 1", param="max_evals")
     if variant == "ours":
         return {"max_evals": int(max_evals)}
     from robustlens.regions.whitebox import check_grad
@@ -212,6 +216,167 @@ def max_evals_hyper(variant: str, method: str, n: int, max_evals: int | None,
     per_iter = {"naive": 2**n, "oir_b": 2 * 2**n,
                 "oir_w": 2**n * (1 + (2 * n if fd else n))}[method]
     return {"n_iter": max(1, int(max_evals) // per_iter)}
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a = np.array(a, copy=True)
+    a.flags.writeable = False
+    return a
+
+
+#: `SceneSearch.create` keywords (the rest of a ``regions_for_mesh`` call are hyper-parameters)
+SEARCH_FIELDS = ("names", "domain", "starts", "fixed", "methods", "variant", "criterion",
+                 "threshold", "max_evals", "grad")
+
+
+@dataclass(frozen=True)
+class SceneSearch:
+    """One search over scene parameters, validated once (`create`): what the CLI, the
+    study and the executors take, and what writes the ``regions.json`` header.
+
+    ``names``: the searched parameters; ``lower`` / ``upper``: the domain; ``periodic``:
+    the dims searched periodically (`scene_periodic`); ``starts`` ``(k, n)``; ``fixed``:
+    other scene parameters held fixed; ``methods``; ``variant``; ``criterion`` (score or
+    top1) and the ``threshold`` as given; ``max_evals``; ``grad`` (fd or mitsuba); ``hyper``:
+    further hyper-parameters of the variant (`robustlens.regions.params`).  Arrays are
+    read-only.  BadInput names the library parameter (``names``, ``domain``, ``starts``,
+    ``fixed``, ``methods``, ...); each front end says it its own way.
+    """
+
+    names: tuple[str, ...]
+    lower: np.ndarray
+    upper: np.ndarray
+    periodic: np.ndarray
+    starts: np.ndarray
+    fixed: Mapping[str, float] = field(default_factory=dict)
+    methods: tuple[str, ...] = ("oir_b",)
+    variant: str = "ours"
+    criterion: str = "score"
+    threshold: float = 0.5
+    max_evals: int | None = None
+    grad: str = "fd"
+    hyper: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def create(
+        cls,
+        names: Sequence[str] | None = None,
+        domain: Any = None,
+        starts: Any = None,
+        fixed: Mapping[str, float] | None = None,
+        methods: Sequence[str] | str = ("oir_b",),
+        variant: str = "ours",
+        criterion: str = "score",
+        threshold: float = 0.5,
+        max_evals: int | None = None,
+        grad: str = "fd",
+        hyper: Mapping[str, Any] | None = None,
+        *,
+        require_starts: bool = True,
+    ) -> SceneSearch:
+        """Validate everything (no model needed).  ``domain``: ``{name: (low, high)}``
+        overrides of the defaults (paper's ranges for azimuth / elevation, else the
+        registry's), or ``(lower, upper)`` arrays in the order of ``names``.  ``starts``:
+        None -> the paper's four when ``names`` are azimuth, elevation (required
+        otherwise, unless ``require_starts`` is False: a study with automatic starts)."""
+        import math
+
+        from robustlens.regions.core import HYPER_NAMES, _check_hyper
+        from robustlens.regions.whitebox import check_grad
+        from robustlens.render.scene import check_values
+
+        nm = check_names(list(names) if names is not None else list(DEFAULT_PARAMS))
+        if domain is None:
+            over: dict[str, tuple[float, float]] = {}
+        elif isinstance(domain, Mapping):
+            over = {str(k): (float(v[0]), float(v[1])) for k, v in domain.items()}
+        else:
+            try:
+                lo, hi = (np.atleast_1d(np.asarray(v, dtype=np.float64)) for v in domain)
+            except (TypeError, ValueError):
+                raise BadInput(": expected {name: (low, high)} or (lower, upper) arrays",
+                               param="domain") from None
+            if lo.shape != (len(nm),) or hi.shape != (len(nm),):
+                raise BadInput(f": expected {len(nm)} bounds per side for {', '.join(nm)}",
+                               param="domain")
+            over = {n: (float(lo[i]), float(hi[i])) for i, n in enumerate(nm)}
+        dom = scene_domain(nm, over)
+        if starts is None:
+            if tuple(nm) == DEFAULT_PARAMS:
+                starts = PAPER_STARTS
+            elif require_starts:
+                raise BadInput(f": required when {ref('names')} is not "
+                               f"{','.join(DEFAULT_PARAMS)} (one value per parameter: "
+                               f"{', '.join(nm)})", param="starts")
+            else:
+                starts = []
+        pts = check_starts(starts, nm, dom, allow_none=not require_starts)
+        fx = {str(k): float(v) for k, v in dict(fixed or {}).items()}
+        for k, v in fx.items():
+            check_values(k, np.array([v]), "fixed")
+        clash = sorted(set(fx) & set(nm))
+        if clash:
+            raise BadInput(f"{clash[0]}: also searched ({ref('names')}); use one or the other",
+                           param="fixed")
+        ms = (methods,) if isinstance(methods, str) else tuple(methods)
+        if not ms:
+            raise BadInput(": give at least one region method", param="methods")
+        for m in ms:
+            check_region_method(m, "methods")
+        check_variant(variant)
+        check_criterion(criterion)
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) \
+                or not math.isfinite(threshold) or not 0 < threshold < 1:
+            raise BadInput(f"{threshold}: expected a number in (0, 1)", param="threshold")
+        if max_evals is not None:
+            max_evals_hyper(variant, ms[0], len(nm), max_evals, "fd")  # checks it
+        check_grad(grad)
+        extra = dict(hyper or {})
+        unknown = sorted(set(extra) - set(HYPER_NAMES))
+        if unknown:
+            raise BadInput(f"unknown hyper-parameter(s) {', '.join(unknown)} for variant "
+                           f"{variant!r}")
+        _check_hyper(variant, extra)
+        return cls(names=tuple(nm), lower=_frozen(dom[0]), upper=_frozen(dom[1]),
+                   periodic=_frozen(scene_periodic(nm, dom)), starts=_frozen(pts),
+                   fixed=MappingProxyType(fx), methods=ms, variant=variant,
+                   criterion=criterion, threshold=float(threshold),
+                   max_evals=None if max_evals is None else int(max_evals), grad=grad,
+                   hyper=MappingProxyType(extra))
+
+    @property
+    def n(self) -> int:
+        return len(self.names)
+
+    @property
+    def domain(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.lower, self.upper
+
+    @property
+    def search_threshold(self) -> float:
+        """The threshold the search keeps under the criterion (`criterion.search_threshold`)."""
+        return search_threshold(self.criterion, self.threshold)
+
+    def with_starts(self, starts: Any) -> SceneSearch:
+        """The same search from other start points (checked against the domain)."""
+        return replace(self, starts=_frozen(check_starts(starts, self.names, self.domain)))
+
+    def hyper_for(self, method: str) -> dict[str, Any]:
+        """``find_region`` hyper-parameters of one method: the extra ones, the threshold
+        (variant ours) and the evaluation cap (`max_evals_hyper`)."""
+        check_region_method(method)
+        h = dict(self.hyper)
+        if self.variant == "ours":
+            h["threshold"] = self.search_threshold
+        return h | max_evals_hyper(self.variant, method, self.n, self.max_evals, self.grad)
+
+    def header(self, method: str) -> dict[str, Any]:
+        """The search's fields of a ``regions.json`` header (`records.RegionsFile`)."""
+        return {"method": method, "variant": self.variant, "params": list(self.names),
+                "domain": {n: [float(self.lower[i]), float(self.upper[i])]
+                           for i, n in enumerate(self.names)},
+                "periodic": [n for n, p in zip(self.names, self.periodic, strict=True) if p],
+                "threshold": self.search_threshold, "criterion": self.criterion}
 
 
 # ------------------------------------------------------------------ score function
@@ -238,14 +403,15 @@ class SceneScore:
         from robustlens.semantic import RenderScore
 
         self.criterion = check_criterion(criterion)
-        self.names = _check_names(names)
+        self.names = check_names(names)
         self.lower = np.asarray(domain[0], dtype=np.float64)
         self.upper = np.asarray(domain[1], dtype=np.float64)
         self.periodic = scene_periodic(self.names, (self.lower, self.upper))
         self.spec = str(getattr(classifier, "spec", "model"))
         clash = sorted(set(fixed or {}) & set(self.names))
         if clash:
-            raise BadInput(f"--set {clash[0]}: also searched (--param); use one or the other")
+            raise BadInput(f"{clash[0]}: also searched ({ref('names')}); use one or the other",
+                           param="fixed")
         self.render_score = RenderScore(
             classifier, mesh, class_id, self.names, fixed, renderer, batch_size
         )
@@ -270,10 +436,8 @@ class SceneScore:
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             at = ", ".join(f"{n}={_fmt(v)}" for n, v in zip(self.names, x[i], strict=True))
-            raise BadInput(
-                f"--model {self.spec}: produced non-finite scores at {int(bad.sum())} pose(s), "
-                f"first at {at}"
-            )
+            raise BadInput(f"{self.spec}: produced non-finite scores at {int(bad.sum())} "
+                           f"pose(s), first at {at}", param="classifier")
         return s
 
     def close(self) -> None:
@@ -304,7 +468,7 @@ def regions_for_score(
     ``on_result(k, result)`` is called after each run; ``result.info["wall_s"]`` is
     the run's wall time in seconds.
     """
-    check_method(method)
+    check_region_method(method)
     check_variant(variant)
     out: list[RegionResult] = []
     for k, x0 in enumerate(np.atleast_2d(np.asarray(starts, dtype=np.float64))):
@@ -323,42 +487,36 @@ def regions_for_mesh(
     classifier: Any,
     mesh: Any,
     class_id: int,
-    starts: Any = PAPER_STARTS,
-    domain: Any = PAPER_DOMAIN,
-    names: Sequence[str] = DEFAULT_PARAMS,
-    method: str = "oir_b",
-    variant: str = "ours",
-    fixed: Mapping[str, float] | None = None,
+    search: SceneSearch | None = None,
+    method: str | None = None,
     renderer: Any = None,
     *,
     batch_size: int = 32,
-    criterion: str = "score",
     on_result: ResultCallback | None = None,
-    **hyper: Any,
+    **spec: Any,
 ) -> list[RegionResult]:
-    """Robust regions of ``class_id`` on ``mesh`` for ``classifier``, one per start point.
-
-    ``domain``: ``(lower, upper)`` in the order of ``names`` (validated like
-    `scene_domain`); azimuth-like parameters whose domain spans a full period are
-    searched periodically.  The renderer defaults to one at the model's input size.
-    ``criterion``: ``score`` (probability >= ``threshold``, the paper's) or ``top1`` (the
-    class is the top-1; ``threshold`` does not apply), see `robustlens.regions.criterion`.
+    """Robust regions of ``class_id`` on ``mesh`` for ``classifier``, one per start point
+    of ``search`` (a `SceneSearch`; without one, it is made from the keywords ``names``,
+    ``domain``, ``starts``, ``fixed``, ``variant``, ``criterion``, ``threshold``,
+    ``max_evals``, ``grad`` and any further hyper-parameter, e.g. ``n_iter``).  ``method``:
+    one of the search's methods (default: its first).  The renderer defaults to one at the
+    model's input size.  Periodic dims, the threshold under the criterion and the
+    evaluation cap all come from the search.
     """
-    names = _check_names(names)
-    lo, hi = (np.atleast_1d(np.asarray(v, dtype=np.float64)) for v in domain)
-    if lo.shape != (len(names),) or hi.shape != (len(names),):
-        raise BadInput(f"domain: expected {len(names)} bounds per side for {', '.join(names)}")
-    dom = scene_domain(names, {n: (lo[i], hi[i]) for i, n in enumerate(names)}, flag="domain")
-    pts = check_starts(starts, names, dom, flag="start")
-    check_method(method)
-    check_variant(variant)
-    if variant == "ours":  # the paper's rules have no threshold
-        hyper["threshold"] = search_threshold(criterion, hyper.get("threshold", 0.5))
-    with SceneScore(classifier, mesh, class_id, names, dom, fixed, renderer, batch_size,
-                    criterion) as fn:
-        return regions_for_score(
-            fn, pts, dom, method, variant, periodic=fn.periodic, on_result=on_result, **hyper
-        )
+    if search is None:
+        fields_ = {k: spec.pop(k) for k in list(spec) if k in SEARCH_FIELDS}
+        if method is not None:
+            fields_.setdefault("methods", (method,))
+        search = SceneSearch.create(**fields_, hyper=spec)
+    elif spec:
+        raise BadInput(f"unexpected argument(s) {', '.join(sorted(spec))} with a SceneSearch "
+                       f"(they belong in it)")
+    method = method or search.methods[0]
+    with SceneScore(classifier, mesh, class_id, search.names, search.domain, search.fixed,
+                    renderer, batch_size, search.criterion) as fn:
+        return regions_for_score(fn, search.starts, search.domain, method, search.variant,
+                                 periodic=search.periodic, on_result=on_result,
+                                 **search.hyper_for(method))
 
 
 # ------------------------------------------------------------------ maps / ground truth
@@ -366,7 +524,8 @@ def map_for_params(
     map_obj: Any,
     names: Sequence[str],
     domain: tuple[np.ndarray, np.ndarray] | None = None,
-    flag: str = "--map",
+    param: str = "map",
+    periodic: np.ndarray | None = None,
 ) -> Any:
     """The ``score`` DataArray of a map (Dataset or DataArray) with dims ordered as ``names``.
 
@@ -378,26 +537,24 @@ def map_for_params(
     dims = [str(d) for d in getattr(da, "dims", ())]
     if sorted(dims) != sorted(names):
         raise BadInput(
-            f"{flag}: map dims ({', '.join(dims) or 'none'}) do not match the searched "
-            f"parameters (--param {', '.join(names)})"
-        )
+            f": map dims ({', '.join(dims) or 'none'}) do not match the searched "
+            f"parameters ({ref('names')} {', '.join(names)})", param=param)
     da = da.transpose(*names)
     if domain is not None:
-        per = scene_periodic(names, domain)
+        per = scene_periodic(names, domain) if periodic is None else periodic
         for i, n in enumerate(names):
             if not per[i]:
                 c = np.asarray(da.coords[n].values, dtype=np.float64)
                 keep = (c >= domain[0][i] - 1e-9) & (c <= domain[1][i] + 1e-9)
                 if keep.sum() < 2:
                     raise BadInput(
-                        f"{flag}: fewer than 2 grid values of {n} inside the domain "
-                        f"[{_fmt(domain[0][i])}, {_fmt(domain[1][i])}]"
-                    )
+                        f": fewer than 2 grid values of {n} inside the domain "
+                        f"[{_fmt(domain[0][i])}, {_fmt(domain[1][i])}]", param=param)
                 da = da.isel({n: np.flatnonzero(keep)})
     try:
-        _grid(da)
+        map_grid(da)
     except BadInput as exc:
-        raise BadInput(f"{flag}: {exc}") from None
+        raise BadInput(f": {exc}", param=param) from None
     return da
 
 

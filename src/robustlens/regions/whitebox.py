@@ -84,11 +84,11 @@ class WhiteBoxScore:
                  criterion: str = "score", spp: int = DEFAULT_SPP,
                  spp_grad: int = DEFAULT_SPP_GRAD, seed: int = 0,
                  image_size: int | None = None) -> None:
-        from robustlens.regions.scene import _check_names, scene_periodic
+        from robustlens.regions.scene import check_names, scene_periodic
         from robustlens.render.diff import DiffMeshRenderer
 
         self.criterion = check_criterion(criterion)
-        self.names = _check_names(names)
+        self.names = check_names(names)
         self.classifier = classifier
         self.mesh = mesh
         self.class_id = int(class_id)

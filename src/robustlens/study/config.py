@@ -348,6 +348,11 @@ CONFIG_FIELDS: dict[str, str] = {
     "mesh": "semantic.meshes", "up": "semantic.meshes.up", "class": "semantic.meshes.class",
     "data": "representation.datasets", "dataset": "representation.datasets",
     "cam": "representation.cams", "class_id": "semantic.meshes.class",
+    # the regions search (`regions.scene.SceneSearch`)
+    "names": "regions.params", "domain": "regions.domain", "starts": "regions.starts",
+    "methods": "regions.methods", "variant": "regions.variant",
+    "criterion": "regions.criteria", "threshold": "regions.threshold",
+    "max_evals": "regions.max_evals", "grad": "regions.grad", "fixed": "semantic.fixed",
 }
 
 

@@ -87,18 +87,16 @@ class Executor:
         self._nodes.add(self.driver_node())
         compute_chunks_inline(clf, mesh, job, todo, renderer, on_chunk, progress)
 
-    def regions_for_mesh(self, clf: Classifier, mesh: Any, class_id: int, starts: Any,
-                         domain: Any, names: Sequence[str], method: str, variant: str, *,
-                         fixed: dict[str, float] | None, renderer: Any, batch_size: int,
-                         on_result: Callable[[int, Any], None] | None = None,
-                         **hyper: Any) -> list[Any]:
-        """`robustlens.regions.scene.regions_for_mesh` (one result per start)."""
+    def regions_for_mesh(self, clf: Classifier, mesh: Any, class_id: int, search: Any,
+                         method: str, *, renderer: Any, batch_size: int,
+                         on_result: Callable[[int, Any], None] | None = None) -> list[Any]:
+        """`robustlens.regions.scene.regions_for_mesh` of a validated `SceneSearch` (one
+        result per start)."""
         from ..regions.scene import regions_for_mesh
 
         self._nodes.add(self.driver_node())
-        return regions_for_mesh(clf, mesh, class_id, starts, domain, names, method, variant,
-                                fixed=fixed, renderer=renderer, batch_size=batch_size,
-                                on_result=on_result, **hyper)
+        return regions_for_mesh(clf, mesh, class_id, search, method, renderer,
+                                batch_size=batch_size, on_result=on_result)
 
     def class_robustness(self, **kwargs: Any) -> Any:
         """A `ClassRobustness` estimator whose batches run here."""
@@ -243,17 +241,15 @@ def map_chunk_task(model: ModelRef, mesh_hash: str, mesh_box: list[Any], job: An
 
 
 def region_task(model: ModelRef, mesh_hash: str, mesh_box: list[Any], k: int,
-                class_id: int, start: np.ndarray, domain: Any, names: list[str], method: str,
-                variant: str, fixed: dict[str, float] | None, batch_size: int,
-                hyper: dict[str, Any]) -> tuple[int, Any, str]:
-    """Ray task: the robust region from one start point."""
+                class_id: int, search: Any, method: str, batch_size: int
+                ) -> tuple[int, Any, str]:
+    """Ray task: the robust region from the one start point of ``search`` (a `SceneSearch`)."""
     from ..regions.scene import regions_for_mesh
 
     clf = _worker_model(model)
     mesh = _worker_mesh(mesh_hash, mesh_box)
-    res = regions_for_mesh(clf, mesh, class_id, [start], domain, names, method, variant,
-                           fixed=fixed, renderer=_worker_renderer(clf.input_size),
-                           batch_size=batch_size, **hyper)[0]
+    res = regions_for_mesh(clf, mesh, class_id, search, method,
+                           _worker_renderer(clf.input_size), batch_size=batch_size)[0]
     return k, res, _node_id()
 
 
@@ -551,26 +547,17 @@ class RayExecutor(Executor):
 
         self._gather(refs, done)
 
-    def regions_for_mesh(self, clf: Classifier, mesh: Any, class_id: int, starts: Any,
-                         domain: Any, names: Sequence[str], method: str, variant: str, *,
-                         fixed: dict[str, float] | None, renderer: Any, batch_size: int,
-                         on_result: Callable[[int, Any], None] | None = None,
-                         **hyper: Any) -> list[Any]:
-        from ..regions.scene import check_method, check_starts, check_variant, scene_domain
+    def regions_for_mesh(self, clf: Classifier, mesh: Any, class_id: int, search: Any,
+                         method: str, *, renderer: Any, batch_size: int,
+                         on_result: Callable[[int, Any], None] | None = None) -> list[Any]:
         from ..semantic.chunks import geometry_digest
 
-        names = list(names)
-        lo, hi = (np.atleast_1d(np.asarray(v, dtype=np.float64)) for v in domain)
-        dom = scene_domain(names, {n: (lo[i], hi[i]) for i, n in enumerate(names)}, "domain")
-        pts = check_starts(starts, names, dom, flag="start")
-        check_method(method)
-        check_variant(variant)
         mhash = geometry_digest(mesh)
         model, box = self._model(clf), self._mesh_box(mesh, mhash)
         task = self._remote(region_task)
-        refs = [task.remote(model, mhash, box, k, int(class_id), x0, dom, names, method,
-                            variant, dict(fixed or {}), batch_size, hyper)
-                for k, x0 in enumerate(np.atleast_2d(pts))]
+        refs = [task.remote(model, mhash, box, k, int(class_id), search.with_starts([x0]),
+                            method, batch_size)
+                for k, x0 in enumerate(search.starts)]
         results: dict[int, Any] = {}
 
         def done(out: tuple[int, Any, str]) -> None:

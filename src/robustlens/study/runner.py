@@ -18,7 +18,7 @@ import platform
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -86,9 +86,18 @@ class StudyPlan:
     models: list[Classifier]
     overrides: list[ModelOverrides]  # one per model: how each was loaded (Ray workers too)
     class_ids: dict[tuple[str, str], int]  # (model spec, mesh spec) -> class id
-    domain: Any  # (lower, upper) arrays of the regions search, None with regions off
-    starts: np.ndarray  # fixed start points (n, len(regions.params))
+    search: Any  # the regions search (`regions.scene.SceneSearch`), None with regions off
     datasets: dict[tuple[str, str], Any]  # (model spec, dataset) -> loaded dataset
+
+    @property
+    def domain(self) -> tuple[np.ndarray, np.ndarray]:
+        """(lower, upper) arrays of the regions search."""
+        return self.search.domain
+
+    @property
+    def starts(self) -> np.ndarray:
+        """The fixed start points (k, len(regions.params)); k = 0 with automatic starts only."""
+        return self.search.starts if self.search is not None else np.zeros((0, 0))
 
     @property
     def layout(self) -> StudyLayout:
@@ -161,16 +170,21 @@ def plan_study(cfg: StudyConfig, out: Path | str | None = None, *, log: Log = pr
                            StudyLayout.dataset_name)
     class_ids = {(m.spec, o.spec): m.class_index(o.class_name)
                  for m in models for o in objects}
-    domain: Any = None
-    starts = np.zeros((0, len(cfg.regions.params)))
+    search: Any = None
     if cfg.regions.enabled:
-        from ..regions.scene import check_starts, scene_domain
+        from ..regions.scene import SceneSearch
 
-        dom = {k: (float(v[0]), float(v[1])) for k, v in cfg.regions.domain.items()}
-        domain = scene_domain(cfg.regions.params, dom, "regions.domain", "regions.params")
-        fixed = cfg.regions.fixed_starts()
-        if fixed:
-            starts = check_starts(fixed, cfg.regions.params, domain, "regions.starts")
+        rc = cfg.regions
+        # validated once; criterion per run (regions.criteria) by dataclasses.replace
+        try:
+            search = SceneSearch.create(
+                rc.params, {k: (float(v[0]), float(v[1])) for k, v in rc.domain.items()},
+                rc.fixed_starts(), cfg.semantic.fixed, rc.methods, rc.variant,
+                rc.criteria[0], rc.threshold, rc.max_evals, rc.grad, require_starts=False)
+        except BadInput as exc:  # named by the config's fields (regions.starts, ...)
+            from .config import config_error
+
+            raise config_error(exc) from None
         if cfg.regions.n_auto_starts():
             for spec, axes in [("semantic.grid", grid)] + [
                     (f"models[{k}].grid", v) for k, v in model_grids.items()]:
@@ -199,7 +213,7 @@ def plan_study(cfg: StudyConfig, out: Path | str | None = None, *, log: Log = pr
         prepare_runtime(m, cfg.runtime, log=log)
         detail(m.describe())
     return StudyPlan(cfg, out, grid, model_grids, curve, objects, models, overrides,
-                     class_ids, domain, starts, datasets)
+                     class_ids, search, datasets)
 
 
 @dataclass
@@ -374,13 +388,14 @@ class Study:
 
     def _regions(self, clf: Classifier, renderer: MeshRenderer) -> list[RunRecord]:
         from ..regions.criterion import criterion_values
-        from ..regions.scene import map_for_params, scene_periodic
+        from ..regions.scene import map_for_params
         from ..regions.starts import auto_starts
         from ..semantic import load_map
 
         rc = self.config.regions
         names = list(rc.params)
-        periodic = scene_periodic(names, self.plan.domain)
+        search = self.plan.search
+        periodic = search.periodic
         runs: list[RunRecord] = []
         for o in self.plan.objects:
             cid = self.plan.class_ids[(clf.spec, o.spec)]
@@ -417,48 +432,47 @@ class Study:
                              f"{clf.labels[cid]!r} at probability >= {rc.threshold} on its map")
             for criterion in rc.criteria:
                 for starts_kind, starts in start_sets:
+                    s = replace(search, criterion=criterion).with_starts(starts)
                     for method in rc.methods:
                         runs += self._region_step(clf, renderer, o, cid, method, starts_kind,
-                                                  starts, crit_das.get(criterion), periodic,
-                                                  criterion)
+                                                  s, crit_das.get(criterion))
         return runs
 
     def _region_step(self, clf: Classifier, renderer: MeshRenderer, o: _Object, cid: int,
-                     method: str, starts_kind: str, starts: np.ndarray, map_da: Any,
-                     periodic: np.ndarray, criterion: str = "score") -> list[RunRecord]:
-        """One regions step: every start of one start set, one method, one object, one
-        criterion (``map_da`` holds the map's values under that criterion)."""
-        from ..regions.criterion import search_threshold
+                     method: str, starts_kind: str, search: Any, map_da: Any
+                     ) -> list[RunRecord]:
+        """One regions step: every start of one start set (``search.starts``), one method,
+        one object, one criterion (``search.criterion``; ``map_da`` holds the map's values
+        under it)."""
         from ..regions.ground_truth import map_score_fn
         from ..regions.ours import SEARCH_REVISION
         from ..regions.records import RegionsFile
-        from ..regions.scene import ground_truth, max_evals_hyper, regions_for_score
+        from ..regions.scene import ground_truth, regions_for_score
         from ..regions.whitebox import check_spp
         from .steps import save_regions
 
         rc = self.config.regions
-        names = list(rc.params)
+        criterion, starts, periodic = search.criterion, search.starts, search.periodic
         folder = self.layout_.regions_dir(clf.spec, o.spec, method, starts_kind, criterion)
         sub = folder.name
-        threshold = search_threshold(criterion, rc.threshold)
+        threshold = search.search_threshold
         # searching or scoring against the map: its key says which map it was
         map_key = self.map_keys_.get((clf.spec, o.spec)) if map_da is not None else None
         # grad and samples per pixel enter the key only with mitsuba (fd studies keep theirs);
         # the samples as used (defaults filled in)
         samples = check_spp(rc.grad, rc.spp, rc.spp_grad, param="regions.grad")
-        search = rc.model_dump(exclude={"criteria", "spp", "spp_grad"}
+        fields = rc.model_dump(exclude={"criteria", "spp", "spp_grad"}
                                | ({"grad"} if rc.grad == "fd" else set()))
         if samples is not None:
-            search |= {"spp": samples[0], "spp_grad": samples[1]}
+            fields |= {"spp": samples[0], "spp_grad": samples[1]}
         key = _key("regions", SEARCH_REVISION, model_fingerprint(clf), o.spec, o.digest, o.up,
-                   cid, search, criterion,
+                   cid, fields, criterion,
                    self.config.semantic.fixed, map_key,
                    self.config.semantic.batch_size if rc.score == "render" else None,
                    starts_kind, starts.tolist())
 
         def run() -> None:
-            hyper = ({"threshold": threshold} if rc.variant == "ours" else {}) \
-                | max_evals_hyper(rc.variant, method, len(names), rc.max_evals, rc.grad)
+            hyper = search.hyper_for(method)
             bar, adv = self._bar(f"regions {method} {o.spec}", len(starts))
             try:
                 if rc.score == "map" and rc.grad == "mitsuba":
@@ -469,8 +483,8 @@ class Study:
                         raise BadInput("config regions.score: 'map' needs a semantic "
                                        "map over regions.params (semantic.grid)")
                     res = regions_for_score(
-                        map_score_fn(map_da, periodic), starts, self.plan.domain,
-                        method, rc.variant, periodic=periodic,
+                        map_score_fn(map_da, periodic), starts, search.domain,
+                        method, search.variant, periodic=periodic,
                         on_result=lambda k, r: adv(1), **hyper)
                 elif rc.grad == "mitsuba":
                     from ..regions.whitebox import scene_score_fn
@@ -480,20 +494,20 @@ class Study:
                                  f"not as {self.executor_.kind} tasks (white-box searches "
                                  f"are not sent to workers)")
                     fn, grad_fn = scene_score_fn(
-                        "mitsuba", clf, o.mesh, cid, names, self.plan.domain,
-                        self.config.semantic.fixed, renderer,
+                        "mitsuba", clf, o.mesh, cid, list(search.names), search.domain,
+                        dict(search.fixed), renderer,
                         self.config.semantic.batch_size, criterion, param="regions.grad",
                         spp=rc.spp, spp_grad=rc.spp_grad)
                     with fn:
-                        res = regions_for_score(fn, starts, self.plan.domain, method, rc.variant,
-                                                periodic=periodic, grad_fn=grad_fn,
+                        res = regions_for_score(fn, starts, search.domain, method,
+                                                search.variant, periodic=periodic,
+                                                grad_fn=grad_fn,
                                                 on_result=lambda k, r: adv(1), **hyper)
                 else:
                     res = self.executor_.regions_for_mesh(
-                        clf, o.mesh, cid, starts, self.plan.domain, names, method,
-                        rc.variant, fixed=self.config.semantic.fixed,
-                        renderer=renderer, batch_size=self.config.semantic.batch_size,
-                        on_result=lambda k, r: adv(1), criterion=criterion, **hyper)
+                        clf, o.mesh, cid, search, method, renderer=renderer,
+                        batch_size=self.config.semantic.batch_size,
+                        on_result=lambda k, r: adv(1))
             finally:
                 if bar:
                     bar.stop()
@@ -501,11 +515,7 @@ class Study:
                 if map_da is not None else None
             doc = RegionsFile(
                 model=clf.spec, mesh=o.spec, class_id=cid, class_name=clf.labels[cid],
-                method=method, variant=rc.variant, params=names,
-                domain={n: [float(self.plan.domain[0][i]), float(self.plan.domain[1][i])]
-                        for i, n in enumerate(names)},
-                periodic=[n for n, p in zip(names, periodic, strict=True) if p],
-                threshold=threshold, starts=starts_kind, criterion=criterion,
+                starts=starts_kind, **search.header(method),
                 extra={"score_source": rc.score} | (
                     {} if samples is None else
                     {"grad": rc.grad, "spp": samples[0], "spp_grad": samples[1],

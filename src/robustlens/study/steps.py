@@ -75,21 +75,19 @@ def save_srvr(out_dir: str | Path, runs: Sequence[RunRecord | Mapping[str, Any]]
 
 
 def srvr_runs(models: Sequence[tuple[Classifier, Sequence[int]]],
-              meshes: Sequence[tuple[str, Any]], search: Mapping[str, Any],
-              methods: Sequence[str], variant: str, batch_size: int, criterion: str = "score",
-              image_size: int | None = None, grad: str = "fd",
+              meshes: Sequence[tuple[str, Any]], search: Any, batch_size: int,
+              image_size: int | None = None, *, spp: int | None = None,
+              spp_grad: int | None = None,
               advance: Callable[[], None] = lambda: None) -> list[RunRecord]:
-    """Grow the regions of every model x mesh x method from every start point, rendering
-    (`robustlens.regions.scene.SceneScore`): the runs SRVR ranks.
+    """Grow the regions of every model x mesh x method of ``search`` (a validated
+    `robustlens.regions.scene.SceneSearch`: parameters, domain, starts, fixed
+    parameters, methods, variant, criterion, gradient source) from every start point,
+    rendering: the runs SRVR ranks.
 
     Args:
         models: (classifier, class id per mesh).
         meshes: (printable spec, loaded mesh).
-        search: the parsed search (`robustlens.cli.region_args.parse_search`): ``names``,
-            ``domain``, ``starts``, ``fixed``, ``periodic``, ``hyper`` per method and (with
-            ``grad`` mitsuba, optional) ``spp`` / ``spp_grad``.
-        grad: OIR_W gradients, ``fd`` or ``mitsuba`` (then scores come from Mitsuba too;
-            `robustlens.regions.whitebox.scene_score_fn`).
+        spp, spp_grad: Mitsuba's samples per pixel (``search.grad`` mitsuba only).
         advance: called once per finished run (progress).
     """
     import gc
@@ -99,23 +97,22 @@ def srvr_runs(models: Sequence[tuple[Classifier, Sequence[int]]],
     from ..regions.whitebox import scene_score_fn
     from ..render import MeshRenderer
 
-    names, domain, pts = search["names"], search["domain"], search["starts"]
     runs: list[RunRecord] = []
     for clf, ids in models:
         renderer: MeshRenderer | None = MeshRenderer(image_size=image_size or clf.input_size)
         for (mesh_spec, mesh), cid in zip(meshes, ids, strict=True):
-            score_fn, grad_fn = scene_score_fn(grad, clf, mesh, cid, names, domain,
-                                               search["fixed"], renderer, batch_size, criterion,
-                                               spp=search.get("spp"),
-                                               spp_grad=search.get("spp_grad"))
+            score_fn, grad_fn = scene_score_fn(search.grad, clf, mesh, cid, list(search.names),
+                                               search.domain, dict(search.fixed), renderer,
+                                               batch_size, search.criterion, spp=spp,
+                                               spp_grad=spp_grad)
             with score_fn as fn:
-                for meth in methods:
-                    res = regions_for_score(fn, pts, domain, meth, variant,
-                                            periodic=search["periodic"], grad_fn=grad_fn,
-                                            on_result=lambda k, r: advance(),
-                                            **search["hyper"][meth])
+                for meth in search.methods:
+                    res = regions_for_score(fn, search.starts, search.domain, meth,
+                                            search.variant, periodic=search.periodic,
+                                            grad_fn=grad_fn, on_result=lambda k, r: advance(),
+                                            **search.hyper_for(meth))
                     runs += [RunRecord.from_result(clf.spec, mesh_spec, cid, clf.labels[cid],
-                                                   r, criterion=criterion) for r in res]
+                                                   r, criterion=search.criterion) for r in res]
         renderer = None  # released before the next model's renderer is made
         gc.collect()
     return runs
