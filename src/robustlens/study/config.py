@@ -10,6 +10,7 @@ YAML aliases may expand it (an "alias bomb" is refused, not expanded).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -333,15 +334,19 @@ CONFIG_FIELDS: dict[str, str] = {
     "mesh": "semantic.meshes", "up": "semantic.meshes.up", "class": "semantic.meshes.class",
     "data": "representation.datasets", "dataset": "representation.datasets",
     "cam": "representation.cams", "class_id": "semantic.meshes.class",
+    "ray.address": "ray.address", "num_cpus": "ray.num_cpus", "num_gpus": "ray.num_gpus",
 }
 
 
-def config_error(exc: BadInput) -> BadInput:
+def config_error(exc: BadInput, flags: Mapping[str, str] | None = None) -> BadInput:
     """``exc`` re-worded for a study config: its parameter named by the config field
-    (``config models timm:x: unknown timm model``); unchanged when there is no such field."""
-    field = CONFIG_FIELDS.get(exc.param or "")
+    (``config models timm:x: unknown timm model``); unchanged when there is no such field.
+    ``flags`` maps the parameters the user gave on the command line instead of in the file
+    to the command's flags (``{"ray": "--ray"}``); those are named by the flag."""
+    flags = flags or {}
+    param = exc.param or ""
+    field = CONFIG_FIELDS.get(param)
+    lead = flags.get(param) or (f"config {field}" if field else None)
     # every parameter the message mentions by its field too; the result has no param left,
     # so no front end renames it again
-    return BadInput(exc.render(lambda p: CONFIG_FIELDS.get(p, p),
-                               lead=f"config {field}" if field else None))
-
+    return BadInput(exc.render(lambda p: flags.get(p) or CONFIG_FIELDS.get(p, p), lead=lead))

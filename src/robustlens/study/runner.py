@@ -260,7 +260,7 @@ class Study:
         exist (a deleted result file is recomputed, never assumed)."""
         done = folder / ".done.json"
         present = all(p.is_file() for p in outputs or [])
-        why = "--force" if self.force else ("never run" if not done.is_file() else
+        why = "force=True" if self.force else ("never run" if not done.is_file() else
                                             "a result file is missing" if not present else "")
         if not self.force and done.is_file() and present:
             try:
