@@ -185,6 +185,39 @@ def test_model_loading_hints_name_each_front_ends_parameter(tmp_path, monkeypatc
     assert cli_message(exc.value).endswith("(see --labels)")
 
 
+#: modules where every BadInput names the parameter at fault (``param=``); a module joins
+#: when its last call has one
+EVERY_CALL_NAMES_ITS_PARAM = ["render/meshfile.py", "representation/datasets.py"]
+
+
+@pytest.mark.parametrize("module", EVERY_CALL_NAMES_ITS_PARAM)
+def test_every_bad_input_names_its_parameter(module):
+    tree = ast.parse((SRC / module).read_text())
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)
+             and getattr(n.func, "id", None) == "BadInput"]
+    missing = [n.lineno for n in calls if not any(k.arg == "param" for k in n.keywords)]
+    assert calls and not missing, f"{module}: BadInput without param= at lines {missing}"
+
+
+def test_dataset_errors_name_the_data_flag_and_the_config_field(tmp_path):
+    from robustlens.cli.params import cli_message
+    from robustlens.representation.datasets import as_items, load_dataset
+    from robustlens.study.config import config_error
+
+    csv = tmp_path / "boxes.csv"
+    csv.write_text("image,label\na.png,0\n")
+    with pytest.raises(BadInput) as exc:
+        load_dataset(csv, ["a", "b"])
+    e = exc.value
+    assert (e.param, e.value) == ("dataset", str(csv))
+    assert e.message.startswith("missing column(s) xmin, ymin, xmax, ymax;")
+    assert cli_message(e).startswith(f"--data {csv}: missing column(s)")
+    assert str(config_error(e)).startswith(f"config representation.datasets {csv}: missing")
+    with pytest.raises(BadInput) as exc:
+        as_items(3)
+    assert exc.value.param == "dataset" and str(exc.value).startswith("dataset: expected a")
+
+
 # ------------------------------------------------------------------ click types
 def _cmd(**types: click.ParamType) -> click.Command:
     @click.command()

@@ -192,9 +192,9 @@ def plan_study(cfg: StudyConfig, out: Path | str | None = None, *, log: Log = pr
             if m.differentiable and m.target_layer is not None:
                 try:
                     datasets[(m.spec, d)] = load_dataset(d, m.labels)
-                except BadInput as exc:
+                except BadInput as exc:  # the field leads, then the file or row and why
                     raise BadInput(f"config representation.datasets ({m.spec}): "
-                                   f"{exc}") from None
+                                   f"{exc.render(lead='')}") from None
     for m in models:  # last: inputs are valid; this may export a model to ONNX
         prepare_runtime(m, cfg.runtime, log=log)
         detail(m.describe())
