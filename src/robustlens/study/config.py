@@ -83,8 +83,9 @@ class ViewsConfig(_Strict):
 class SemanticConfig(_Strict):
     meshes: list[str | MeshConfig] = Field(default_factory=lambda: [  # type: ignore[arg-type]
         "demo:mug", "demo:vase", "demo:bucket", "demo:chair", "demo:table"])
-    grid: dict[str, str] = Field(default_factory=lambda: {"azimuth": "0:360:3",
-                                                          "elevation": "-10:90:3"})
+    grid: dict[str, str] = Field(default_factory=lambda: {  # the paper's domain, 3-degree steps
+        n: f"{lo:g}:{hi:g}:3" for n, lo, hi in zip(("azimuth", "elevation"), *paper.DOMAIN,
+                                                     strict=True)})
     fixed: dict[str, StrictFloat] = Field(default_factory=dict)
     curve: CurveConfig | None = Field(
         default_factory=lambda: CurveConfig(at={"elevation": 10.0}),
