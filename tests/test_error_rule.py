@@ -21,14 +21,14 @@ from robustlens.errors import BadInput, ref
 SRC = Path(__file__).resolve().parents[1] / "src" / "robustlens"
 FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
 
-#: library modules that still spell flags, each owned by another engineer who is removing
-#: them (issue #23); empty this set as they go -- a module listed here that no longer has
-#: a flag fails the test too, so the list only shrinks
-KNOWN_PENDING = {
-    "models/registry.py",          # registry owner: --weights / --input-size / --labels hints
-    "representation/attacks.py",   # attacks owner: "--data (empty class)"
-    "study/executor.py",           # study owner: --ray messages, `ray start --head`
-    "study/runner.py",             # study owner: "--force" in a step's reason
+#: library modules allowed to spell flags: none (issue #23 emptied it); a module listed here
+#: that has no flag left fails the test too, so the list can only shrink
+KNOWN_PENDING: set[str] = set()
+
+#: string literals that are another program's command line, not a robustlens flag (each a
+#: documented constant in the module named)
+OTHER_TOOLS = {
+    ("study/executor.py", "ray start --head"),   # RAY_START_HEAD: how to start a Ray head node
 }
 
 
@@ -54,7 +54,7 @@ def flag_literals() -> dict[str, list[tuple[int, str]]]:
         docs = _docstring_nodes(tree)
         for node in ast.walk(tree):
             if isinstance(node, ast.Constant) and isinstance(node.value, str) \
-                    and id(node) not in docs:
+                    and id(node) not in docs and (rel, node.value) not in OTHER_TOOLS:
                 for flag in FLAG.findall(node.value):
                     found.setdefault(rel, []).append((node.lineno, flag))
     return found
@@ -143,6 +143,76 @@ def test_library_raises_parameter_names():
     with pytest.raises(BadInput) as exc:
         check_out_dir(__file__)
     assert exc.value.param == "out" and exc.value.value == __file__
+
+
+def test_model_loading_hints_name_each_front_ends_parameter(tmp_path, monkeypatch):
+    """The registry's hints (weights, input size, labels) are references, not flags."""
+    from robustlens.cli.params import cli_message
+    from robustlens.models import load_model
+    from robustlens.study.config import config_error
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(BadInput) as exc:
+        load_model("torchvision:resnet18")
+    e = exc.value
+    assert e.param == "model" and "pass weights FILE" in str(e)
+    assert cli_message(e).startswith("--model torchvision:resnet18: weights not found")
+    assert cli_message(e).endswith("pass --weights FILE (no downloads at run time)")
+    assert "pass models.weights FILE" in str(config_error(e))
+    tiny = tmp_path / "tiny.py"
+    tiny.write_text("import torch\n"
+                    "def build():\n"
+                    "    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(48, 3))\n"
+                    "def pooled():\n"
+                    "    return torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1),\n"
+                    "                               torch.nn.Flatten(), torch.nn.Linear(3, 3))\n")
+    with pytest.raises(BadInput) as exc:
+        load_model(f"python:{tiny}:build", input_size=32)
+    e = exc.value
+    assert (e.param, e.value) == ("model", repr(f"python:{tiny}:build"))
+    assert e.message.startswith("forward pass on a (2, 3, 32, 32) batch failed")
+    assert cli_message(e).endswith("; check --input-size")
+    assert str(config_error(e)).endswith("; check models.input_size")
+    labels = tmp_path / "labels.txt"
+    labels.write_text("a\nb\n")
+    with pytest.raises(BadInput) as exc:
+        load_model(f"python:{tiny}:pooled", input_size=32, labels_file=str(labels),
+                   runtime="torch")
+    assert exc.value.message == "outputs 3 classes but 2 labels were given (see labels)"
+    assert cli_message(exc.value).endswith("(see --labels)")
+
+
+#: modules where every BadInput names the parameter at fault (``param=``); a module joins
+#: when its last call has one
+EVERY_CALL_NAMES_ITS_PARAM = ["render/meshfile.py", "representation/datasets.py"]
+
+
+@pytest.mark.parametrize("module", EVERY_CALL_NAMES_ITS_PARAM)
+def test_every_bad_input_names_its_parameter(module):
+    tree = ast.parse((SRC / module).read_text())
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)
+             and getattr(n.func, "id", None) == "BadInput"]
+    missing = [n.lineno for n in calls if not any(k.arg == "param" for k in n.keywords)]
+    assert calls and not missing, f"{module}: BadInput without param= at lines {missing}"
+
+
+def test_dataset_errors_name_the_data_flag_and_the_config_field(tmp_path):
+    from robustlens.cli.params import cli_message
+    from robustlens.representation.datasets import as_items, load_dataset
+    from robustlens.study.config import config_error
+
+    csv = tmp_path / "boxes.csv"
+    csv.write_text("image,label\na.png,0\n")
+    with pytest.raises(BadInput) as exc:
+        load_dataset(csv, ["a", "b"])
+    e = exc.value
+    assert (e.param, e.value) == ("dataset", str(csv))
+    assert e.message.startswith("missing column(s) xmin, ymin, xmax, ymax;")
+    assert cli_message(e).startswith(f"--data {csv}: missing column(s)")
+    assert str(config_error(e)).startswith(f"config representation.datasets {csv}: missing")
+    with pytest.raises(BadInput) as exc:
+        as_items(3)
+    assert exc.value.param == "dataset" and str(exc.value).startswith("dataset: expected a")
 
 
 # ------------------------------------------------------------------ click types

@@ -126,7 +126,7 @@ def test_timm_with_weights_file(tmp_path):
 def test_missing_hub_weights_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     monkeypatch.setenv("HF_HOME", str(tmp_path))
-    with pytest.raises(BadInput, match=r"torchvision:resnet18: weights not found .*--weights"):
+    with pytest.raises(BadInput, match=r"torchvision:resnet18: weights not found .*; pass weights FILE"):
         load_model("torchvision:resnet18")
     with pytest.raises(BadInput, match=r"timm:resnet18: pretrained weights not in the local cache"):
         load_model("timm:resnet18")

@@ -333,6 +333,17 @@ def test_unreadable_files_are_reported_not_fatal(tmp_path, real_study):
     assert "Could not show everything" in html
     assert "maps/m/demo_mug/map.nc: not a readable NetCDF map" in html
     assert "provenance.json: unreadable" in html
+    # the line names the file once, by its place in the study, then the error's reason
+    # (BadInput.message), not the error's own "map /abs/path:" lead
+    assert f"map {bad}" not in html
+    curve = out / "curves" / "m" / "demo_mug" / "map.nc"
+    curve.parent.mkdir(parents=True)
+    import xarray as xr
+
+    xr.Dataset({"other": ("x", [1.0])}).to_netcdf(curve, engine="h5netcdf")
+    problems = load_study(out).problems
+    assert "maps/m/demo_mug/map.nc: not a readable NetCDF map (" in "\n".join(problems)
+    assert "curves/m/demo_mug/map.nc: has no 'score' variable" in problems
 
 
 def test_empty_or_missing_folder_is_bad_input(tmp_path, capsys):

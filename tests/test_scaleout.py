@@ -151,6 +151,33 @@ def test_unreachable_ray_address_is_one_line_exit_2(tmp_path, capsys):
     assert not out.exists()
 
 
+def test_ray_address_errors_name_who_gave_the_address(tmp_path, capsys):
+    """The address from ``--ray`` is named by the flag, the one from the config by its field,
+    a Python caller reads the parameter name; the message itself never spells a flag."""
+    from robustlens.cli.params import cli_message
+    from robustlens.study.config import config_error
+    from robustlens.study.executor import RayExecutor
+
+    for param, cli, run in [("ray", "--ray", "--ray"),
+                            ("ray.address", "ray.address", "config ray.address")]:
+        with pytest.raises(BadInput) as exc:
+            RayExecutor("127.0.0.1:9", connect_timeout=0.5, param=param).start()
+        e = exc.value
+        assert (e.param, e.value) == (param, "127.0.0.1:9") and "--" not in e.message
+        assert str(e) == f"{param} 127.0.0.1:9: cannot reach 127.0.0.1:9 (no Ray head node " \
+                         f"answering there)"
+        assert cli_message(e).startswith(f"{cli} 127.0.0.1:9: cannot reach")
+        assert str(config_error(e, flags={"ray": "--ray"})).startswith(
+            f"{run} 127.0.0.1:9: cannot reach")
+    cfg = write_cfg(tmp_path / "c.yaml", {**TINY, "ray": {"address": "127.0.0.1:9"}})
+    code, _, err = run_cli(["-q", "run", str(cfg), "--out", str(tmp_path / "out")], capsys)
+    assert code == 2 and err.strip() == ("error: config ray.address 127.0.0.1:9: cannot reach "
+                                         "127.0.0.1:9 (no Ray head node answering there)")
+    with pytest.raises(BadInput) as exc:
+        RayExecutor("nonsense", param="ray.address").start()
+    assert exc.value.message == "expected local, auto, HOST:PORT or ray://HOST:PORT"
+
+
 # ------------------------------------------------------------------ kill -9 mid-map
 @pytest.mark.slow
 def test_kill_9_mid_map_then_resume(tmp_path, capsys):
@@ -258,7 +285,7 @@ def test_study_on_two_nodes_survives_losing_one(tmp_path, cluster):
 
     with pytest.raises(BadInput, match=r"^ray node [0-9a-f]{56}: cannot find /no/such/model.pt$"):
         RayExecutor(c.address).start(["/no/such/model.pt"])
-    with pytest.raises(BadInput, match=r"no node of --ray .* has num_cpus=1 and num_gpus=1 "):
+    with pytest.raises(BadInput, match=r"^ray .*: no node has num_cpus=1 and num_gpus=1 "):
         RayExecutor(c.address, num_gpus=1).start()
     fake = tmp_path / "fake" / "robustlens"
     fake.mkdir(parents=True)

@@ -155,3 +155,29 @@ def test_shipped_example_configs_validate(name):
 
     cfg = load_config(Path(__file__).resolve().parent.parent / "configs" / name)
     assert cfg.regions.methods == ["naive", "oir_b", "oir_w"]
+
+
+def test_step_functions_run_outside_a_study(tmp_path):
+    """The step functions need only a plan and an executor: the default StepContext runs
+    each step (no reuse bookkeeping), and the files land where the study's would."""
+    from robustlens.render import MeshRenderer
+    from robustlens.study import load_config
+    from robustlens.study.runner import plan_study
+    from robustlens.study.steps import StepContext, semantic_steps
+
+    cfg = load_config(write_cfg(tmp_path / "c.yaml", {
+        **TINY, "semantic": {**TINY["semantic"], "meshes": ["demo:mug"],
+                             "views": {"enabled": False}},
+        "regions": {"enabled": False}, "representation": {"enabled": False}}))
+    plan = plan_study(cfg, tmp_path / "out", log=lambda m: None)
+    clf = plan.models[0]
+    renderer = MeshRenderer(image_size=clf.input_size)
+    try:
+        keys = semantic_steps(plan, None, StepContext(), clf, renderer)
+    finally:
+        renderer.close()
+    lay = plan.layout
+    assert list(keys) == [(clf.spec, "demo:mug")]
+    assert (lay.map_dir(clf.spec, "demo:mug") / "map.png").is_file()
+    assert (lay.curve_dir(clf.spec, "demo:mug") / "map.nc").is_file()
+    assert not (lay.map_dir(clf.spec, "demo:mug") / ".done.json").exists()  # no bookkeeping

@@ -1,6 +1,11 @@
 """The one place for the reference paper's constants (Hamdi & Ghanem, "Towards Analyzing
 Semantic Robustness of Deep Neural Networks"; see /shared/papers): the scene, the region
-update rules and the SRVR protocol.  Everything that uses one of these numbers reads it here.
+update rules and the SRVR protocol.  Code that uses one of these numbers reads it here: the
+renderers' and models' default image size, the scene's default distance, the region update
+rules (`robustlens.regions.params`), the SRVR start points and domain
+(`robustlens.regions.srvr`) and the study config's defaults (regions domain and starts, the
+semantic grid over that domain).  Help texts, docstrings and the README quote some of them
+in prose.
 """
 
 from __future__ import annotations

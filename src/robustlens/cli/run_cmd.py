@@ -20,6 +20,11 @@ Examples:
 Re-running the same config reuses finished steps. See configs/ for annotated examples."""
 
 
+#: the Study parameters this command sets from its own options rather than the config file:
+#: errors about them name the flag the user typed (``--ray ADDRESS: cannot reach ...``)
+RUN_FLAGS = {"ray": "--ray"}
+
+
 @click.command("run", epilog=EPILOG)
 @click.argument("config", required=False, type=click.Path(dir_okay=False))
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
@@ -45,8 +50,8 @@ def command(config: str | None, out_dir: str | None, force: bool, runtime: str |
         study = Study(cfg, out=Path(out_dir) if out_dir is not None else None, force=force,
                       log=info, progress=progress, ray=ray_address, detail=debug)
         result = study.run()
-    except BadInput as exc:  # name the config field, not a library parameter or CLI flag
-        raise config_error(exc) from None
+    except BadInput as exc:  # name the config field (or this command's flag that set it)
+        raise config_error(exc, flags=RUN_FLAGS) from None
     from ..study.summary import run_summary
 
     console.print(f"study finished in {run_summary({'run': study.run_})}: {result}")

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import BadInput, first_line
+from ..errors import BadInput, first_line, ref
 from .base import Classifier
 from .geometry import check_interpolation, imagenet_resize, resize_for_crop
 from .runtime import OrtForward, check_onnx_input
@@ -142,7 +142,7 @@ def _load_torchvision(name: str, ov: ModelOverrides) -> Classifier:
         cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(w.url)
         if not cached.is_file():
             raise BadInput(f"torchvision:{name}: weights not found at {cached}; "
-                           f"pass --weights FILE (no downloads at run time)", param="model")
+                           f"pass {ref('weights')} FILE (no downloads at run time)", param="model")
         path = str(cached)
     _load_state_dict(module, path, f"torchvision:{name}")
     # the weights' own eval preset (``weights.transforms()``): resize, crop, interpolation,
@@ -208,7 +208,8 @@ def _load_timm(name: str, ov: ModelOverrides) -> Classifier:
                 module = timm.create_model(name, pretrained=True)
         except Exception as exc:  # timm/hf raise many kinds when the cache is empty
             raise BadInput(f"timm:{name}: pretrained weights not in the local cache and "
-                           f"no --weights FILE given ({type(exc).__name__})", param="model") from None
+                           f"no {ref('weights')} FILE given ({type(exc).__name__})",
+                           param="model") from None
     spec = f"timm:{name}"
     # the checkpoint's own eval preset, as timm resolves it for create_transform(**cfg)
     cfg = timm.data.resolve_data_config({}, model=module)
@@ -448,8 +449,9 @@ def _probe(clf: Classifier) -> None:
     except BadInput:
         raise
     except (Exception, SystemExit) as exc:
-        raise BadInput(f"model {clf.spec!r}: forward pass on a (2, 3, {clf.input_size}, "
-                       f"{clf.input_size}) batch failed ({first_line(exc)}); check --input-size") from None
+        raise BadInput(f"forward pass on a (2, 3, {clf.input_size}, {clf.input_size}) batch "
+                       f"failed ({first_line(exc)}); check {ref('input_size')}",
+                       param="model", value=repr(clf.spec)) from None
     finally:
         for h in hooks:
             h.remove()
@@ -457,13 +459,14 @@ def _probe(clf: Classifier) -> None:
         out = out[0]
     if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != 2:
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise BadInput(f"model {clf.spec!r}: output has shape {shape}, expected (B, C) logits")
+        raise BadInput(f"output has shape {shape}, expected (B, C) logits", param="model",
+                       value=repr(clf.spec))
     n = int(out.shape[1])
     if not clf.labels:
         clf.labels = imagenet_labels() if n == 1000 else [f"class_{i}" for i in range(n)]
     elif len(clf.labels) != n:
-        raise BadInput(f"model {clf.spec!r}: outputs {n} classes but {len(clf.labels)} labels "
-                       f"were given (--labels)")
+        raise BadInput(f"outputs {n} classes but {len(clf.labels)} labels were given (see "
+                       f"{ref('labels')})", param="model", value=repr(clf.spec))
     if want_layer:
         # The last module (in completion order) with a spatial 4-D output is the outermost
         # block of the last feature stage: the usual CAM layer. Shared modules called more

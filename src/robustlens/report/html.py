@@ -202,7 +202,7 @@ def load_study(out_dir: str | os.PathLike[str]) -> StudyResults:
             try:
                 ds = load_map(p)
             except BadInput as exc:
-                st.problems.append(f"{st.rel(p)}: {_after_flag(str(exc))}")
+                st.problems.append(f"{st.rel(p)}: {_about_file(exc, p)}")
                 continue
             getattr(st, attr).append(Item(key, p, ds, str(ds.attrs.get("model", key[0]))))
     for key, p in lay.regions_files():
@@ -284,9 +284,13 @@ def _first(exc: BaseException) -> str:
     return lines[0][:160] if lines else type(exc).__name__
 
 
-def _after_flag(msg: str) -> str:
-    """``"--map X: reason"`` -> ``"reason"``."""
-    return msg.split(": ", 1)[1] if msg.startswith("--") and ": " in msg else msg
+def _about_file(exc: BadInput, path: Path) -> str:
+    """What ``exc`` says is wrong with the file at ``path``, for a line that already names
+    the file: just the reason (``exc.message``) when the error is about that file (its
+    ``value``, e.g. ``load_map``'s ``param="map", value=path``), else the whole error."""
+    if exc.value is not None and Path(exc.value) == path:
+        return exc.message
+    return str(exc)
 
 
 # ----------------------------------------------------------------------------- helpers

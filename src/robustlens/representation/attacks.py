@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..errors import BadInput
+from ..errors import BadInput, ref
 from ..io import write_text_atomic
 from ..models.base import Classifier
 from .cam import check_cam_method, check_cam_model, compute_cams
@@ -163,8 +163,8 @@ def run_attacks(classifier: Classifier, dataset: Any, classes: Sequence[int], *,
         by_class.setdefault(it.class_id, []).append(it)
     for c in classes:
         if c not in by_class:
-            raise BadInput(f"{c} ({classifier.labels[c]!r}): no images of this class in "
-                           f"--data (empty class)", param="classes")
+            raise BadInput(f"no images of this class in {ref('dataset')} (empty class)",
+                           param="classes", value=f"{c} ({classifier.labels[c]!r})")
     name = classifier.labels
     for c in classes:
         own = by_class[c][:max_images] if max_images else by_class[c]

@@ -110,8 +110,8 @@ def as_item(obj: Any, index: int = 0) -> BoxItem:
         it = BoxItem(obj.image, obj.class_id, obj.boxes, getattr(obj, "name", ""),
                      getattr(obj, "ref", ""))
     else:
-        raise BadInput(f"dataset item {index}: expected (image, class_id, boxes), got "
-                       f"{type(obj).__name__}")
+        raise BadInput(f"item {index}: expected (image, class_id, boxes), got "
+                       f"{type(obj).__name__}", param="dataset")
     boxes = np.asarray(it.boxes, dtype=np.float64).reshape(-1, 4)
     name = it.name or (str(it.image) if isinstance(it.image, (str, os.PathLike)) else f"item{index}")
     return BoxItem(it.image, int(it.class_id), boxes, name, it.ref or name)
@@ -122,8 +122,8 @@ def as_items(dataset: Any) -> list[BoxItem]:
     try:
         return [as_item(x, i) for i, x in enumerate(dataset)]
     except TypeError:
-        raise BadInput(f"dataset: expected a sequence of (image, class_id, boxes) items, got "
-                       f"{type(dataset).__name__}") from None
+        raise BadInput(f": expected a sequence of (image, class_id, boxes) items, got "
+                       f"{type(dataset).__name__}", param="dataset") from None
 
 
 # ---------------------------------------------------------------------------- loaders
@@ -146,7 +146,7 @@ def load_dataset(path: str | os.PathLike[str], labels: Sequence[str], *, split: 
     """
     p = Path(path).expanduser()
     if not p.exists():
-        raise BadInput(f"{path}: no such file or directory", param="data")
+        raise BadInput("no such file or directory", param="dataset", value=path)
     lab = LabelIndex(labels)
     if p.is_file():
         if p.suffix.lower() == ".csv":
@@ -154,7 +154,8 @@ def load_dataset(path: str | os.PathLike[str], labels: Sequence[str], *, split: 
         elif p.suffix.lower() == ".json":
             ds = _load_coco(p, lab, skip_unknown)
         else:
-            raise BadInput(f"{path}: expected a .csv or COCO .json file, or a folder", param="data")
+            raise BadInput("expected a .csv or COCO .json file, or a folder", param="dataset",
+                           value=path)
     elif (p / "Annotations").is_dir():
         ds = _load_voc(p, lab, split, skip_unknown)
     else:
@@ -164,17 +165,17 @@ def load_dataset(path: str | os.PathLike[str], labels: Sequence[str], *, split: 
         if len(coco) == 1:
             ds = _load_coco(coco[0], lab, skip_unknown)
         elif len(coco) > 1:
-            raise BadInput(f"{path}: several COCO files in annotations/; pass one of "
-                           f"{', '.join(c.name for c in coco)}", param="data")
+            raise BadInput(f"several COCO files in annotations/; pass one of "
+                           f"{', '.join(c.name for c in coco)}", param="dataset", value=path)
         elif len(csvs) == 1:
             ds = _load_csv(csvs[0], lab, skip_unknown)
         elif len(csvs) > 1:
-            raise BadInput(f"{path}: several CSV files; pass one of "
-                           f"{', '.join(c.name for c in csvs)}", param="data")
+            raise BadInput(f"several CSV files; pass one of {', '.join(c.name for c in csvs)}",
+                           param="dataset", value=path)
         else:
             ds = _load_xml_folder(p, lab, skip_unknown)
     if not ds.items:
-        raise BadInput(f"{path}: empty dataset, no annotated image found", param="data")
+        raise BadInput("empty dataset, no annotated image found", param="dataset", value=path)
     ds.labels = list(labels)
     return ds
 
@@ -196,25 +197,27 @@ def _group(rows: list[tuple[Any, int, np.ndarray, str, str]], kind: str, source:
 
 def _image_size(path: Path, where: str) -> tuple[int, int]:
     if not path.is_file():
-        raise BadInput(f"{where}: image {path} not found")
+        raise BadInput(f"{where}: image {path} not found", param="dataset")
     try:
         # decoded now: a truncated file would only fail after an hour of maps
         return check_image(path)
     except Exception as exc:
-        raise BadInput(f"{where}: cannot read image {path} ({first_line(exc)})") from None
+        raise BadInput(f"{where}: cannot read image {path} ({first_line(exc)})",
+                       param="dataset") from None
 
 
 def _check_box(box: np.ndarray, w: float, h: float, where: str, tol: float = 0.0) -> np.ndarray:
     x0, y0, x1, y1 = box
     if not np.all(np.isfinite(box)):
-        raise BadInput(f"{where}: box coordinates must be numbers, got {list(box)}")
+        raise BadInput(f"{where}: box coordinates must be numbers, got {list(box)}",
+                       param="dataset")
     if x0 >= x1:
-        raise BadInput(f"{where}: xmin {x0:g} >= xmax {x1:g}")
+        raise BadInput(f"{where}: xmin {x0:g} >= xmax {x1:g}", param="dataset")
     if y0 >= y1:
-        raise BadInput(f"{where}: ymin {y0:g} >= ymax {y1:g}")
+        raise BadInput(f"{where}: ymin {y0:g} >= ymax {y1:g}", param="dataset")
     if x0 < -tol or y0 < -tol or x1 > w + tol or y1 > h + tol:
         raise BadInput(f"{where}: box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) lies outside the "
-                       f"{int(w)}x{int(h)} image")
+                       f"{int(w)}x{int(h)} image", param="dataset")
     return np.array([max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)], np.float64)
 
 
@@ -223,7 +226,8 @@ def _load_csv(path: Path, labels: LabelIndex, skip_unknown: bool) -> BoxDataset:
     try:
         f = open(path, newline="", encoding="utf-8-sig")
     except OSError as exc:
-        raise BadInput(f"{path}: cannot read ({first_line(exc)})", param="data") from None
+        raise BadInput(f"cannot read ({first_line(exc)})", param="dataset",
+                       value=path) from None
     rows: list[tuple[Any, int, np.ndarray, str, str]] = []
     sizes: dict[Path, tuple[int, int]] = {}
     with f:
@@ -231,18 +235,18 @@ def _load_csv(path: Path, labels: LabelIndex, skip_unknown: bool) -> BoxDataset:
         header = [h.strip().lower() for h in (reader.fieldnames or [])]
         missing = [c for c in need if c not in header]
         if missing:
-            raise BadInput(f"{path}: missing column(s) {', '.join(missing)}; expected header "
-                           f"{','.join(need)}")
+            raise BadInput(f"missing column(s) {', '.join(missing)}; expected header "
+                           f"{','.join(need)}", param="dataset", value=path)
         reader.fieldnames = header
         for n, row in enumerate(reader, start=2):
             where = f"{path.name} line {n}"
             if not row.get("image"):
-                raise BadInput(f"{where}: empty image path")
+                raise BadInput(f"{where}: empty image path", param="dataset")
             try:
                 box = np.array([float(row[c]) for c in need[2:]], np.float64)
             except (TypeError, ValueError):
                 raise BadInput(f"{where}: xmin,ymin,xmax,ymax must be numbers, got "
-                               f"{[row.get(c) for c in need[2:]]}") from None
+                               f"{[row.get(c) for c in need[2:]]}", param="dataset") from None
             cid = labels.require(row["label"] or "", where, skip_unknown)
             if cid is None:
                 continue
@@ -260,7 +264,8 @@ def _parse_xml(path: Path) -> tuple[str | None, tuple[int, int] | None, list[tup
     try:
         root = ET.parse(path).getroot()
     except (ET.ParseError, OSError) as exc:
-        raise BadInput(f"{path}: not a readable Pascal-style XML ({first_line(exc)})") from None
+        raise BadInput(f"not a readable Pascal-style XML ({first_line(exc)})", param="dataset",
+                       value=path) from None
     fname = root.findtext("filename")
     size = None
     if root.find("size") is not None:
@@ -278,7 +283,8 @@ def _parse_xml(path: Path) -> tuple[str | None, tuple[int, int] | None, list[tup
             vals = [float(obj.findtext(f"bndbox/{k}") or "nan")
                     for k in ("xmin", "ymin", "xmax", "ymax")]
         except ValueError:
-            raise BadInput(f"{path}: object {i + 1} has a non-numeric box") from None
+            raise BadInput(f"object {i + 1} has a non-numeric box", param="dataset",
+                           value=path) from None
         objs.append((name, vals))
     return fname, size, objs
 
@@ -310,7 +316,7 @@ def _load_voc(root: Path, labels: LabelIndex, split: str | None, skip_unknown: b
     if split is not None:
         lst = sets / f"{split}.txt"
         if not lst.is_file():
-            raise BadInput(f"{split}: {lst} not found", param="split")
+            raise BadInput(f"{lst} not found", param="split", value=split)
         ids = [ln.split()[0] for ln in lst.read_text().splitlines() if ln.strip()]
     else:
         ids = sorted(p.stem for p in ann.glob("*.xml"))
@@ -318,11 +324,12 @@ def _load_voc(root: Path, labels: LabelIndex, split: str | None, skip_unknown: b
     for sid in ids:
         xml = ann / f"{sid}.xml"
         if not xml.is_file():
-            raise BadInput(f"{root}: annotation {xml} listed in the split is missing")
+            raise BadInput(f"annotation {xml} listed in the split is missing", param="dataset",
+                           value=root)
         fname, _, _ = _parse_xml(xml)
         img = jpg / (fname or f"{sid}.jpg")
         if not img.is_file():
-            raise BadInput(f"{xml.name}: image {img} not found")
+            raise BadInput(f"{xml.name}: image {img} not found", param="dataset")
         rows += _xml_rows(xml, img, labels, skip_unknown, True, f"JPEGImages/{img.name}")
     return _group(rows, "voc", root, labels)
 
@@ -330,8 +337,8 @@ def _load_voc(root: Path, labels: LabelIndex, split: str | None, skip_unknown: b
 def _load_xml_folder(root: Path, labels: LabelIndex, skip_unknown: bool) -> BoxDataset:
     xmls = sorted(root.rglob("*.xml"))
     if not xmls:
-        raise BadInput(f"{root}: no annotations found (expected a CSV, a COCO JSON, a VOC "
-                       f"root or images with Pascal-style XMLs)", param="data")
+        raise BadInput("no annotations found (expected a CSV, a COCO JSON, a VOC root or "
+                       "images with Pascal-style XMLs)", param="dataset", value=root)
     images: dict[str, Path] = {}
     for p in sorted(root.rglob("*")):
         if p.suffix.lower() in IMAGE_EXTS:
@@ -341,7 +348,8 @@ def _load_xml_folder(root: Path, labels: LabelIndex, skip_unknown: bool) -> BoxD
         fname, _, _ = _parse_xml(xml)
         img = images.get(xml.stem) or (images.get(Path(fname).stem) if fname else None)
         if img is None:
-            raise BadInput(f"{xml}: no image named {xml.stem}.* under {root}")
+            raise BadInput(f"no image named {xml.stem}.* under {root}", param="dataset",
+                           value=xml)
         rows += _xml_rows(xml, img, labels, skip_unknown, False, str(img.relative_to(root)))
     return _group(rows, "imagenet", root, labels)
 
@@ -354,17 +362,19 @@ def _load_coco(path: Path, labels: LabelIndex, skip_unknown: bool) -> BoxDataset
         cats = {int(c["id"]): str(c["name"]) for c in data["categories"]}
         anns = data["annotations"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise BadInput(f"{path}: not a COCO instances file ({first_line(exc)})") from None
+        raise BadInput(f"not a COCO instances file ({first_line(exc)})", param="dataset",
+                       value=path) from None
     if not images:
-        raise BadInput(f"{path}: empty dataset, no images in the COCO file", param="data")
+        raise BadInput("empty dataset, no images in the COCO file", param="dataset",
+                       value=path)
     first = next(iter(images.values()))[0]
     split = path.stem.split("_")[-1]
     cands = [path.parent, path.parent / "images", path.parent.parent, path.parent.parent / "images",
              path.parent.parent / split, path.parent.parent / "images" / split]
     img_root = next((c for c in cands if (c / first).is_file()), None)
     if img_root is None:
-        raise BadInput(f"{path}: cannot find image {first}; looked in "
-                       f"{', '.join(str(c) for c in cands)}")
+        raise BadInput(f"cannot find image {first}; looked in "
+                       f"{', '.join(str(c) for c in cands)}", param="dataset", value=path)
     cat_ids: dict[int, int | None] = {}
     rows = []
     for n, a in enumerate(anns):
@@ -373,13 +383,15 @@ def _load_coco(path: Path, labels: LabelIndex, skip_unknown: bool) -> BoxDataset
             img_id, cat_id = int(a["image_id"]), int(a["category_id"])
             x, y, w, h = (float(v) for v in a["bbox"])
         except (KeyError, TypeError, ValueError):
-            raise BadInput(f"{where}: expected image_id, category_id and bbox [x, y, w, h]") from None
+            raise BadInput(f"{where}: expected image_id, category_id and bbox [x, y, w, h]",
+                           param="dataset") from None
         if img_id not in images:
-            raise BadInput(f"{where}: image_id {img_id} not in images")
+            raise BadInput(f"{where}: image_id {img_id} not in images", param="dataset")
         if cat_id not in cat_ids:
             name = cats.get(cat_id)
             if name is None:
-                raise BadInput(f"{where}: category_id {cat_id} not in categories")
+                raise BadInput(f"{where}: category_id {cat_id} not in categories",
+                               param="dataset")
             cat_ids[cat_id] = labels.require(name, where, skip_unknown)
         cid = cat_ids[cat_id]
         if cid is None:
@@ -417,17 +429,20 @@ def read_image(item: BoxItem) -> torch.Tensor:
     if isinstance(img, torch.Tensor):
         t = img.detach().cpu()
         if t.ndim != 3 or t.shape[0] != 3:
-            raise BadInput(f"{item.ref}: image tensor must be (3, H, W), got {tuple(t.shape)}")
+            raise BadInput(f"{item.ref}: image tensor must be (3, H, W), got {tuple(t.shape)}",
+                           param="dataset")
         return t.float() / 255.0 if t.dtype == torch.uint8 else t.float()
     if isinstance(img, np.ndarray):
         if img.ndim != 3 or img.shape[2] != 3:
-            raise BadInput(f"{item.ref}: image array must be (H, W, 3), got {img.shape}")
+            raise BadInput(f"{item.ref}: image array must be (H, W, 3), got {img.shape}",
+                           param="dataset")
         t = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)
         return t.float() / 255.0 if img.dtype == np.uint8 else t.float()
     try:
         arr = read_rgb(img)
     except Exception as exc:
-        raise BadInput(f"{item.ref}: cannot read image {img} ({first_line(exc)})") from None
+        raise BadInput(f"{item.ref}: cannot read image {img} ({first_line(exc)})",
+                       param="dataset") from None
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).float() / 255.0
 
 
@@ -447,7 +462,7 @@ def prepare_batch(items: Sequence[BoxItem], classifier: Classifier
         checked = np.stack([_check_box(b, w, h, f"{it.ref}", tol=EDGE_TOLERANCE)
                             for b in it.boxes]) if len(it.boxes) else np.zeros((0, 4))
         if not len(checked):
-            raise BadInput(f"{it.ref}: item has no boxes")
+            raise BadInput(f"{it.ref}: item has no boxes", param="dataset")
         b = geometry.boxes(checked, w, h)
         imgs.append(geometry.images(img))
         boxes.append(b)

@@ -10,6 +10,7 @@ YAML aliases may expand it (an "alias bomb" is refused, not expanded).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -83,8 +84,9 @@ class ViewsConfig(_Strict):
 class SemanticConfig(_Strict):
     meshes: list[str | MeshConfig] = Field(default_factory=lambda: [  # type: ignore[arg-type]
         "demo:mug", "demo:vase", "demo:bucket", "demo:chair", "demo:table"])
-    grid: dict[str, str] = Field(default_factory=lambda: {"azimuth": "0:360:3",
-                                                          "elevation": "-10:90:3"})
+    grid: dict[str, str] = Field(default_factory=lambda: {  # the paper's domain, 3-degree steps
+        n: f"{lo:g}:{hi:g}:3" for n, lo, hi in zip(("azimuth", "elevation"), *paper.DOMAIN,
+                                                     strict=True)})
     fixed: dict[str, StrictFloat] = Field(default_factory=dict)
     curve: CurveConfig | None = Field(
         default_factory=lambda: CurveConfig(at={"elevation": 10.0}),
@@ -353,15 +355,19 @@ CONFIG_FIELDS: dict[str, str] = {
     "methods": "regions.methods", "variant": "regions.variant",
     "criterion": "regions.criteria", "threshold": "regions.threshold",
     "max_evals": "regions.max_evals", "grad": "regions.grad", "fixed": "semantic.fixed",
+    "ray.address": "ray.address", "num_cpus": "ray.num_cpus", "num_gpus": "ray.num_gpus",
 }
 
 
-def config_error(exc: BadInput) -> BadInput:
+def config_error(exc: BadInput, flags: Mapping[str, str] | None = None) -> BadInput:
     """``exc`` re-worded for a study config: its parameter named by the config field
-    (``config models timm:x: unknown timm model``); unchanged when there is no such field."""
-    field = CONFIG_FIELDS.get(exc.param or "")
+    (``config models timm:x: unknown timm model``); unchanged when there is no such field.
+    ``flags`` maps the parameters the user gave on the command line instead of in the file
+    to the command's flags (``{"ray": "--ray"}``); those are named by the flag."""
+    flags = flags or {}
+    param = exc.param or ""
+    field = CONFIG_FIELDS.get(param)
+    lead = flags.get(param) or (f"config {field}" if field else None)
     # every parameter the message mentions by its field too; the result has no param left,
     # so no front end renames it again
-    return BadInput(exc.render(lambda p: CONFIG_FIELDS.get(p, p),
-                               lead=f"config {field}" if field else None))
-
+    return BadInput(exc.render(lambda p: flags.get(p) or CONFIG_FIELDS.get(p, p), lead=lead))

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import BadInput, first_line
+from ..errors import BadInput, first_line, ref
 from ..models import Classifier, ModelOverrides
 
 if TYPE_CHECKING:
@@ -108,6 +108,10 @@ class Executor:
 
 #: batches of CAM scoring per Ray task (a shard)
 CAM_SHARD_BATCHES = 4
+
+#: Ray's own command that starts a head node (a ``ray`` flag, not one of robustlens: the error
+#: rule's scanner allows this literal, see tests/test_error_rule.py)
+RAY_START_HEAD = "ray start --head"
 
 
 # ====================================================================== worker side
@@ -354,15 +358,19 @@ class RayExecutor(Executor):
         max_retries: how often Ray re-runs a task whose worker or node died.
         object_store_mb: object store size when ``address`` is ``local``.
         connect_timeout: seconds to wait for the head node's port before giving up.
+        param: the name of the parameter that gave ``address``, for errors: ``ray`` (a
+            :class:`~robustlens.study.Study`'s ``ray=``, the CLI's ``--ray``) or
+            ``ray.address`` (the study config's field).
     """
 
     kind = "ray"
 
     def __init__(self, address: str, num_cpus: float = 1.0, num_gpus: float = 0.0,
                  max_retries: int = 3, object_store_mb: int | None = None,
-                 connect_timeout: float = 5.0) -> None:
+                 connect_timeout: float = 5.0, param: str = "ray") -> None:
         super().__init__()
         self.address = address
+        self.param = param
         self.num_cpus = num_cpus
         self.num_gpus = num_gpus
         self.max_retries = max_retries
@@ -400,7 +408,9 @@ class RayExecutor(Executor):
 
         import ray
 
-        flag = f"--ray {self.address}"
+        def bad(message: str) -> BadInput:  # the address is the culprit
+            return BadInput(message, param=self.param, value=self.address)
+
         kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR,
                                   "runtime_env": self._runtime_env()}
         if self.address == "local":
@@ -418,28 +428,27 @@ class RayExecutor(Executor):
                 except Exception:
                     target = None
                 if not target:
-                    raise BadInput(f"{flag}: no running Ray cluster found on this machine "
-                                   f"(start one with `ray start --head` or give HOST:PORT)")
+                    raise bad(f"no running Ray cluster found on this machine (start one with "
+                              f"`{RAY_START_HEAD}` or give HOST:PORT)")
             if target.startswith("ray://"):
                 try:
                     import grpc  # noqa: F401
                 except ImportError:
-                    raise BadInput(f"{flag}: Ray Client addresses need "
-                                   f"`pip install 'ray[client]==2.60.0'`; or run the driver on "
-                                   f"a cluster node with --ray auto") from None
+                    raise bad(f"Ray Client addresses need `pip install 'ray[client]==2.60.0'`; "
+                              f"or run the driver on a cluster node with {ref(self.param)} "
+                              f"auto") from None
             hp = _host_port(target)
             if hp is None:
-                raise BadInput(f"{flag}: expected local, auto, HOST:PORT or ray://HOST:PORT")
+                raise bad("expected local, auto, HOST:PORT or ray://HOST:PORT")
             if not _tcp_reachable(*hp, timeout=self.connect_timeout):
-                raise BadInput(f"{flag}: cannot reach {hp[0]}:{hp[1]} (no Ray head node "
-                               f"answering there)")
+                raise bad(f"cannot reach {hp[0]}:{hp[1]} (no Ray head node answering there)")
             if not _speaks_grpc(*hp, timeout=self.connect_timeout):
-                raise BadInput(f"{flag}: {hp[0]}:{hp[1]} answers, but not as a Ray head node "
-                               f"(no gRPC there; the GCS port is usually 6379)")
+                raise bad(f"{hp[0]}:{hp[1]} answers, but not as a Ray head node (no gRPC "
+                          f"there; the GCS port is usually 6379)")
         try:
             ray.init(address=target, **kwargs)
         except Exception as exc:
-            raise BadInput(f"{flag}: cannot connect to Ray ({first_line(exc)})") from None
+            raise bad(f"cannot connect to Ray ({first_line(exc)})") from None
         self._started = True
         self.gcs_ = ray.get_runtime_context().gcs_address
         self.driver_node_ = str(ray.get_runtime_context().get_node_id())
@@ -456,20 +465,19 @@ class RayExecutor(Executor):
         if not any(n.get("Resources", {}).get("CPU", 0) >= self.num_cpus and
                    n.get("Resources", {}).get("GPU", 0) >= self.num_gpus for n in alive):
             self.close()
-            raise BadInput(f"config ray: no node of --ray {self.address} has "
-                           f"num_cpus={self.num_cpus:g} and num_gpus={self.num_gpus:g} free for "
-                           f"one task (nodes: " + ", ".join(
-                               f"{n.get('Resources', {}).get('CPU', 0):g} CPU/"
-                               f"{n.get('Resources', {}).get('GPU', 0):g} GPU" for n in alive)
-                           + ")")
+            nodes_free = ", ".join(f"{n.get('Resources', {}).get('CPU', 0):g} CPU/"
+                                   f"{n.get('Resources', {}).get('GPU', 0):g} GPU" for n in alive)
+            raise BadInput(f"no node has {ref('num_cpus')}={self.num_cpus:g} and "
+                           f"{ref('num_gpus')}={self.num_gpus:g} free for one task (nodes: "
+                           f"{nodes_free})", param=self.param, value=self.address)
         refs = [probe.options(num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(
             n, soft=False)).remote(paths) for n in nodes]
         try:
             results = ray.get(refs, timeout=300)
         except Exception as exc:
             self.close()
-            raise BadInput(f"--ray {self.address}: a node did not answer the start-up check "
-                           f"({first_line(exc)})") from None
+            raise BadInput(f"a node did not answer the start-up check ({first_line(exc)})",
+                           param=self.param, value=self.address) from None
         for node, err, file in results:
             if err:
                 self.close()
@@ -606,10 +614,12 @@ class RayExecutor(Executor):
 
 def make_executor(address: str | None, ray_config: Any, device: str,
                   models: Sequence[tuple[Classifier, ModelOverrides]]) -> Executor:
-    """The executor a study asked for (``--ray`` wins over the config's ``ray.address``).
+    """The executor a study asked for (``address``, a Study's ``ray=``, wins over the config's
+    ``ray.address``).
 
     Connects and checks the cluster now, before anything is written.
     """
+    param = "ray" if address else "ray.address"  # who gave the address, for errors
     address = address or (ray_config.address if ray_config is not None else None)
     if not address:
         return Executor()
@@ -617,7 +627,8 @@ def make_executor(address: str | None, ray_config: Any, device: str,
         else (1.0 if str(device).startswith("cuda") else 0.0)
     ex = RayExecutor(address, num_cpus=ray_config.num_cpus if ray_config else 1.0,
                      num_gpus=gpu, max_retries=ray_config.max_retries if ray_config else 3,
-                     object_store_mb=ray_config.object_store_mb if ray_config else None)
+                     object_store_mb=ray_config.object_store_mb if ray_config else None,
+                     param=param)
     t = time.perf_counter()
     for clf, ov in models:
         ex.register_model(clf, ov)

@@ -11,7 +11,6 @@ output files exist; ``force`` recomputes. Every input is validated before any st
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import platform
@@ -36,8 +35,9 @@ from ..regions.records import RunRecord
 from ..regions.starts import AUTO_STARTS_RULE
 from ..render import MeshRenderer, demo_class, load_mesh
 from .config import StudyConfig
-from .layout import StudyLayout, check_unique_slugs, slug
+from .layout import StudyLayout, check_unique_slugs
 from .layout import step_key as _key
+from .steps import StepContext, representation_steps, semantic_steps, turntable_steps
 from .summary import run_record
 
 Log = Callable[[str], None]
@@ -206,9 +206,9 @@ def plan_study(cfg: StudyConfig, out: Path | str | None = None, *, log: Log = pr
             if m.differentiable and m.target_layer is not None:
                 try:
                     datasets[(m.spec, d)] = load_dataset(d, m.labels)
-                except BadInput as exc:
+                except BadInput as exc:  # the field leads, then the file or row and why
                     raise BadInput(f"config representation.datasets ({m.spec}): "
-                                   f"{exc}") from None
+                                   f"{exc.render(lead='')}") from None
     for m in models:  # last: inputs are valid; this may export a model to ONNX
         prepare_runtime(m, cfg.runtime, log=log)
         detail(m.describe())
@@ -218,7 +218,9 @@ def plan_study(cfg: StudyConfig, out: Path | str | None = None, *, log: Log = pr
 
 @dataclass
 class Study:
-    """Run a :class:`StudyConfig` into ``out``.
+    """Run a :class:`StudyConfig` into ``out``: plan it (:func:`plan_study`), then run the
+    step functions of `robustlens.study.steps` in order, each step reused when finished
+    (:meth:`_step`: keys, timings, the nodes that ran it), then SRVR, provenance and report.
 
     Args:
         config: the validated study.
@@ -274,7 +276,7 @@ class Study:
         exist (a deleted result file is recomputed, never assumed)."""
         done = folder / ".done.json"
         present = all(p.is_file() for p in outputs or [])
-        why = "--force" if self.force else ("never run" if not done.is_file() else
+        why = "force=True" if self.force else ("never run" if not done.is_file() else
                                             "a result file is missing" if not present else "")
         if not self.force and done.is_file() and present:
             try:
@@ -309,83 +311,12 @@ class Study:
         task = bar.add_task(description, total=total)
         return bar, lambda k: bar.advance(task, k)
 
+    def _context(self) -> StepContext:
+        """How this study runs a step function's steps (`robustlens.study.steps`): reused when
+        finished (:meth:`_step`), with this study's bars and log; ``force`` never resumes."""
+        return StepContext(run=self._step, bar=self._bar, log=self.log, resume=not self.force)
+
     # ------------------------------------------------------------------ steps
-    def _maps(self, clf: Classifier, renderer: MeshRenderer) -> None:
-        from ..semantic import SemanticMap
-        from ..semantic.chunks import clear_chunks, run_chunked_map
-        from .steps import save_map_and_plot
-
-        cfg = self.config.semantic
-        axes = self.plan.axes_for(clf)
-        for o in self.plan.objects:
-            cid = self.plan.class_ids[(clf.spec, o.spec)]
-            folder = self.layout_.map_dir(clf.spec, o.spec)
-            key = _key("map", model_fingerprint(clf), o.spec, o.digest, o.up, cid,
-                       [(a.name, a.values.tolist()) for a in axes], cfg.fixed)
-            self.map_keys_[(clf.spec, o.spec)] = key
-
-            def run(o: _Object = o, cid: int = cid, folder: Path = folder) -> None:
-                smap = SemanticMap(axes, fixed=cfg.fixed, batch_size=cfg.batch_size,
-                                   seed=self.config.seed)
-                bar, adv = self._bar(f"map {slug(clf.spec)} {o.spec}", smap.n_poses())
-                try:
-                    ds = run_chunked_map(smap, clf, o.mesh, cid, folder, self.executor_,
-                                         renderer, chunk_size=cfg.chunk_size,
-                                         mesh_name=o.spec, log=self.log, progress=adv,
-                                         resume=not self.force)
-                finally:
-                    if bar:
-                        bar.stop()
-                save_map_and_plot(ds, folder)
-                clear_chunks(folder)
-
-            self._step(f"map {clf.spec} {o.spec}", folder, key, run,
-                       [folder / "map.nc", folder / "map.png"])
-            if cfg.views.enabled:
-                self._views_step(clf, renderer, o, cid, folder, key)
-            if self.plan.curve:
-                axes1, at = self.plan.curve
-                cfolder = self.layout_.curve_dir(clf.spec, o.spec)
-                fixed = {**cfg.fixed, **at}
-
-                def run_curve(o: _Object = o, cid: int = cid, cfolder: Path = cfolder,
-                              fixed: dict[str, float] = fixed, axes1: list[Any] = axes1) -> None:
-                    ds = run_chunked_map(
-                        SemanticMap(axes1, fixed=fixed, batch_size=cfg.batch_size), clf,
-                        o.mesh, cid, cfolder, self.executor_, renderer,
-                        chunk_size=cfg.chunk_size, mesh_name=o.spec, label="curve",
-                        log=self.log, resume=not self.force)
-                    save_map_and_plot(ds, cfolder)
-                    clear_chunks(cfolder)
-
-                self._step(f"curve {clf.spec} {o.spec}", cfolder,
-                           _key("curve", model_fingerprint(clf), o.spec, o.digest, o.up, cid,
-                                axes1[0].values.tolist(), fixed), run_curve,
-                           [cfolder / "map.nc", cfolder / "map.png"])
-
-    def _views_step(self, clf: Classifier, renderer: MeshRenderer, o: _Object, cid: int,
-                    map_folder: Path, map_key: str) -> None:
-        """Renders and top-5 at every ``stride``-th cell of the map just made, and the
-        classes predicted where it fails (the report's clickable maps)."""
-        from ..semantic import load_map
-        from ..semantic.views import ViewSpec, compute_views
-
-        vc = self.config.semantic.views
-        spec = ViewSpec(stride=None if vc.stride == "auto" else vc.stride, size=vc.size)
-        folder = self.layout_.views_dir(clf.spec, o.spec)
-        threshold = self.config.regions.threshold
-        key = _key("views", map_key, vc.model_dump(), threshold)
-
-        def run() -> None:
-            compute_views(load_map(map_folder / "map.nc"), clf, o.mesh, cid,
-                          self.config.semantic.fixed, renderer, folder, spec, threshold,
-                          self.config.semantic.batch_size)
-
-        # maps that can be clicked (1-D / 2-D grids) write views.json; it is the step's result
-        clickable = 1 <= len(self.plan.axes_for(clf)) <= 2
-        self._step(f"views {clf.spec} {o.spec}", folder, key, run,
-                   [folder / "views.json"] if clickable else [])
-
     def _regions(self, clf: Classifier, renderer: MeshRenderer) -> list[RunRecord]:
         from ..regions.criterion import criterion_values
         from ..regions.scene import map_for_params
@@ -529,101 +460,6 @@ class Study:
                                       saved.method, saved.variant, starts_kind, criterion)
                 for rec in saved.regions]
 
-    def _representation(self, clf: Classifier) -> None:
-        from ..figures import cam_overlays_figure, class_ranking_figure
-        from ..fingerprint import items_digest
-        from ..render.composite import make_rendered_dataset
-        from ..representation.attacks import run_attacks, write_attacks
-        from ..representation.cam_methods import cam_name
-        from ..representation.datasets import load_dataset
-        from ..representation.scores import remove_partials
-
-        rc = self.config.representation
-        if not clf.differentiable or clf.target_layer is None:
-            self.log(f"skip representation for {clf.spec}: no gradients / CAM layer")
-            return
-        for d in rc.datasets:
-            if d == "demo":
-                # the study's own objects, rendered onto backgrounds, boxes from the render
-                data_dir = self.layout_.demo_data_dir
-                meshes = [o.spec for o in self.plan.objects]
-                classes = [str(o.class_name) for o in self.plan.objects]
-                ups = [o.up for o in self.plan.objects]
-                dkey = _key("demo-data", meshes, [o.digest for o in self.plan.objects], classes, ups,
-                            rc.demo_images_per_object, rc.demo_background, self.config.seed)
-                self._step("demo dataset", data_dir, dkey, functools.partial(
-                    make_rendered_dataset, data_dir, [o.source for o in self.plan.objects], classes,
-                    rc.demo_images_per_object, seed=self.config.seed,
-                    background=rc.demo_background, ups=ups), [data_dir / "boxes.csv"])
-                path, dname = data_dir / "boxes.csv", "demo"
-                dataset = load_dataset(path, clf.labels)
-            else:
-                path, dname = Path(d), self.layout_.dataset_name(d)
-                dataset = self.plan.datasets[(clf.spec, d)]  # loaded and checked by _prepare
-            data_digest = items_digest(dataset)  # boxes, classes and image bytes
-            for cam in rc.cams:
-                folder = self.layout_.representation_dir(clf.spec, dname, cam)
-                key = _key("score", model_fingerprint(clf), data_digest, cam,
-                           rc.correct_only, self.config.seed)
-
-                def run(cam: str = cam, folder: Path = folder, dataset: Any = dataset,
-                        dname: str = dname) -> None:
-                    est = self.executor_.class_robustness(
-                        cam=cam, batch_size=rc.batch_size, correct_only=rc.correct_only,
-                        seed=self.config.seed)
-                    bar, adv = self._bar(f"CAM {cam} {dname}", len(dataset))
-                    try:
-                        # saves the CSVs; partial rows are kept until the plots are written
-                        # (a kill while plotting never means scoring again)
-                        est.run(clf, dataset, folder, progress=adv, keep_partial=True)
-                    finally:
-                        if bar:
-                            bar.stop()
-                    class_ranking_figure(est.class_scores_, folder / "class_ranking.png",
-                                         title=f"Class robustness: {clf.spec} / {dname} / "
-                                               f"{cam_name(cam)}")
-                    # least robust classes first (the overlays take class ids, not the table)
-                    class_ids = [int(c) for c in
-                                 est.class_scores_.sort_values("crs")["class_id"]]
-                    cam_overlays_figure(clf, dataset, est.image_scores_, class_ids,
-                                      folder / "cam_overlays.png", cam=cam)
-                    remove_partials(folder)
-
-                self._step(f"scores {clf.spec} {dname} {cam}", folder, key, run,
-                           [folder / "class_scores.csv", folder / "image_scores.csv"])
-            if rc.attacks and rc.attack_classes > 0:
-                import pandas as pd
-
-                cs = pd.read_csv(self.layout_.representation_dir(clf.spec, dname, rc.cams[0])
-                                 / "class_scores.csv")
-                flagged = [int(c) for c in cs.sort_values("crs")["class_id"][:rc.attack_classes]]
-                folder = self.layout_.attacks_dir(clf.spec, dname)
-                key = _key("attacks", model_fingerprint(clf), data_digest, flagged,
-                           rc.cams[0], self.config.seed, rc.batch_size)
-
-                def run_att(folder: Path = folder, flagged: list[int] = flagged,
-                            dataset: Any = dataset) -> None:
-                    df = run_attacks(clf, dataset, flagged, cam=rc.cams[0],
-                                     batch_size=rc.batch_size, seed=self.config.seed,
-                                     examples_dir=folder / "examples")
-                    write_attacks(df, folder)
-
-                self._step(f"attacks {clf.spec} {dname}", folder, key, run_att,
-                           [folder / "attacks.csv"])
-
-    def _turntable(self, clf: Classifier, renderer: MeshRenderer) -> None:
-        from ..figures import turntable_gif
-
-        for o in self.plan.objects:
-            cid = self.plan.class_ids[(clf.spec, o.spec)]
-            path = self.layout_.turntable_gif(clf.spec, o.spec)
-            folder = path.parent
-            key = _key("turntable", model_fingerprint(clf), o.spec, o.digest, o.up, cid)
-            sub = folder / f".{path.stem}"
-            self._step(f"turntable {clf.spec} {o.spec}", sub, key,
-                       functools.partial(turntable_gif, clf, o.mesh, cid, path,
-                                         renderer=renderer), [path])
-
     # -------------------------------------------------------------------- run
     def run(self) -> Path:
         """Run every step; returns the report (or the output folder when report is off)."""
@@ -651,18 +487,20 @@ class Study:
         write_text_atomic(self.layout_.config_yaml,
                           yaml.safe_dump(self.config.model_dump(by_alias=True), sort_keys=False))
         all_runs: list[RunRecord] = []
+        ctx = self._context()
         for clf in self.plan.models:
             renderer = MeshRenderer(image_size=clf.input_size)
             try:
-                self._maps(clf, renderer)
+                self.map_keys_.update(semantic_steps(self.plan, self.executor_, ctx, clf,
+                                                     renderer))
                 if self.config.regions.enabled:
                     all_runs += self._regions(clf, renderer)
                 if self.config.turntable and clf is self.plan.models[0]:
-                    self._turntable(clf, renderer)
+                    turntable_steps(self.plan, ctx, clf, renderer)
             finally:
                 renderer.close()
             if self.config.representation.enabled:
-                self._representation(clf)
+                representation_steps(self.plan, self.executor_, ctx, clf)
         if all_runs:
             from .steps import srvr_step
 
