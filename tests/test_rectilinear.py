@@ -86,8 +86,7 @@ def test_box_front_in_nd_holds_the_exact_largest_box(n):
     branch and bound) is the exhaustive `largest_box_mask`, periodic dims included."""
     from scipy.ndimage import gaussian_filter
 
-    from robustlens.regions.ground_truth import largest_box_mask
-    from robustlens.regions.rectilinear import box_front
+    from robustlens.regions.rectilinear import box_front, largest_box_mask
 
     rng = np.random.default_rng(n)
     for _ in range(12):

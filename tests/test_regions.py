@@ -697,7 +697,7 @@ def test_robust_region_follows_scikit_learn_rules():
     est.set_params(lr=None, max_evals=400)
     res = est.run(f, [40, 50], ([0, 0], [100, 100])).result_
     assert res is not None and res.n_evaluations <= 400 and res.hyper["max_evals"] == 400
-    with pytest.raises(BadInput, match="unknown parameter"):
+    with pytest.raises(BadInput, match="not a parameter of RobustRegion"):
         est.set_params(bogus=1)
     clone = RobustRegion(**est.get_params())
     assert clone.get_params() == est.get_params()

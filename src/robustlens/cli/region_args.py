@@ -9,6 +9,7 @@ import click
 import numpy as np
 
 from ..errors import BadInput
+from .params import NamedRange, SceneAssignment, Span, merge_assignments
 
 
 def region_options(fn: Any) -> Any:
@@ -17,6 +18,7 @@ def region_options(fn: Any) -> Any:
         click.option("--param", "params", multiple=True,
                      help="Searched scene parameter (repeat; default azimuth, elevation)."),
         click.option("--domain", "domains", multiple=True,
+                     type=NamedRange(parts=2, lib_param="domain"),
                      help="NAME=LOW:HIGH search range (default azimuth=0:360, "
                           "elevation=-10:90, else the parameter's valid range)."),
         click.option("--start", "starts", multiple=True,
@@ -35,7 +37,7 @@ def region_options(fn: Any) -> Any:
         click.option("--max-evals", type=click.IntRange(min=1), default=None,
                      help="Cap the score evaluations per region (paper: iterations = "
                           "max-evals / evaluations per iteration)."),
-        click.option("--set", "sets", multiple=True,
+        click.option("--set", "sets", multiple=True, type=SceneAssignment("fixed"),
                      help="Fix another scene parameter, e.g. --set distance=3."),
         click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
                      help="Poses rendered and classified together."),
@@ -58,8 +60,8 @@ def region_options(fn: Any) -> Any:
     return fn
 
 
-def parse_search(params: tuple[str, ...], domains: tuple[str, ...], starts: tuple[str, ...],
-                 sets: tuple[str, ...], variant: str, methods: list[str], threshold: float,
+def parse_search(params: tuple[str, ...], domains: tuple[Span, ...], starts: tuple[str, ...],
+                 sets: tuple[dict[str, float], ...], variant: str, methods: list[str], threshold: float,
                  max_evals: int | None, batch_size: int,
                  criterion: str = "score", grad: str = "fd", spp: int | None = None,
                  spp_grad: int | None = None) -> tuple[Any, tuple[int, int] | None]:
@@ -68,12 +70,11 @@ def parse_search(params: tuple[str, ...], domains: tuple[str, ...], starts: tupl
     grad fd).  Errors name the library's parameters; the CLI's table names the flags."""
     from ..regions.scene import DEFAULT_PARAMS, SceneSearch
     from ..regions.whitebox import check_spp
-    from ..render.scene import parse_assignments
 
     names = list(params) if params else list(DEFAULT_PARAMS)
     search = SceneSearch.create(
         names, parse_domain_specs(domains),
-        [parse_start(x, names) for x in starts] or None, parse_assignments(sets),
+        [parse_start(x, names) for x in starts] or None, merge_assignments(sets),
         methods, variant, criterion, threshold, max_evals, grad)
     samples = check_spp(grad, spp, spp_grad)
     if grad == "mitsuba":  # fail before any model loads
@@ -92,24 +93,13 @@ def parse_search(params: tuple[str, ...], domains: tuple[str, ...], starts: tupl
     return search, samples
 
 
-def parse_domain_specs(items: Iterable[str]) -> dict[str, tuple[float, float]]:
-    """Parse ``["azimuth=0:360", "elevation=-10:90"]`` into ``{name: (low, high)}``."""
+def parse_domain_specs(items: Iterable[Span]) -> dict[str, tuple[float, float]]:
+    """``--domain`` values (parsed by `NamedRange`) -> ``{name: (low, high)}``, each once."""
     out: dict[str, tuple[float, float]] = {}
-    for item in items:
-        name, sep, spec = item.partition("=")
-        name = name.strip()
-        parts = spec.split(":")
-        if not sep or not name or len(parts) != 2:
-            raise BadInput(f"{item!r}: expected NAME=LOW:HIGH, e.g. elevation=-10:90",
-                           param="domain")
-        try:
-            lo, hi = float(parts[0]), float(parts[1])
-        except ValueError:
-            raise BadInput(f"{item!r}: expected numbers in NAME=LOW:HIGH",
-                           param="domain") from None
-        if name in out:
-            raise BadInput(f"{name}: given more than once", param="domain")
-        out[name] = (lo, hi)
+    for sp in items:
+        if sp.name in out:
+            raise BadInput(f"{sp.name}: given more than once", param="domain")
+        out[sp.name] = (sp.start, sp.stop)
     return out
 
 

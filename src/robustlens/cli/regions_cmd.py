@@ -53,8 +53,8 @@ the map's exact largest box)."""
 @model_options
 @runtime_option
 def command(mesh_spec: str, up: str, class_: str | None, method: str, params: tuple[str, ...],
-            domains: tuple[str, ...], starts: tuple[str, ...], variant: str, threshold: float,
-            criterion: str, max_evals: int | None, sets: tuple[str, ...], batch_size: int,
+            domains: tuple[Any, ...], starts: tuple[str, ...], variant: str, threshold: float,
+            criterion: str, max_evals: int | None, sets: tuple[Any, ...], batch_size: int,
             image_size: int | None, grad: str, spp: int | None, spp_grad: int | None,
             map_path: str | None, out_dir: str, **kwargs: Any) -> None:
     """Grow robust regions (boxes where the class score stays high) around start points."""

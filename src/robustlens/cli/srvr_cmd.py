@@ -48,9 +48,9 @@ DIR/srvr.png (bar chart with CI error bars)."""
 @model_options
 @runtime_option
 def command(meshes: tuple[str, ...], up: str, classes: tuple[str, ...], methods: tuple[str, ...],
-            params: tuple[str, ...], domains: tuple[str, ...], starts: tuple[str, ...],
+            params: tuple[str, ...], domains: tuple[Any, ...], starts: tuple[str, ...],
             variant: str, threshold: float, criterion: str, max_evals: int | None,
-            sets: tuple[str, ...],
+            sets: tuple[Any, ...],
             batch_size: int, image_size: int | None, grad: str, spp: int | None,
             spp_grad: int | None, n_boot: int, seed: int,
             out_dir: str,

@@ -1,6 +1,6 @@
 """Step 2 of variant "ours" from 3-D on: choose the box on the flood lattice.
 
-The exact largest lattice box containing ``x0`` (`ground_truth.largest_box_mask`,
+The exact largest lattice box containing ``x0`` (`rectilinear.largest_box_mask`,
 periodic dims wrap) and up to ``alternatives`` runner-ups (a face layer left out, or one
 node thick in a dim), each refined (`faces.refine`); the largest is kept.  (1-D / 2-D
 choose on a grid refined where boxes compete: `grid_stage`.)
@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from robustlens.regions.faces import lattice_box, refine
-from robustlens.regions.ground_truth import largest_box_mask
+from robustlens.regions.rectilinear import largest_box_mask
 from robustlens.regions.state import ChoiceResult, SearchState
 
 __all__ = ["best_of", "candidate_boxes"]

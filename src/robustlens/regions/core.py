@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from robustlens.errors import BadInput
+from robustlens.estimator import Estimator
 from robustlens.regions.evaluator import Evaluator, GradFn, ScoreFn
 from robustlens.regions.ours import run_ours
 from robustlens.regions.paper import run_paper
@@ -154,13 +155,13 @@ def _check_hyper(variant: str, hyper: dict[str, Any]) -> dict[str, Any]:
     return h
 
 
-class RobustRegion:
+class RobustRegion(Estimator):
     """Estimator-style interface: ``RobustRegion(method, variant, **hyper).run(...)``.
 
-    scikit-learn's rules: the constructor stores its arguments as given; `run` checks
-    them (an unknown method / variant, a hyper-parameter the variant does not have or
-    a bad value raise `BadInput` naming it); `get_params` / `set_params` read and
-    change them.  A hyper-parameter left at None takes the variant's default
+    scikit-learn's rules (`robustlens.estimator.Estimator`): the constructor stores its
+    arguments as given; `run` checks them (`check`: an unknown method / variant, a
+    hyper-parameter the variant does not have or a bad value raise `BadInput` naming it);
+    `get_params` / `set_params` read and change them.  A hyper-parameter left at None takes the variant's default
     (`robustlens.regions.params`).  After `run`, ``result_`` holds the `RegionResult`.
     """
 
@@ -208,23 +209,9 @@ class RobustRegion:
         self.grow_tol = grow_tol
         self.result_: RegionResult | None = None
 
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """The constructor's arguments as stored (None: the variant's default)."""
-        return {"method": self.method, "variant": self.variant,
-                **{k: getattr(self, k) for k in HYPER_NAMES}}
-
-    def set_params(self, **params: Any) -> RobustRegion:
-        """Change constructor arguments; an unknown name raises `BadInput`."""
-        known = ("method", "variant", *HYPER_NAMES)
-        unknown = sorted(set(params) - set(known))
-        if unknown:
-            raise BadInput(f"unknown parameter(s) {', '.join(unknown)}; expected some of "
-                           f"{', '.join(known)}")
-        for k, v in params.items():
-            setattr(self, k, v)
-        return self
-
-    def _checked(self) -> dict[str, Any]:
+    def check(self) -> dict[str, Any]:
+        """The hyper-parameters as the variant uses them (defaults filled in); BadInput
+        for a bad method, variant or hyper-parameter."""
         if self.method not in METHODS:
             raise BadInput(
                 f": unknown method {self.method!r}; expected one of {', '.join(METHODS)}",
@@ -247,7 +234,7 @@ class RobustRegion:
             raise BadInput(f"score_fn: expected a callable, got {type(score_fn).__name__}")
         if grad_fn is not None and not callable(grad_fn):
             raise BadInput(f"grad_fn: expected a callable or None, got {type(grad_fn).__name__}")
-        h = self._checked()
+        h = self.check()
         x0a = _as_vector("x0", x0)
         n = x0a.size
         lower, upper = parse_domain(domain, n)

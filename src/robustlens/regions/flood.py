@@ -16,7 +16,7 @@ import numpy as np
 
 from robustlens.regions.choose import candidate_boxes
 from robustlens.regions.evaluator import BudgetExhausted
-from robustlens.regions.ground_truth import largest_box_mask
+from robustlens.regions.rectilinear import largest_box_mask
 from robustlens.regions.state import SearchState
 
 __all__ = ["FloodResult", "build_lattice", "flood", "neighbours", "refine_lattice", "run_flood"]

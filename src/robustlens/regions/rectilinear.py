@@ -1,4 +1,4 @@
-"""Largest boxes of good nodes on a rectilinear (non-uniformly spaced) grid, 1-D and 2-D.
+"""Largest boxes of good nodes on a rectilinear (non-uniformly spaced) grid, in any dimension.
 
 Variant "ours" refines its lattice only where it matters: it inserts grid lines in the
 bracket of each candidate box's faces, so the grid ends up with different steps in
@@ -23,17 +23,21 @@ and a box covering all ``m`` lines is the full circle (extent = period).
 
 `maximal_boxes` lists, for every reach ``(u, d)`` of dim 0 around the start, the widest
 box in dim 1 (the Pareto front of 2-D boxes containing the start); every largest box,
-under any measure, is among them.  O(m0 * m1 + m0^2).
+under any measure, is among them.  O(m0 * m1 + m0^2).  `box_front` does the same in
+n-D (branch and bound over the outer dims' reaches).  `best_box` / `largest_box_mask`:
+the exact largest box of cells on a unit lattice (ground truth, and the flood lattice's
+box in the search).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["BoxFront", "GridAxis", "MaximalBoxes", "box_front", "cartesian", "line_runs",
-           "maximal_boxes"]
+__all__ = ["BoxFront", "GridAxis", "MaximalBoxes", "best_box", "box_front", "cartesian",
+           "largest_box_mask", "line_runs", "maximal_boxes"]
 
 MEASURES = ("span", "middle", "outer", "cells")
 
@@ -266,3 +270,109 @@ def box_front(
     if best_only:
         keep &= v >= v.max() * (1 - 1e-9)
     return BoxFront(axes, front.lo[keep], front.hi[keep])
+
+
+# ------------------------------------------------ exact largest box on a unit lattice
+def _span(s: int, left: float, right: float, m: int) -> tuple[int, int, int]:
+    """(lo, hi, count) of the run ``s-left .. s+right`` (all-good circle -> 0..m-1)."""
+    if np.isinf(left) or np.isinf(right):
+        return 0, m - 1, m
+    lo, hi = s - int(left), s + int(right)
+    return lo, hi, hi - lo + 1
+
+
+def _best_1d(good: np.ndarray, s: int, periodic: bool) -> tuple[int, list[int], list[int]]:
+    left, right = line_runs(good, s, periodic)
+    if left < 0:
+        return 0, [s], [s - 1]
+    lo, hi, cnt = _span(s, left, right, good.shape[0])
+    return cnt, [lo], [hi]
+
+
+def _best_2d(
+    good: np.ndarray, start: Sequence[int], periodic: np.ndarray
+) -> tuple[int, list[int], list[int]]:
+    nr, nc = good.shape
+    sr, sc = int(start[0]), int(start[1])
+    if not good[sr, sc]:
+        return 0, [sr, sc], [sr - 1, sc - 1]
+    # unit-spaced lines: the "cells" measure counts cells; the largest box is among the
+    # Pareto front of widths (for each reach in rows, the widest run of columns)
+    axes = (GridAxis(np.arange(nr, dtype=np.float64), sr, bool(periodic[0]), float(nr)),
+            GridAxis(np.arange(nc, dtype=np.float64), sc, bool(periodic[1]), float(nc)))
+    front = maximal_boxes(good, axes)
+    cells = front.volume("cells")
+    lo, hi = front.box(int(np.argmax(cells)))
+    if periodic[0] and hi[0] - lo[0] + 1 >= nr:
+        lo[0], hi[0] = 0, nr - 1
+    return int(cells.max()), lo, hi
+
+
+def best_box(
+    good: np.ndarray, start: Sequence[int], periodic: np.ndarray
+) -> tuple[int, list[int], list[int]]:
+    if good.ndim == 1:
+        return _best_1d(good, int(start[0]), bool(periodic[0]))
+    if good.ndim == 2:
+        return _best_2d(good, start, periodic)
+    m0, s0 = good.shape[0], int(start[0])
+    rest = tuple(int(v) for v in start[1:])
+    empty = (0, list(map(int, start)), [int(v) - 1 for v in start])
+    if not good[(s0, *rest)]:
+        return empty
+    max_up = m0 - 1 if periodic[0] else s0
+    max_dn = m0 - 1 if periodic[0] else m0 - 1 - s0
+    rest_cells = int(np.prod(good.shape[1:]))
+    best: tuple[int, list[int], list[int]] = empty
+    slab_up = np.ones(good.shape[1:], bool)
+    for u in range(max_up + 1):
+        slab_up &= good[(s0 - u) % m0]
+        if not slab_up[rest]:
+            break
+        slab = slab_up.copy()
+        for d in range(max_dn + 1):
+            if periodic[0] and u + d + 1 > m0:
+                break
+            if d > 0:
+                slab &= good[(s0 + d) % m0]
+            if not slab[rest]:
+                break
+            if (u + d + 1) * rest_cells <= best[0]:
+                continue
+            cnt, lo, hi = best_box(slab, rest, periodic[1:])
+            total = (u + d + 1) * cnt
+            if total > best[0]:
+                lo0, hi0 = s0 - u, s0 + d
+                if periodic[0] and hi0 - lo0 + 1 >= m0:
+                    lo0, hi0 = 0, m0 - 1
+                best = (total, [lo0, *lo], [hi0, *hi])
+    return best
+
+
+def largest_box_mask(
+    good: np.ndarray, start: Sequence[int], periodic: np.ndarray
+) -> tuple[list[int], list[int]]:
+    """`largest_box` on a bool array (no validation): inclusive ``(lo, hi)`` index lists.
+
+    Non-periodic axes are first cropped to the bounding box of the good cells, which
+    keeps the exhaustive n-D search cheap when the good cells are a small part of a
+    large lattice (a flood-filled component).
+    """
+    per = np.asarray(periodic, bool)
+    offs = []
+    sl = []
+    for ax in range(good.ndim):
+        if per[ax]:
+            offs.append(0)
+            sl.append(slice(None))
+            continue
+        other = tuple(a for a in range(good.ndim) if a != ax)
+        hit = np.flatnonzero(good.any(axis=other)) if good.ndim > 1 else np.flatnonzero(good)
+        a, b = (int(hit[0]), int(hit[-1])) if hit.size else (int(start[ax]), int(start[ax]))
+        a, b = min(a, int(start[ax])), max(b, int(start[ax]))
+        offs.append(a)
+        sl.append(slice(a, b + 1))
+    sub = good[tuple(sl)]
+    st = [int(s) - o for s, o in zip(start, offs, strict=True)]
+    _, lo, hi = best_box(sub, st, per)
+    return [v + o for v, o in zip(lo, offs, strict=True)], [v + o for v, o in zip(hi, offs, strict=True)]

@@ -68,6 +68,19 @@ def _fmt(v: float) -> str:
     return f"{float(v):g}"
 
 
+#: where oir_w's score gradients come from: finite differences of the moderngl renderer,
+#: or the differentiable Mitsuba 3 renderer (`robustlens.regions.whitebox`)
+GRADS = ("fd", "mitsuba")
+
+
+def check_grad(grad: str, param: str = "grad") -> str:
+    """``grad`` if known (fd, mitsuba), else BadInput with ``param``."""
+    if grad not in GRADS:
+        raise BadInput(f"{grad!r}: unknown gradient source; expected one of "
+                       f"{', '.join(GRADS)}", param=param)
+    return grad
+
+
 def check_region_method(method: str, param: str = "method") -> str:
     """``method`` if known (naive, oir_b, oir_w), else BadInput with ``param``."""
     if method not in METHODS:
@@ -210,8 +223,6 @@ def max_evals_hyper(variant: str, method: str, n: int, max_evals: int | None,
         raise BadInput(f"{max_evals}: expected an integer >= 1", param="max_evals")
     if variant == "ours":
         return {"max_evals": int(max_evals)}
-    from robustlens.regions.whitebox import check_grad
-
     fd = check_grad(grad) == "fd"
     per_iter = {"naive": 2**n, "oir_b": 2 * 2**n,
                 "oir_w": 2**n * (1 + (2 * n if fd else n))}[method]
@@ -282,7 +293,6 @@ class SceneSearch:
         import math
 
         from robustlens.regions.core import HYPER_NAMES, _check_hyper
-        from robustlens.regions.whitebox import check_grad
         from robustlens.render.scene import check_values
 
         nm = check_names(list(names) if names is not None else list(DEFAULT_PARAMS))

@@ -24,24 +24,16 @@ import torch
 
 from robustlens.errors import BadInput, ref
 from robustlens.regions.criterion import check_criterion, margin_values
+from robustlens.regions.scene import GRADS, check_grad
 
 __all__ = ["GRADS", "WhiteBoxScore", "check_grad", "check_spp", "scene_score_fn"]
 
 #: ``fd``: finite differences of the moderngl renderer (the default); ``mitsuba``: gradients
 #: through Mitsuba 3 (white box, the paper's OIR_W).
-GRADS = ("fd", "mitsuba")
 
 #: samples per pixel of the primal image and of the adjoint pass (see benchmarks/bench_whitebox.py)
 DEFAULT_SPP = 64
 DEFAULT_SPP_GRAD = 16
-
-
-def check_grad(grad: str, param: str = "grad") -> str:
-    """``grad`` if known, else BadInput naming ``param``."""
-    if grad not in GRADS:
-        raise BadInput(f"{grad!r}: unknown gradient source; expected one of "
-                       f"{', '.join(GRADS)}", param=param)
-    return grad
 
 
 def check_spp(grad: str, spp: int | None = None, spp_grad: int | None = None,

@@ -185,6 +185,12 @@ def plan_study(cfg: StudyConfig, out: Path | str | None = None, *, log: Log = pr
             from .config import config_error
 
             raise config_error(exc) from None
+        if rc.grad == "mitsuba":  # the white-box backend is checked now, not after the maps
+            from ..render.diff import backend_problem
+
+            problem = backend_problem()
+            if problem is not None:
+                raise BadInput(f"config regions.grad mitsuba: {problem}")
         if cfg.regions.n_auto_starts():
             for spec, axes in [("semantic.grid", grid)] + [
                     (f"models[{k}].grid", v) for k, v in model_grids.items()]:
