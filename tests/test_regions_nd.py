@@ -4,7 +4,8 @@
   dims (`benchmarks/bench_regions_nd.plateau_cases`): in 3-D every method of the
   default variant finds the max-volume box (IoU >= 0.9); naive needs up to 57% of the
   paper variant's evaluations (target 50%: the certification grid costs ~350), the
-  others <= 50%.  In 4-D the volume is within 15% and the box is sound.
+  others <= 50%.  In 4-D (<= 50% of the paper's evaluations) the volume is within 5%
+  and the IoU 0.93 on average, 0.84 at worst (target 0.9).
 * Real 3-D semantic maps (tests/data/maps3d) as piecewise-constant black boxes: the
   search stays within its documented budget, never keeps a scored point below the
   threshold inside its box, and says when the budget ran out.
@@ -55,9 +56,9 @@ def test_3d_anisotropic_plateaus_meet_the_2d_targets(method):
 @pytest.mark.parametrize("method", METHODS)
 def test_4d_anisotropic_plateaus_are_sound_and_near_the_largest_volume(method):
     a = _run(4, method)
-    assert a[:, 1].min() >= 0.85 and a[:, 1].max() <= 1.0001, a[:, 1]
-    assert a[:, 0].mean() >= 0.85, a[:, 0]
-    assert a[:, 2].max() <= 0.6, a[:, 2]
+    assert a[:, 1].min() >= 0.95 and a[:, 1].max() <= 1.0001, a[:, 1]
+    assert a[:, 0].mean() >= 0.9 and a[:, 0].min() >= 0.8, a[:, 0]
+    assert a[:, 2].max() <= 0.5, a[:, 2]
 
 
 def test_plateau_cases_have_100x_edge_widths_and_starts_inside():

@@ -28,7 +28,8 @@ def certify_grid(s: SearchState) -> CertifyResult:
     the box (so the resolution the box is sound at adapts to its size, as the 1-D /
     2-D grid stage's ``MIN_LINES`` does); where a node is below the threshold, the
     box becomes the largest box of good nodes containing x0 on that grid
-    (`rectilinear.box_front`) and its faces are bisected again towards the bad lines.
+    (`rectilinear.box_front`), its cut faces are bisected again towards the bad lines and
+    the others may grow again.
     Repeated while nodes come out bad (at most ``CERT_ROUNDS`` times) and the
     budget pays; ``certified`` says whether the last grid was all good."""
     k = CERT_LINES.get(s.n, CERT_LINES_HIGH)
@@ -84,8 +85,14 @@ def certify_grid(s: SearchState) -> CertifyResult:
             c = axes[i]
             s.lo[i], s.hi[i] = c[blo[i]], c[bhi[i]]
             for side, kk in ((-1, blo[i] - 1), (1, bhi[i] + 1)):
-                faces.append(Face(i, side, float(c[kk]), None)
-                             if 0 <= kk < len(c) else None)
+                if 0 <= kk < len(c) and (blo[i] > 0 if side < 0 else bhi[i] < len(c) - 1):
+                    faces.append(Face(i, side, float(c[kk]), None))  # bisect towards it
+                elif not s.full_circle(i, s.lo, s.hi):
+                    # a face the bad node did not cut may move out again (a box shrunk in
+                    # one dim can often grow in another)
+                    faces.append(Face(i, side, None, float(2 * s.tol[i])))
+                else:
+                    faces.append(None)
         s.log_trace()
         try:
             refine(s, faces)

@@ -21,6 +21,10 @@ __all__ = ["binding_points", "costs", "polish", "trade_loop"]
 
 #: tuned (2-D held-out plateaus): a trade is kept when the volume grows by this factor
 TRADE_GAIN = 1.001
+#: tuned (3-D / 4-D: the seeded anisotropic plateaus of benchmarks/bench_regions_nd.py):
+#: from 3-D on a trade shrinks its dim by ``trade_frac`` times its cost over the median
+#: cost, at most this many times (the costs are equal at the optimum)
+TRADE_STRETCH = 6.0
 
 
 def binding_points(s: SearchState) -> list[np.ndarray]:
@@ -95,11 +99,16 @@ def trade_loop(s: SearchState) -> None:
         s.n_trades += 1
         snap = s.lo.copy(), s.hi.copy()
         before = s.volume_ratio()
-        d = frac * float(s.hi[i] - s.lo[i]) / 2
+        f = frac
+        if s.n >= 3:  # far from the optimum (costs unequal) a trade takes more
+            ref_c = float(np.median(cost[movable]))
+            ratio = float(cost[i] / ref_c) if ref_c > 0 else 1.0
+            f = frac * float(np.clip(ratio, 1.0, TRADE_STRETCH))
+        d = f * float(s.hi[i] - s.lo[i]) / 2
         try:
             s.lo[i] = min(s.lo[i] + d, s.x0[i])
             s.hi[i] = max(s.hi[i] - d, s.x0[i])
-            step = np.maximum((frac / 2) * (s.hi - s.lo), 2 * s.tol)
+            step = np.maximum((f / 2) * (s.hi - s.lo), 2 * s.tol)
             grow = [Face(j, sd, None, float(step[j]))
                     for j in range(s.n) for sd in (-1, 1) if j != i]
             refine(s, grow, verify=s.n <= 2)  # type: ignore[arg-type]
