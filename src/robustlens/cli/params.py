@@ -106,7 +106,7 @@ class Assignment(click.ParamType):
         self.lib_param = lib_param
         self.metavar = metavar
 
-    def get_metavar(self, param: click.Parameter, *args: Any) -> str:
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
         return self.metavar
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None
@@ -151,7 +151,7 @@ class NamedRange(click.ParamType):
         self.lib_param = lib_param
         self.name = "NAME=START:STOP:STEP" if parts == 3 else "NAME=LOW:HIGH"
 
-    def get_metavar(self, param: click.Parameter, *args: Any) -> str:
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
         return self.name
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None
