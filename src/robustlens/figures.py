@@ -145,6 +145,10 @@ def _axis_label(ds: xr.Dataset | None, name: str) -> str:
         unit = str(ds[name].attrs.get("units", ""))
     if not unit and name in _ANGLES:
         unit = "deg"
+    if not unit:  # the scene parameter registry knows the others' units (radii, ...)
+        from robustlens.render.scene import PARAMETERS
+
+        unit = PARAMETERS[name].unit if name in PARAMETERS else ""
     if unit in ("", "1"):
         return name
     return f"{name} ({unit})"
