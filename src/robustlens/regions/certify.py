@@ -23,6 +23,34 @@ CERT_LINES_HIGH = 4
 CERT_ROUNDS = 4
 
 
+def _grid(s: SearchState, k: int) -> tuple[list[np.ndarray], list[int]]:
+    """Lines per dim inside the box: the lattice lines there (their nodes are mostly
+    scored already), plus ``k`` evenly spaced ones where the lattice is coarser than
+    that, and ``x0`` (the start's index is returned per dim)."""
+    axes, starts = [], []
+    for i in range(s.n):
+        lo, hi, x0 = float(s.lo[i]), float(s.hi[i]), float(s.x0[i])
+        if hi <= lo:
+            axes.append(np.array([x0]))
+            starts.append(0)
+            continue
+        c = np.unique(np.r_[lo, s.lines(i, lo, hi), hi, x0])
+        if np.diff(c).max() > 1.01 * (hi - lo) / (k - 1):
+            c = np.unique(np.r_[c, np.linspace(lo, hi, k)])
+        axes.append(c)
+        starts.append(int(np.searchsorted(c, x0)))
+    return axes, starts
+
+
+def _inside(s: SearchState, pts: np.ndarray) -> np.ndarray:
+    """(N,) bool: the points of ``pts`` strictly inside the box (not on a face)."""
+    on_face = np.zeros(len(pts), bool)
+    for i in range(s.n):
+        if s.hi[i] > s.lo[i]:
+            on_face |= (pts[:, i] <= s.lo[i]) | (pts[:, i] >= s.hi[i])
+    return ~on_face
+
+
 def certify_grid(s: SearchState) -> CertifyResult:
     """From 3-D on: score a grid of at least ``CERT_LINES[n]`` lines per dim inside
     the box (so the resolution the box is sound at adapts to its size, as the 1-D /
@@ -43,26 +71,11 @@ def certify_grid(s: SearchState) -> CertifyResult:
 
     for _ in range(CERT_ROUNDS):
         rounds += 1
-        axes, starts = [], []
-        for i in range(s.n):
-            lo, hi, x0 = float(s.lo[i]), float(s.hi[i]), float(s.x0[i])
-            # the lattice lines inside the box (their nodes are mostly scored already),
-            # plus k evenly spaced ones where the lattice is coarser than that
-            c = np.unique(np.r_[lo, s.lines(i, lo, hi), hi, x0])
-            if hi > lo and np.diff(c).max() > 1.01 * (hi - lo) / (k - 1):
-                c = np.unique(np.r_[c, np.linspace(lo, hi, k)])
-            if hi <= lo:
-                c = np.array([x0])
-            axes.append(c)
-            starts.append(int(np.searchsorted(c, x0)))
+        axes, starts = _grid(s, k)
         res = np.array([float(np.diff(c).max()) if c.size > 1 else 0.0 for c in axes])
         pts = cartesian(axes)
-        # the face refinement checked the faces densely: score the inside
-        on_face = np.zeros(len(pts), bool)
-        for i in range(s.n):
-            if s.hi[i] > s.lo[i]:
-                on_face |= (pts[:, i] <= s.lo[i]) | (pts[:, i] >= s.hi[i])
-        inner = pts[~on_face]
+        inside = _inside(s, pts)  # the face refinement checked the faces densely
+        inner = pts[inside]
         if s.ev.count_new(inner) > s.budget.remaining():
             return done()  # cannot pay: the box stays sound at the resolution tested
         try:
@@ -70,7 +83,7 @@ def certify_grid(s: SearchState) -> CertifyResult:
         except BudgetExhausted:
             return done()
         flat = np.ones(len(pts), bool)
-        flat[~on_face] = vals >= s.t
+        flat[inside] = vals >= s.t
         good = flat.reshape([len(a) for a in axes])
         if good.all():
             s.certified = True
