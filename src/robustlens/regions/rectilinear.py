@@ -31,13 +31,13 @@ box in the search).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 __all__ = ["BoxFront", "GridAxis", "MaximalBoxes", "best_box", "box_front", "cartesian",
-           "largest_box_mask", "line_runs", "maximal_boxes"]
+           "largest_box_mask", "line_runs", "maximal_boxes", "slab_reaches"]
 
 MEASURES = ("span", "middle", "outer", "cells")
 
@@ -197,6 +197,30 @@ def _front_2d(good: np.ndarray, axes: tuple[GridAxis, ...]) -> tuple[np.ndarray,
             np.stack([b0[v], b1[v]], axis=1).astype(np.int64))
 
 
+def slab_reaches(good: np.ndarray, s0: int, rest: tuple[int, ...], periodic: bool
+                 ) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Every reach ``(u, d)`` of dim 0 around ``s0`` (rows ``s0-u .. s0+d``, wrapping when
+    ``periodic``) whose rows ANDed (the slab) keep the start ``rest`` good, u-major: yields
+    ``(u, d, slab)``; ``slab`` is reused, so use it before the next step."""
+    m0 = good.shape[0]
+    max_up = m0 - 1 if periodic else s0
+    max_dn = m0 - 1 if periodic else m0 - 1 - s0
+    slab_up = np.ones(good.shape[1:], bool)
+    for u in range(max_up + 1):
+        slab_up &= good[(s0 - u) % m0]
+        if not slab_up[rest]:
+            return
+        slab = slab_up.copy()
+        for d in range(max_dn + 1):
+            if periodic and u + d + 1 > m0:
+                break
+            if d > 0:
+                slab &= good[(s0 + d) % m0]
+            if not slab[rest]:
+                break
+            yield u, d, slab
+
+
 def box_front(
     good: np.ndarray, axes: tuple[GridAxis, ...], measure: str = "span",
     floor: float = -np.inf, best_only: bool = False,
@@ -221,7 +245,7 @@ def box_front(
             keep &= v >= v.max()
         return BoxFront(axes, lo[keep], hi[keep])
     ax0 = axes[0]
-    m0, s0 = good.shape[0], ax0.start
+    s0 = ax0.start
     rest = tuple(a.start for a in axes[1:])
     los: list[np.ndarray] = []
     his: list[np.ndarray] = []
@@ -232,36 +256,24 @@ def box_front(
                                     np.array(10**9 if a.periodic else a.m - 1), measure))
     if not good[(s0, *rest)]:
         return BoxFront(axes, np.zeros((0, n), np.int64), np.zeros((0, n), np.int64))
-    max_up = m0 - 1 if ax0.periodic else s0
-    max_dn = m0 - 1 if ax0.periodic else m0 - 1 - s0
-    slab_up = np.ones(good.shape[1:], bool)
-    for u in range(max_up + 1):
-        slab_up &= good[(s0 - u) % m0]
-        if not slab_up[rest]:
-            break
-        slab = slab_up.copy()
-        sub_max = rest_full
-        for d in range(max_dn + 1):
-            if ax0.periodic and u + d + 1 > m0:
-                break
-            if d > 0:
-                slab &= good[(s0 + d) % m0]
-            if not slab[rest]:
-                break
-            e0 = float(ax0.extent(np.array(s0 - u), np.array(s0 + d), measure))
-            if e0 * sub_max <= best[0]:
-                continue
-            sub = box_front(slab, axes[1:], measure, best[0] / e0 if e0 > 0 else -np.inf,
-                            best_only)
-            if len(sub) == 0:
-                continue
-            vol = sub.volume(measure)
-            sub_max = float(vol.max())
-            k = len(sub)
-            los.append(np.concatenate([np.full((k, 1), s0 - u), sub.lo], axis=1))
-            his.append(np.concatenate([np.full((k, 1), s0 + d), sub.hi], axis=1))
-            if best_only:
-                best[0] = max(best[0], e0 * sub_max * (1 - 1e-12))
+    sub_max = rest_full
+    for u, d, slab in slab_reaches(good, s0, rest, ax0.periodic):
+        if d == 0:
+            sub_max = rest_full  # a new upward reach: its slabs only shrink with d
+        e0 = float(ax0.extent(np.array(s0 - u), np.array(s0 + d), measure))
+        if e0 * sub_max <= best[0]:
+            continue
+        sub = box_front(slab, axes[1:], measure, best[0] / e0 if e0 > 0 else -np.inf,
+                        best_only)
+        if len(sub) == 0:
+            continue
+        vol = sub.volume(measure)
+        sub_max = float(vol.max())
+        k = len(sub)
+        los.append(np.concatenate([np.full((k, 1), s0 - u), sub.lo], axis=1))
+        his.append(np.concatenate([np.full((k, 1), s0 + d), sub.hi], axis=1))
+        if best_only:
+            best[0] = max(best[0], e0 * sub_max * (1 - 1e-12))
     if not los:
         return BoxFront(axes, np.zeros((0, n), np.int64), np.zeros((0, n), np.int64))
     front = BoxFront(axes, np.concatenate(los), np.concatenate(his))
@@ -320,32 +332,18 @@ def best_box(
     empty = (0, list(map(int, start)), [int(v) - 1 for v in start])
     if not good[(s0, *rest)]:
         return empty
-    max_up = m0 - 1 if periodic[0] else s0
-    max_dn = m0 - 1 if periodic[0] else m0 - 1 - s0
     rest_cells = int(np.prod(good.shape[1:]))
     best: tuple[int, list[int], list[int]] = empty
-    slab_up = np.ones(good.shape[1:], bool)
-    for u in range(max_up + 1):
-        slab_up &= good[(s0 - u) % m0]
-        if not slab_up[rest]:
-            break
-        slab = slab_up.copy()
-        for d in range(max_dn + 1):
-            if periodic[0] and u + d + 1 > m0:
-                break
-            if d > 0:
-                slab &= good[(s0 + d) % m0]
-            if not slab[rest]:
-                break
-            if (u + d + 1) * rest_cells <= best[0]:
-                continue
-            cnt, lo, hi = best_box(slab, rest, periodic[1:])
-            total = (u + d + 1) * cnt
-            if total > best[0]:
-                lo0, hi0 = s0 - u, s0 + d
-                if periodic[0] and hi0 - lo0 + 1 >= m0:
-                    lo0, hi0 = 0, m0 - 1
-                best = (total, [lo0, *lo], [hi0, *hi])
+    for u, d, slab in slab_reaches(good, s0, rest, bool(periodic[0])):
+        if (u + d + 1) * rest_cells <= best[0]:
+            continue
+        cnt, lo, hi = best_box(slab, rest, periodic[1:])
+        total = (u + d + 1) * cnt
+        if total > best[0]:
+            lo0, hi0 = s0 - u, s0 + d
+            if periodic[0] and hi0 - lo0 + 1 >= m0:
+                lo0, hi0 = 0, m0 - 1
+            best = (total, [lo0, *lo], [hi0, *hi])
     return best
 
 
