@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -390,7 +390,21 @@ class SceneSearch:
 
 
 # ------------------------------------------------------------------ score function
-class SceneScore:
+class ClosingScore:
+    """A batched score function that holds a renderer or a worker: a context manager
+    that calls ``close`` on exit."""
+
+    def close(self) -> None:  # pragma: no cover - overridden
+        pass
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class SceneScore(ClosingScore):
     """Batched score of ``class_id`` on ``mesh`` over the parameters ``names``.
 
     Wraps `robustlens.semantic.RenderScore`: non-periodic coordinates are clamped to
@@ -452,12 +466,6 @@ class SceneScore:
 
     def close(self) -> None:
         self.render_score.close()
-
-    def __enter__(self) -> SceneScore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 # ------------------------------------------------------------------ region searches

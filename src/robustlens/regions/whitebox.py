@@ -24,7 +24,7 @@ import torch
 
 from robustlens.errors import BadInput, ref
 from robustlens.regions.criterion import check_criterion, margin_values
-from robustlens.regions.scene import GRADS, check_grad
+from robustlens.regions.scene import GRADS, ClosingScore, check_grad
 
 __all__ = ["GRADS", "WhiteBoxScore", "check_grad", "check_spp", "scene_score_fn"]
 
@@ -62,7 +62,7 @@ def check_spp(grad: str, spp: int | None = None, spp_grad: int | None = None,
             DEFAULT_SPP_GRAD if spp_grad is None else int(spp_grad))
 
 
-class WhiteBoxScore:
+class WhiteBoxScore(ClosingScore):
     """Score and gradient of ``class_id`` on ``mesh`` over ``names``, rendered by Mitsuba.
 
     Non-periodic coordinates are clamped to ``domain`` (as `SceneScore`); periodic ones
@@ -188,12 +188,6 @@ class WhiteBoxScore:
 
     def close(self) -> None:
         self.renderer.close()
-
-    def __enter__(self) -> WhiteBoxScore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def scene_score_fn(grad: str, classifier: Any, mesh: Any, class_id: int, names: Sequence[str],
