@@ -19,24 +19,35 @@ from .common import (
 from .map_cmd import mesh_options
 from .region_args import parse_search, region_options
 
-EPILOG = """\b
+
+def _epilog() -> str:
+    """The help epilog; the paper's constants come from `robustlens.paper`."""
+    from .. import paper
+
+    starts = " ".join(f"({a:g},{e:g})" for a, e in paper.STARTS)
+    (az0, el0), (az1, el1) = paper.DOMAIN
+    return f"""\b
 Examples:
   robustlens regions --mesh demo:mug --out out/mug_regions
   robustlens regions --mesh demo:mug --map out/mug/map.nc --method oir_w --out out/mug_oirw
   robustlens regions --mesh chair.obj --up z --class 559 --start 130,30 --start 50,20 --variant paper --max-evals 400 --out out/chair
   robustlens regions --mesh demo:vase --param azimuth --set elevation=20 --start 90 --out out/vase1d
+  robustlens regions --mesh demo:mug --param azimuth --param elevation --param distance --domain distance=1.5:4.5 --start 130,30,2.732 --out out/mug3d
   robustlens regions --mesh demo:mug --method oir_w --variant paper --grad mitsuba --max-evals 48 --out out/mug_whitebox
   robustlens regions --mesh demo:mug --method oir_w --grad mitsuba --spp 256 --spp-grad 32 --out out/mug_wb256
 
-Defaults: the paper's start points (130,30) (50,20) (200,15) (310,50) over
-azimuth [0,360] (periodic) x elevation [-10,90], method oir_b, variant ours.
+Defaults: the paper's start points {starts} over
+azimuth [{az0:g},{az1:g}] (periodic) x elevation [{el0:g},{el1:g}], method oir_b, variant ours.
 Methods: naive, oir_b (black box), oir_w (white box: finite differences of
 the moderngl renderer, or with --grad mitsuba gradients through Mitsuba 3).
 Variants: ours (threshold line search, --threshold) or paper (the reference
-gradient rules, 800 iterations; --max-evals caps them).
+gradient rules, {paper.N_ITER} iterations; --max-evals caps them).
 Output: DIR/regions.json (one record per start), DIR/traces/start_K.json and
 DIR/regions.png (over the semantic map when --map is given, with IoU against
-the map's exact largest box)."""
+the map's exact largest box; for 3 or more parameters, each pair of them)."""
+
+
+EPILOG = _epilog()
 
 
 @click.command("regions", epilog=EPILOG)
