@@ -155,3 +155,34 @@ def test_region_search_modules_import_no_cycle():
         visit(m, [])
     assert {"state", "flood", "choose", "faces", "trade", "certify"} <= set(graph)
     assert "ours" not in graph["grid_stage"]
+
+
+@pytest.mark.parametrize("method,n", [("naive", 2), ("oir_b", 2), ("naive", 3), ("oir_b", 4)])
+def test_budget_cost_model_covers_the_face_tests(method, n):
+    """`Budget.refine_estimate` (the reserve the grid stage keeps for the final face
+    bisection) is not below what the face tests really send: two dense checks of each
+    face (`faces.face_points`) plus the cheap bisection rounds.  Changing one without
+    the other fails here."""
+    from robustlens.regions.evaluator import Evaluator
+    from robustlens.regions.faces import face_points
+    from robustlens.regions.params import OursParams
+    from robustlens.regions.state import SearchState
+
+    rng = np.random.default_rng(n)
+    lower, upper = np.zeros(n), np.full(n, 100.0)
+    ev = Evaluator(lambda x: np.ones(len(x)), None, lower, upper, np.zeros(n, bool), True)
+    s = SearchState.create(ev, np.full(n, 50.0), lower, upper, np.zeros(n, bool), method,
+                           dict(vars(OursParams())))
+    for _ in range(5):
+        lines = [np.sort(rng.uniform(0, 100, int(rng.integers(2, 9)))) for _ in range(n)]
+        s.axes = lines
+        s.lo = np.array([c[0] for c in lines])
+        s.hi = np.array([c[-1] for c in lines])
+        steps = [float(rng.uniform(1, 6)) for _ in range(n)]
+        sent = 0
+        for i in range(n):
+            dense = len(face_points(s, i, float(s.hi[i]), dense=True))
+            cheap = len(face_points(s, i, float(s.hi[i]), dense=False))
+            sent += 2 * (2 * dense + cheap * steps[i])  # two faces per dim
+        est = s.budget.refine_estimate([len(c) for c in lines], steps, s.fine_faces)
+        assert est >= sent * 0.999, (est, sent)
