@@ -390,9 +390,66 @@ class SceneSearch:
 
 
 # ------------------------------------------------------------------ score function
-class ClosingScore:
-    """A batched score function that holds a renderer or a worker: a context manager
-    that calls ``close`` on exit."""
+class PoseScore:
+    """What every batched score function over scene parameters shares (`SceneScore`, and
+    `robustlens.regions.whitebox.WhiteBoxScore`): the searched names, the domain (default:
+    the registry's ranges) and its periodic dims, the fixed parameters checked against
+    the searched ones, points clamped to the domain, non-finite scores reported as
+    BadInput naming the model, and the context-manager protocol (``close`` on exit)."""
+
+    names: list[str]
+    lower: np.ndarray
+    upper: np.ndarray
+    periodic: np.ndarray
+    fixed: dict[str, float]
+    criterion: str
+    spec: str
+
+    def _setup(self, classifier: Any, names: Sequence[str],
+               domain: tuple[np.ndarray, np.ndarray] | None,
+               fixed: Mapping[str, float] | None, criterion: str) -> None:
+        self.criterion = check_criterion(criterion)
+        self.names = check_names(names)
+        self.fixed = dict(fixed or {})
+        clash = sorted(set(self.fixed) & set(self.names))
+        if clash:
+            raise BadInput(f"{clash[0]}: also searched ({ref('names')}); use one or the other",
+                           param="fixed")
+        if domain is None:
+            from robustlens.render.scene import get_parameter
+
+            ps = [get_parameter(n) for n in self.names]
+            domain = (np.array([p.low for p in ps]), np.array([p.high for p in ps]))
+        self.lower = np.asarray(domain[0], dtype=np.float64)
+        self.upper = np.asarray(domain[1], dtype=np.float64)
+        self.periodic = scene_periodic(self.names, (self.lower, self.upper))
+        self.spec = str(getattr(classifier, "spec", "model"))
+
+    def _points(self, points: np.ndarray, wrap: bool = False) -> np.ndarray:
+        """``points`` (N, n) as float64, non-periodic coordinates clamped to the domain
+        (the reference OIR_B rules evaluate outer corners past the domain edge); with
+        ``wrap`` periodic ones are brought into it too."""
+        x = np.array(points, dtype=np.float64, copy=True)
+        if x.ndim != 2 or x.shape[1] != len(self.names):
+            raise BadInput(f"points: expected shape (N, {len(self.names)}), got {x.shape}")
+        keep = ~self.periodic
+        x[:, keep] = np.clip(x[:, keep], self.lower[keep], self.upper[keep])
+        if wrap:
+            per = self.periodic
+            x[:, per] = self.lower[per] + np.mod(x[:, per] - self.lower[per],
+                                                 (self.upper - self.lower)[per])
+        return x
+
+    def _finite(self, s: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """``s``, or BadInput naming the model and the first pose of ``x`` where it is not
+        finite."""
+        bad = ~np.isfinite(s)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            at = ", ".join(f"{n}={_fmt(v)}" for n, v in zip(self.names, x[i], strict=True))
+            raise BadInput(f"{self.spec}: produced non-finite scores at {int(bad.sum())} "
+                           f"pose(s), first at {at}", param="classifier")
+        return s
 
     def close(self) -> None:  # pragma: no cover - overridden
         pass
@@ -404,7 +461,7 @@ class ClosingScore:
         self.close()
 
 
-class SceneScore(ClosingScore):
+class SceneScore(PoseScore):
     """Batched score of ``class_id`` on ``mesh`` over the parameters ``names``.
 
     Wraps `robustlens.semantic.RenderScore`: non-periodic coordinates are clamped to
@@ -426,18 +483,9 @@ class SceneScore(ClosingScore):
     ) -> None:
         from robustlens.semantic import RenderScore
 
-        self.criterion = check_criterion(criterion)
-        self.names = check_names(names)
-        self.lower = np.asarray(domain[0], dtype=np.float64)
-        self.upper = np.asarray(domain[1], dtype=np.float64)
-        self.periodic = scene_periodic(self.names, (self.lower, self.upper))
-        self.spec = str(getattr(classifier, "spec", "model"))
-        clash = sorted(set(fixed or {}) & set(self.names))
-        if clash:
-            raise BadInput(f"{clash[0]}: also searched ({ref('names')}); use one or the other",
-                           param="fixed")
+        self._setup(classifier, names, domain, fixed, criterion)
         self.render_score = RenderScore(
-            classifier, mesh, class_id, self.names, fixed, renderer, batch_size
+            classifier, mesh, class_id, self.names, self.fixed, renderer, batch_size
         )
 
     @property
@@ -449,20 +497,9 @@ class SceneScore(ClosingScore):
         return self.render_score.n_evaluations_
 
     def __call__(self, points: np.ndarray) -> np.ndarray:
-        x = np.array(points, dtype=np.float64, copy=True)
-        if x.ndim != 2 or x.shape[1] != len(self.names):
-            raise BadInput(f"points: expected shape (N, {len(self.names)}), got {x.shape}")
-        keep = ~self.periodic
-        x[:, keep] = np.clip(x[:, keep], self.lower[keep], self.upper[keep])
+        x = self._points(points)
         score, _, margin = self.render_score.outputs(x)
-        s = score if self.criterion == "score" else margin_values(margin)
-        bad = ~np.isfinite(s)
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            at = ", ".join(f"{n}={_fmt(v)}" for n, v in zip(self.names, x[i], strict=True))
-            raise BadInput(f"{self.spec}: produced non-finite scores at {int(bad.sum())} "
-                           f"pose(s), first at {at}", param="classifier")
-        return s
+        return self._finite(score if self.criterion == "score" else margin_values(margin), x)
 
     def close(self) -> None:
         self.render_score.close()

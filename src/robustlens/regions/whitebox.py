@@ -23,8 +23,8 @@ import numpy as np
 import torch
 
 from robustlens.errors import BadInput, ref
-from robustlens.regions.criterion import check_criterion, margin_values
-from robustlens.regions.scene import GRADS, ClosingScore, check_grad
+from robustlens.regions.criterion import margin_values
+from robustlens.regions.scene import GRADS, PoseScore, check_grad
 
 __all__ = ["GRADS", "WhiteBoxScore", "check_grad", "check_spp", "scene_score_fn"]
 
@@ -62,7 +62,7 @@ def check_spp(grad: str, spp: int | None = None, spp_grad: int | None = None,
             DEFAULT_SPP_GRAD if spp_grad is None else int(spp_grad))
 
 
-class WhiteBoxScore(ClosingScore):
+class WhiteBoxScore(PoseScore):
     """Score and gradient of ``class_id`` on ``mesh`` over ``names``, rendered by Mitsuba.
 
     Non-periodic coordinates are clamped to ``domain`` (as `SceneScore`); periodic ones
@@ -76,28 +76,12 @@ class WhiteBoxScore(ClosingScore):
                  criterion: str = "score", spp: int = DEFAULT_SPP,
                  spp_grad: int = DEFAULT_SPP_GRAD, seed: int = 0,
                  image_size: int | None = None) -> None:
-        from robustlens.regions.scene import check_names, scene_periodic
         from robustlens.render.diff import DiffMeshRenderer
 
-        self.criterion = check_criterion(criterion)
-        self.names = check_names(names)
+        self._setup(classifier, names, domain, fixed, criterion)
         self.classifier = classifier
         self.mesh = mesh
         self.class_id = int(class_id)
-        self.fixed = dict(fixed or {})
-        clash = sorted(set(self.fixed) & set(self.names))
-        if clash:
-            raise BadInput(f"{clash[0]}: also searched ({ref('names')}); use one or the other",
-                           param="fixed")
-        if domain is None:
-            from robustlens.render.scene import get_parameter
-
-            ps = [get_parameter(n) for n in self.names]
-            domain = (np.array([p.low for p in ps]), np.array([p.high for p in ps]))
-        self.lower = np.asarray(domain[0], dtype=np.float64)
-        self.upper = np.asarray(domain[1], dtype=np.float64)
-        self.periodic = scene_periodic(self.names, (self.lower, self.upper))
-        self.spec = str(getattr(classifier, "spec", "model"))
         self.renderer = renderer or DiffMeshRenderer(
             image_size=image_size or classifier.input_size, spp=spp, spp_grad=spp_grad,
             seed=seed)
@@ -107,17 +91,6 @@ class WhiteBoxScore(ClosingScore):
         self.n_gradients = 0
 
     # ------------------------------------------------------------------ helpers
-    def _points(self, points: np.ndarray) -> np.ndarray:
-        x = np.array(points, dtype=np.float64, copy=True)
-        if x.ndim != 2 or x.shape[1] != len(self.names):
-            raise BadInput(f"points: expected shape (N, {len(self.names)}), got {x.shape}")
-        keep = ~self.periodic
-        x[:, keep] = np.clip(x[:, keep], self.lower[keep], self.upper[keep])
-        per = self.periodic
-        x[:, per] = self.lower[per] + np.mod(x[:, per] - self.lower[per],
-                                             (self.upper - self.lower)[per])
-        return x
-
     def _params(self, x: np.ndarray) -> dict[str, np.ndarray]:
         return {n: x[:, j] for j, n in enumerate(self.names)}
 
@@ -130,36 +103,27 @@ class WhiteBoxScore(ClosingScore):
         others[:, self.class_id] = -1.0
         return (1.0 + p - others.max(dim=1).values) / 2.0
 
-    def _check(self, s: np.ndarray, x: np.ndarray) -> np.ndarray:
-        bad = ~np.isfinite(s)
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            at = ", ".join(f"{n}={v:g}" for n, v in zip(self.names, x[i], strict=True))
-            raise BadInput(f"{self.spec}: produced non-finite scores at "
-                           f"{int(bad.sum())} pose(s), first at {at}", param="classifier")
-        return s
-
     # ------------------------------------------------------------------ public
     def outputs(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Scores, top-1 ids and margins ``(N,)`` each, from Mitsuba renders."""
         from robustlens.semantic.score import true_class_outputs
 
-        x = self._points(points)
+        x = self._points(points, wrap=True)
         imgs = self.renderer.render(self.mesh, self._params(x), fixed=self.fixed)
         return true_class_outputs(self.classifier.probs(imgs), self.class_id)
 
     def __call__(self, points: np.ndarray) -> np.ndarray:
-        x = self._points(points)
+        x = self._points(points, wrap=True)
         score, _, margin = self.outputs(x)
         self.n_calls += 1
         self.n_evaluations += len(x)
         s = score if self.criterion == "score" else margin_values(margin)
-        return self._check(np.asarray(s, dtype=np.float64), x)
+        return self._finite(np.asarray(s, dtype=np.float64), x)
 
     def value_and_grad(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Scores ``(N,)`` and their gradients ``(N, n)`` (per degree for angles), from the
         same Mitsuba image of each pose."""
-        x = self._points(points)
+        x = self._points(points, wrap=True)
 
         def weight(img: torch.Tensor) -> tuple[float, torch.Tensor]:
             img = img.detach().clone().requires_grad_(True)
@@ -180,7 +144,7 @@ class WhiteBoxScore(ClosingScore):
         sub = grads[:, keep]
         sub[at_edge] = 0.0
         grads[:, keep] = sub
-        return self._check(vals, x), grads
+        return self._finite(vals, x), grads
 
     def grad(self, points: np.ndarray) -> np.ndarray:
         """Gradients ``(N, n)`` of the scores: a ``grad_fn`` for `find_region`."""
