@@ -34,7 +34,8 @@ from robustlens.regions.paper import run_paper
 from robustlens.regions.params import defaults, names
 from robustlens.regions.result import RegionResult, box_volume
 
-__all__ = ["HYPER_NAMES", "METHODS", "VARIANTS", "RobustRegion", "find_region", "parse_domain"]
+__all__ = ["HYPER_NAMES", "METHODS", "VARIANTS", "RobustRegion", "check_hyper", "find_region",
+           "parse_domain"]
 
 METHODS = ("naive", "oir_b", "oir_w")
 VARIANTS = ("paper", "ours")
@@ -94,7 +95,9 @@ def _parse_periodic(periodic: Any, n: int) -> np.ndarray:
     return mask
 
 
-def _check_hyper(variant: str, hyper: dict[str, Any]) -> dict[str, Any]:
+def check_hyper(variant: str, hyper: dict[str, Any]) -> dict[str, Any]:
+    """``hyper`` with the variant's defaults filled in; BadInput naming an unknown or bad
+    hyper-parameter (used by `RobustRegion.check` and `scene.SceneSearch.create`)."""
     allowed = defaults(variant)
     unknown = sorted(set(hyper) - set(allowed))
     if unknown:
@@ -221,7 +224,7 @@ class RobustRegion(Estimator):
                 f": unknown variant {self.variant!r}; expected one of "
                 f"{', '.join(VARIANTS)}", param="variant")
         given = {k: getattr(self, k) for k in HYPER_NAMES if getattr(self, k) is not None}
-        return _check_hyper(self.variant, given)
+        return check_hyper(self.variant, given)
 
     def run(
         self,

@@ -250,10 +250,9 @@ def box_front(
     los: list[np.ndarray] = []
     his: list[np.ndarray] = []
     best = [floor]
-    rest_full = 1.0
+    rest_full = 1.0  # the largest extent of the other dims: all their lines (a full circle)
     for a in axes[1:]:
-        rest_full *= float(a.extent(np.array(-10**9 if a.periodic else 0),
-                                    np.array(10**9 if a.periodic else a.m - 1), measure))
+        rest_full *= float(a.extent(np.array(0), np.array(a.m - 1), measure))
     if not good[(s0, *rest)]:
         return BoxFront(axes, np.zeros((0, n), np.int64), np.zeros((0, n), np.int64))
     sub_max = rest_full

@@ -292,7 +292,7 @@ class SceneSearch:
         otherwise, unless ``require_starts`` is False: a study with automatic starts)."""
         import math
 
-        from robustlens.regions.core import HYPER_NAMES, _check_hyper
+        from robustlens.regions.core import HYPER_NAMES, check_hyper
         from robustlens.render.scene import check_values
 
         nm = check_names(list(names) if names is not None else list(DEFAULT_PARAMS))
@@ -346,7 +346,7 @@ class SceneSearch:
         if unknown:
             raise BadInput(f"unknown hyper-parameter(s) {', '.join(unknown)} for variant "
                            f"{variant!r}")
-        _check_hyper(variant, extra)
+        check_hyper(variant, extra)
         return cls(names=tuple(nm), lower=_frozen(dom[0]), upper=_frozen(dom[1]),
                    periodic=_frozen(scene_periodic(nm, dom)), starts=_frozen(pts),
                    fixed=MappingProxyType(fx), methods=ms, variant=variant,
