@@ -44,6 +44,7 @@ def write_cfg(path, cfg):
     ({"regions": {"methods": ["gradient_ascent"]}}, "field regions.methods.0"),
     ({"regions": {"starts": [[500, 10]]}}, "regions.starts"),
     ({"regions": {"threshold": 1.5}}, "field regions.threshold"),
+    ({"regions": {"grad": "mitsuba", "score": "map"}}, "'mitsuba' needs regions.score: render"),
     ({"models": ["nope:x"]}, "unknown model kind"),
     ({"representation": {"datasets": ["/no/such/data"]}}, "not found"),
 ])

@@ -186,6 +186,9 @@ def plan_study(cfg: StudyConfig, out: Path | str | None = None, *, log: Log = pr
 
             raise config_error(exc) from None
         if rc.grad == "mitsuba":  # the white-box backend is checked now, not after the maps
+            if rc.score == "map":
+                raise BadInput("config regions.grad: 'mitsuba' needs regions.score: render "
+                               "(a map has no renderer to differentiate)")
             from ..render.diff import backend_problem
 
             problem = backend_problem()
@@ -330,9 +333,8 @@ class Study:
         from ..semantic import load_map
 
         rc = self.config.regions
-        names = list(rc.params)
         search = self.plan.search
-        periodic = search.periodic
+        names, periodic = list(search.names), search.periodic
         runs: list[RunRecord] = []
         for o in self.plan.objects:
             cid = self.plan.class_ids[(clf.spec, o.spec)]
@@ -360,7 +362,7 @@ class Study:
                 auto = auto_starts(map_da.values, top1_da.values,
                                    [map_da.coords[n].values for n in names], cid,
                                    rc.n_auto_starts(), [bool(p) for p in periodic],
-                                   list(self.plan.domain[1] - self.plan.domain[0]), rc.threshold)
+                                   list(search.upper - search.lower), rc.threshold)
                 self.auto_starts_[f"{clf.spec} {o.spec}"] = auto.tolist()
                 if len(auto):
                     start_sets.append(("auto", auto))
@@ -412,9 +414,6 @@ class Study:
             hyper = search.hyper_for(method)
             bar, adv = self._bar(f"regions {method} {o.spec}", len(starts))
             try:
-                if rc.score == "map" and rc.grad == "mitsuba":
-                    raise BadInput("config regions.grad: 'mitsuba' needs regions.score: render "
-                                   "(a map has no renderer to differentiate)")
                 if rc.score == "map":
                     if map_da is None:
                         raise BadInput("config regions.score: 'map' needs a semantic "
