@@ -756,7 +756,7 @@ def cam_overlays_figure(classifier: Classifier, dataset: Any, image_scores: pd.D
                            for r in sel.itertuples() if (r.image, cid) in items]))
     with style():  # user labels are text, never mathtext
         ncol = max([len(r[1]) for r in rows] + [1])
-        fig = Figure(figsize=(2.2 * ncol, 2.35 * max(len(rows), 1)))
+        fig = Figure(figsize=(2.2 * ncol, 2.35 * max(len(rows), 1)), layout="constrained")
         for ri, (cid, entries) in enumerate(rows):
             its = [e[0] for e in entries]
             images, _, boxes = prepare_batch(its, classifier)
