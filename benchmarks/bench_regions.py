@@ -287,6 +287,9 @@ def main() -> None:
     ap.add_argument("--maps", default="tests/data/maps/*.npz",
                     help="glob of real maps (.npz) used as black boxes; '' to skip")
     ap.add_argument("--starts", type=int, default=8, help="random robust starts per map")
+    ap.add_argument("--nd", action="store_true",
+                    help="also print the n-D tables (bench_regions_nd.py): 3-D / 4-D "
+                         "plateaus and real 3-D maps against issue 20's targets")
     args = ap.parse_args()
     ms = args.overhead_ms
     t_start = time.perf_counter()
@@ -346,6 +349,11 @@ def main() -> None:
               f"{', '.join(p.rsplit('/', 1)[-1][:-4] for p in paths)})\n")
         print(map_table(rows))
     print(f"\n(total benchmark time {time.perf_counter() - t_start:.1f} s)")
+    if args.nd:
+        import bench_regions_nd
+
+        print()
+        bench_regions_nd.main()
 
 
 if __name__ == "__main__":

@@ -1,14 +1,16 @@
-"""Robust regions in 3-D and 4-D: known answers (issue 20's targets where they hold).
+"""Robust regions in 3-D and 4-D: known answers (issue 20's targets).
 
 * Seeded anisotropic off-centre plateaus whose edge widths differ by 100x between
-  dims (`benchmarks/bench_regions_nd.plateau_cases`): in 3-D every method of the
-  default variant finds the max-volume box (IoU >= 0.9); naive needs up to 57% of the
-  paper variant's evaluations (target 50%: the certification grid costs ~350), the
-  others <= 50%.  In 4-D (<= 50% of the paper's evaluations) the volume is within 5%
-  and the IoU 0.93 on average, 0.84 at worst (target 0.9).
-* Real 3-D semantic maps (tests/data/maps3d) as piecewise-constant black boxes: the
-  search stays within its documented budget, never keeps a scored point below the
-  threshold inside its box, and says when the budget ran out.
+  dims (`benchmarks/bench_regions_nd.plateau_cases`): in 3-D and 4-D every method of
+  the default variant finds the max-volume box (IoU >= 0.9) with <= 50% of the paper
+  variant's evaluations.
+* Real 3-D semantic maps (tests/data/maps3d, `scripts/make_maps3d.py`) as
+  piecewise-constant black boxes: the search stays within its documented budget, never
+  keeps a scored point below the threshold inside its box and says when the budget ran
+  out; over 4 seeded starts per map and the three methods, the volume is >= 0.9 of the
+  exact largest box on average, >= 0.7 in at least 90% of the runs and the box holds
+  <= 2% cells below the threshold in at least 95% of them (the issue asks for every run:
+  see the README's "Regions in n-D" for the runs that miss).
 """
 
 from __future__ import annotations
@@ -20,11 +22,11 @@ import numpy as np
 import pytest
 from test_regions import Plateau
 
-from robustlens.regions import find_region, iou, map_domain, map_score_fn
+from robustlens.regions import find_region, ground_truth_box, iou, map_domain, map_score_fn
 from robustlens.regions.ours import default_max_evals
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from bench_regions_nd import PAPER_EVALS, load_map, plateau_cases  # noqa: E402
+from bench_regions_nd import PAPER_EVALS, bad_share, load_map, plateau_cases  # noqa: E402
 
 T = 0.5
 METHODS = ("naive", "oir_b", "oir_w")
@@ -45,19 +47,12 @@ def _run(n: int, method: str, k: int = 10) -> np.ndarray:
     return np.array(rows)
 
 
+@pytest.mark.parametrize("n", [3, 4])
 @pytest.mark.parametrize("method", METHODS)
-def test_3d_anisotropic_plateaus_meet_the_2d_targets(method):
-    a = _run(3, method)
+def test_anisotropic_plateaus_meet_the_2d_targets(method, n):
+    a = _run(n, method)
     assert a[:, 0].min() >= 0.9, a[:, 0]
-    assert a[:, 1].max() <= 1.0001  # never larger than the true largest box
-    assert a[:, 2].max() <= (0.6 if method == "naive" else 0.5), a[:, 2]
-
-
-@pytest.mark.parametrize("method", METHODS)
-def test_4d_anisotropic_plateaus_are_sound_and_near_the_largest_volume(method):
-    a = _run(4, method)
-    assert a[:, 1].min() >= 0.95 and a[:, 1].max() <= 1.0001, a[:, 1]
-    assert a[:, 0].mean() >= 0.9 and a[:, 0].min() >= 0.8, a[:, 0]
+    assert a[:, 1].min() >= 0.95 and a[:, 1].max() <= 1.0001, a[:, 1]  # never larger
     assert a[:, 2].max() <= 0.5, a[:, 2]
 
 
@@ -69,8 +64,9 @@ def test_plateau_cases_have_100x_edge_widths_and_starts_inside():
             assert np.all(tl < x0) and np.all(x0 < th)
 
 
-@pytest.mark.parametrize("path", MAPS, ids=lambda p: p.stem)
-def test_real_3d_maps_sound_within_budget(path):
+def _map_runs(path: Path, k: int = 4) -> list[tuple[str, float, float]]:
+    """(method, volume / exact, bad-cell share) of ``k`` seeded robust starts, checking
+    on the way what every run must hold: budget, soundness, a stop reason."""
     da = load_map(path)
     assert da.ndim == 3
     per = [d for d in da.dims if d == "azimuth"]
@@ -78,15 +74,31 @@ def test_real_3d_maps_sound_within_budget(path):
     dom = map_domain(da, periodic=per)
     good = np.argwhere(da.values >= T)
     assert len(good) > 0, "a shipped 3-D map must have robust poses to start from"
-    pick = good[np.random.default_rng(1).choice(len(good), size=min(3, len(good)),
+    pick = good[np.random.default_rng(1).choice(len(good), size=min(k, len(good)),
                                                 replace=False)]
+    out = []
     for idx in pick:
         x0 = np.array([float(da[d].values[j]) for d, j in zip(da.dims, idx, strict=True)])
-        r = find_region(fn, x0, dom, method="oir_b", periodic=[0])
-        assert r.n_evaluations <= default_max_evals(3)
-        assert r.converged or r.stop_reason == "budget"
-        assert r.worst_score is not None and r.worst_score >= T
-        assert r.grew and np.all(r.lower <= x0) and np.all(x0 <= r.upper)
+        gt = ground_truth_box(da, x0, T, periodic=per)
+        for m in METHODS:
+            r = find_region(fn, x0, dom, method=m, periodic=[0])
+            assert r.n_evaluations <= default_max_evals(3)
+            assert r.converged or r.stop_reason == "budget"
+            assert r.worst_score is not None and r.worst_score >= T
+            assert r.grew and np.all(r.lower <= x0) and np.all(x0 <= r.upper)
+            out.append((m, r.volume / float(np.prod(gt[1] - gt[0])),
+                        bad_share(da, r.lower, r.upper, per)))
+    return out
+
+
+def test_real_3d_maps_sound_within_budget_and_near_the_exact_box():
+    runs = [r for path in MAPS for r in _map_runs(path)]
+    vol = np.minimum([v for _, v, _ in runs], 1.5)  # above 1: cells it never scored
+    bad = np.array([b for _, _, b in runs])
+    assert len(MAPS) >= 10 and len(runs) >= 100
+    assert vol.mean() >= 0.9, vol.mean()
+    assert (vol >= 0.7).mean() >= 0.9, np.sort(vol)[:10]
+    assert (bad <= 0.02).mean() >= 0.95, np.sort(bad)[-10:]
 
 
 @pytest.mark.parametrize("n,panels", [(3, 3), (4, 6)])
@@ -186,3 +198,58 @@ def test_budget_cost_model_covers_the_face_tests(method, n):
             sent += 2 * (2 * dense + cheap * steps[i])  # two faces per dim
         est = s.budget.refine_estimate([len(c) for c in lines], steps, s.fine_faces)
         assert est >= sent * 0.999, (est, sent)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_certification_finds_a_slab_between_lattice_and_grid_lines(method):
+    """A box [20, 80]^3 scoring 1, cut by a slab 2 wide (3% of its volume) that no flood
+    lattice node, face test or certification grid line falls in: only the random probes
+    can find it.  The search must leave it out: the largest box around x0 is
+    [20, 33] x [20, 80]^2."""
+    lo, hi = np.full(3, 20.0), np.full(3, 80.0)
+
+    def f(x: np.ndarray) -> np.ndarray:
+        inside = np.all((x >= lo) & (x <= hi), axis=1)
+        slab = (x[:, 0] > 33.0) & (x[:, 0] < 35.0)
+        return np.where(inside & ~slab, 0.9, 0.1)
+
+    x0 = np.array([30.0, 50.0, 50.0])
+    truth = (np.array([20.0, 20.0, 20.0]), np.array([33.0, 80.0, 80.0]))
+    r = find_region(f, x0, (np.zeros(3), np.full(3, 100.0)), method=method)
+    assert r.worst_score is not None and r.worst_score >= T
+    assert r.upper[0] <= 33.0 + 1e-9, r.box  # the slab is out
+    assert iou(r.box, truth) >= 0.9, r.box
+    assert r.info["certified"]
+    probe = np.random.default_rng(5).uniform(r.lower, r.upper, (20000, 3))
+    assert (f(probe) < T).mean() == 0.0
+
+
+@pytest.mark.parametrize("n", [3, 4])
+def test_budget_cert_reserve_covers_two_certification_rounds(n):
+    """`Budget.cert_estimate` (the reserve the choice of the box and the trades leave the
+    certification) is not below two rounds of what `certify.certify_grid` sends: changing
+    the grid or the probes without the estimate fails here."""
+    from robustlens.regions.certify import certify_grid
+    from robustlens.regions.evaluator import Evaluator
+    from robustlens.regions.params import OursParams
+    from robustlens.regions.state import SearchState
+
+    sent: list[int] = []
+
+    def f(x: np.ndarray) -> np.ndarray:
+        sent.append(len(x))
+        return np.where(x[:, 0] < 70.0, 0.9, 0.1)  # a bad slab inside: two rounds
+
+    lower, upper = np.zeros(n), np.full(n, 100.0)
+    x0 = np.full(n, 33.3)
+    ev = Evaluator(f, None, lower, upper, np.zeros(n, bool), True)
+    s = SearchState.create(ev, x0, lower, upper, np.zeros(n, bool), "naive",
+                           dict(vars(OursParams())))
+    s.axes = [np.linspace(0, 100, 9) for _ in range(n)]
+    s.lo, s.hi = np.full(n, 10.0), np.full(n, 90.0)
+    certify_grid(s)
+    from robustlens.regions.state import PROBES
+
+    rounds = [k for k in sent if k >= PROBES]  # grid + probes (the rest: face bisection)
+    assert len(rounds) >= 2
+    assert 2 * max(rounds) <= s.budget.cert_estimate(), (rounds, s.budget.cert_estimate())

@@ -2,8 +2,11 @@
 
 The exact largest lattice box containing ``x0`` (`rectilinear.largest_box_mask`,
 periodic dims wrap) and up to ``alternatives`` runner-ups (a face layer left out, or one
-node thick in a dim), each refined (`faces.refine`); the largest is kept.  (1-D / 2-D
-choose on a grid refined where boxes compete: `grid_stage`.)
+node thick in a dim), each refined (`faces.refine`) with cheap tests only: the
+certification that follows checks the box, faces included (`certify`).  The largest is
+kept; the others are returned for the certification's branch and bound.  Refining keeps
+the certification's reserve (`state.Budget.cert_estimate`).  (1-D / 2-D choose on a grid
+refined where boxes compete: `grid_stage`.)
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from robustlens.regions.evaluator import BudgetExhausted
 from robustlens.regions.faces import lattice_box, refine
 from robustlens.regions.rectilinear import largest_box_mask
 from robustlens.regions.state import ChoiceResult, SearchState
@@ -66,22 +70,33 @@ def candidate_boxes(s: SearchState, state: np.ndarray, start: list[int], k: int
 
 
 def best_of(s: SearchState, boxes: list[tuple[list[int], list[int]]], shape: tuple[int, ...]) -> ChoiceResult:
-    """Refine each candidate lattice box; keep the largest result.  A runner-up is
-    refined only while the budget leaves room for it (twice the first one's cost)."""
-    best: tuple[np.ndarray, np.ndarray] | None = None
+    """Refine each candidate lattice box; keep the largest result (the others, largest
+    first, are the result's ``runners_up``).  A runner-up is refined only while the
+    budget leaves room for it (twice the first one's cost)."""
+    done: list[tuple[np.ndarray, np.ndarray]] = []
     cost = 0
     for k, box in enumerate(boxes):
         if k > 0 and 2 * cost > s.budget.remaining():
             break
         spent = s.ev.n_evaluations
         s.lo, s.hi = s.x0.copy(), s.x0.copy()
-        refine(s, lattice_box(s, box, shape), log_entry=True)
+        try:
+            # the certification's reserve stays (the box refined so far is kept)
+            with s.budget.allotment(s.budget.max_evals - s.budget.cert_estimate(),
+                                    "cert_reserve"):
+                refine(s, lattice_box(s, box, shape), log_entry=True, verify=False)
+        except BudgetExhausted as b:
+            if b.reason != "cert_reserve":
+                raise
+            s.cut_short = True
+            if not done:  # the lattice box, sound at the lattice's resolution
+                done.append((s.lo.copy(), s.hi.copy()))
+            break
         cost = max(cost, s.ev.n_evaluations - spent)
-        if best is None or s.volume_ratio() > s.volume_ratio(*best):
-            best = (s.lo.copy(), s.hi.copy())
+        done.append((s.lo.copy(), s.hi.copy()))
         if k > 0:
             s.n_alternatives += 1
-    assert best is not None
-    s.lo, s.hi = best
+    done.sort(key=lambda b: -s.volume_ratio(*b))  # stable: the lattice's best first on ties
+    s.lo, s.hi = done[0]
     s.log_trace()
-    return ChoiceResult(s.lo.copy(), s.hi.copy(), s.n_alternatives)
+    return ChoiceResult(s.lo.copy(), s.hi.copy(), s.n_alternatives, tuple(done[1:]))

@@ -6,7 +6,10 @@ for oir_b / oir_w), one dim per round, so a move is tested over exactly the box 
 Then every moved face is tested densely at its final place *and at every line it
 crossed*, in one call (`verify_since`): the lines crossing it and its corners (naive),
 plus the centres of its cells (oir_b / oir_w).  A face failing that goes back and
-bisects with dense tests.  The cost of one test is `state.Budget.face_test_cost`.
+bisects with dense tests.  From 3-D on the search skips that dense check
+(``verify=False``): the certification checks the box, faces included (`certify`).  The
+reserve the 1-D / 2-D grid stage keeps for the final bisection is
+`state.Budget.refine_estimate`.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ Breadth-first from ``x0``: each round scores (one batched call) the unscored nei
 the nodes found good in the previous round, so the whole ``>= threshold`` component
 around ``x0`` and its boundary get scored, however rugged.  `refine_lattice` then halves
 the step where the best lattice box spans too few nodes (a thin region is found at a
-resolution adapted to its size).
+resolution adapted to its size).  From 3-D on `zoom` floods again, finer, around a box
+whose certification found holes (the lattice was too coarse there).
 """
 
 from __future__ import annotations
@@ -19,13 +20,18 @@ from robustlens.regions.evaluator import BudgetExhausted
 from robustlens.regions.rectilinear import largest_box_mask
 from robustlens.regions.state import SearchState
 
-__all__ = ["FloodResult", "build_lattice", "flood", "neighbours", "refine_lattice", "run_flood"]
+__all__ = ["FloodResult", "build_lattice", "flood", "neighbours", "refine_lattice", "run_flood",
+           "zoom"]
 
-#: tuned (2-D: held-out plateaus and Lite0 maps; 3-D: the lite0 mug / lite1 soccer 3-D
-#: maps): refine the lattice where the best box spans fewer nodes than this.  In 3-D and
-#: more every halving multiplies the flood cost by 2 per halved dim.
-MIN_NODES = {1: 16, 2: 16, 3: 8}
+#: tuned (2-D: held-out plateaus and Lite0 maps; 3-D: the 3-D plateaus' evaluation target
+#: and the lite0 mug / lite1 soccer / lite0 basket 3-D maps): refine the lattice where the
+#: best box spans fewer nodes than this.  In 3-D and more every halving multiplies the
+#: flood cost by 2 per halved dim, so from 3-D on the thinnest dims are halved first.
+MIN_NODES = {1: 16, 2: 16, 3: 4}
 MIN_NODES_HIGH = 3
+#: principled: `zoom` halves the dims whose step (relative to the domain) is within this
+#: factor of the coarsest
+ZOOM_SPREAD = 1.5
 
 
 @dataclass(frozen=True)
@@ -78,29 +84,20 @@ def build_lattice(s: SearchState) -> tuple[list[np.ndarray], list[int]]:
     return coords, start
 
 
-def flood(s: SearchState, window: tuple[np.ndarray, np.ndarray] | None = None
-) -> tuple[np.ndarray, list[int]]:
+def flood(s: SearchState, window: tuple[np.ndarray, np.ndarray] | None = None,
+          cap: int | None = None) -> tuple[np.ndarray, list[int]]:
     """Breadth-first flood fill of the good nodes connected to x0 (inside
-    ``window`` = (lower, upper) coordinates, unwrapped, if given)."""
+    ``window`` = (lower, upper) coordinates, unwrapped, if given), while the evaluation
+    count stays below ``cap`` (default: the flood's share, `Budget.flood_cap`)."""
     coords, start = build_lattice(s)
     s.axes = coords
     shape = tuple(len(c) for c in coords)
     state = np.zeros(shape, np.int8)  # 0 unscored, 1 good, -1 bad
     st = tuple(start)
-    inside = np.ones(shape, bool)
-    if window is not None:
-        for i, c in enumerate(coords):
-            wl, wh = window[0][i], window[1][i]
-            if s.periodic[i]:
-                ok = wl + np.mod(c - wl, s.width[i]) <= wh
-            else:
-                ok = (c >= wl) & (c <= wh)
-            sh = [1] * s.n
-            sh[i] = -1
-            inside &= ok.reshape(sh)
+    inside = np.ones(shape, bool) if window is None else window_mask(s, coords, window)
     frontier = np.zeros(shape, bool)
     frontier[st] = True
-    cap = s.budget.flood_cap()
+    cap = s.budget.flood_cap() if cap is None else cap
     while frontier.any():
         idx = np.argwhere(frontier)
         spent = s.ev.n_evaluations
@@ -131,13 +128,30 @@ def flood(s: SearchState, window: tuple[np.ndarray, np.ndarray] | None = None
     return state, start
 
 
+def window_mask(s: SearchState, coords: list[np.ndarray],
+                window: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Which nodes of the lattice ``coords`` lie in ``window`` (periodic dims wrap)."""
+    inside = np.ones(tuple(len(c) for c in coords), bool)
+    for i, c in enumerate(coords):
+        wl, wh = window[0][i], window[1][i]
+        if s.periodic[i]:
+            ok = wl + np.mod(c - wl, s.width[i]) <= wh
+        else:
+            ok = (c >= wl) & (c <= wh)
+        sh = [1] * s.n
+        sh[i] = -1
+        inside &= ok.reshape(sh)
+    return inside
+
+
 def refine_lattice(s: SearchState, state: np.ndarray, start: list[int]) -> tuple[np.ndarray, list[int]]:
     """Halve the lattice step in the dims where the largest box spans fewer than
-    ``MIN_NODES`` nodes (16 in 1-D / 2-D, 4 in 3-D, 3 above) and flood again (cached nodes are not rescored), while the
-    projected cost fits the flood share of the budget and the step stays above
-    4 ``xtol``.  A thin region (a ridge, a small island) is thus found at a
-    resolution adapted to its size.  A level whose flood the budget cuts short is
-    dropped (the previous, complete one is kept)."""
+    ``MIN_NODES`` nodes (16 in 1-D / 2-D, 4 in 3-D, 3 above) and flood again (cached
+    nodes are not rescored), while the projected cost fits the flood share of the budget
+    and the step stays above 4 ``xtol``; from 3-D on, when halving every such dim does
+    not fit, the thinnest ones are halved.  A thin region (a ridge, a small island) is
+    thus found at a resolution adapted to its size.  A level whose flood the budget cuts
+    short is dropped (the previous, complete one is kept)."""
     for _ in range(8):
         lo_k, hi_k = largest_box_mask(state == 1, start, s.periodic)
         counts = np.asarray(hi_k) - np.asarray(lo_k) + 1
@@ -147,29 +161,18 @@ def refine_lattice(s: SearchState, state: np.ndarray, start: list[int]) -> tuple
         if not thin.any():
             break
         room = s.budget.flood_cap() - s.ev.n_evaluations
-        factor = 1.5 * 2 ** int(thin.sum())
+        # the thinnest dims first: when halving every thin dim is too dear, halve fewer
+        order = sorted(np.flatnonzero(thin).tolist(), key=lambda i: (counts[i], i))
         window = None
-        if factor * int((state != 0).sum()) > room:
-            # the whole component is too dear at the finer step: flood a window of
-            # the candidate boxes (best and runners-up) plus two steps on every side
-            cands = candidate_boxes(s, state, start, s.alternatives)
-            lo_k = [min(c[0][i] for c in cands) for i in range(s.n)]
-            hi_k = [max(c[1][i] for c in cands) for i in range(s.n)]
-            span = np.asarray(hi_k) - np.asarray(lo_k) + 1
-            full = full | (s.periodic & (span >= np.asarray(state.shape)))
-            if factor * float(np.prod(np.minimum(span + 4, state.shape))) > room:
+        # (1-D / 2-D: all or nothing, as tuned there)
+        for keep in range(len(order), 0 if s.n >= 3 else len(order) - 1, -1):
+            thin = np.zeros(s.n, bool)
+            thin[order[:keep]] = True
+            window, fits = _refine_window(s, state, start, full, thin, room)
+            if fits:
                 break
-            wlo, whi = s.dlo.copy(), s.dhi.copy()
-            for i in range(s.n):
-                if full[i]:
-                    continue
-                if s.periodic[i]:
-                    wlo[i], whi[i] = s.coord(i, lo_k[i] - 2), s.coord(i, hi_k[i] + 2)
-                else:
-                    last = len(s.axes[i]) - 1
-                    wlo[i] = s.coord(i, max(lo_k[i] - 2, 0))
-                    whi[i] = s.coord(i, min(hi_k[i] + 2, last))
-            window = (wlo, whi)
+        else:
+            break
         saved = (s.cells.copy(), s.h.copy(), s.axes, s.flood_cut)
         s.cells = np.where(thin, 2 * s.cells, s.cells)
         s.h = s.width / s.cells
@@ -179,6 +182,79 @@ def refine_lattice(s: SearchState, state: np.ndarray, start: list[int]) -> tuple
             break
         state, start = new_state, new_start
     return state, start
+
+
+def zoom(s: SearchState, fl: FloodResult, box: tuple[np.ndarray, np.ndarray], reserve: int
+) -> FloodResult | None:
+    """From 3-D on, when the certification found holes in a box chosen on the lattice:
+    the lattice was too coarse there.  Halve the step of the coarsest dims (relative to
+    the domain; within 1.5x of the coarsest) and flood again in a window of the box plus
+    two old steps on every side, if that fits the budget less ``reserve``.  None (the
+    lattice unchanged) when it does not fit or no dim can be halved."""
+    rel = s.h / s.width
+    sel = (rel >= rel.max() / ZOOM_SPREAD) & (s.h / 2 >= 4 * s.tol)
+    if not sel.any():
+        return None
+    wlo, whi = s.dlo.copy(), s.dhi.copy()
+    for i in range(s.n):
+        if s.full_circle(i, box[0], box[1]):
+            continue
+        a, b = float(box[0][i]) - 2 * s.h[i], float(box[1][i]) + 2 * s.h[i]
+        if s.periodic[i]:
+            wlo[i], whi[i] = a, b
+        else:
+            wlo[i], whi[i] = max(a, float(s.dlo[i])), min(b, float(s.dhi[i]))
+    # the finer flood's new nodes: 2**k - 1 per node the old one scored in the window
+    # (1.5: the boundary grows too); the coarsest dims first when all is too dear
+    old = int(((fl.state != 0) & window_mask(s, s.axes, (wlo, whi))).sum())
+    room = s.budget.remaining() - reserve
+    order = [int(i) for i in np.argsort(-rel, kind="stable") if sel[i]]
+    while order and 1.5 * (2 ** len(order) - 1) * old > room:
+        order.pop()
+    if not order:
+        return None
+    sel = np.zeros(s.n, bool)
+    sel[order] = True
+    saved = (s.cells.copy(), s.h.copy(), s.axes, s.flood_cut)
+    s.cells = np.where(sel, 2 * s.cells, s.cells)
+    s.h = s.width / s.cells
+    state, start = flood(s, (wlo, whi), cap=s.ev.n_evaluations + room)
+    if s.flood_cut or state[tuple(start)] != 1:
+        s.cells, s.h, s.axes, s.flood_cut = saved
+        return None
+    return FloodResult(state, start)
+
+
+def _refine_window(s: SearchState, state: np.ndarray, start: list[int], full: np.ndarray,
+                   thin: np.ndarray, room: int
+) -> tuple[tuple[np.ndarray, np.ndarray] | None, bool]:
+    """Where to flood again with ``thin`` dims halved: everywhere (None) if the whole
+    component fits ``room``, else a window of the candidate boxes (best and runners-up)
+    plus two steps on every side; and whether that fits."""
+    k = int(thin.sum())
+    # cost of the finer flood per node scored now: 2**k new nodes, the old ones cached
+    # (1-D / 2-D keep the estimate they were tuned with); 1.5: the boundary grows too
+    factor = 1.5 * (2**k if s.n <= 2 else 2**k - 1)
+    if factor * int((state != 0).sum()) <= room:
+        return None, True
+    cands = candidate_boxes(s, state, start, s.alternatives)
+    lo_k = [min(c[0][i] for c in cands) for i in range(s.n)]
+    hi_k = [max(c[1][i] for c in cands) for i in range(s.n)]
+    span = np.asarray(hi_k) - np.asarray(lo_k) + 1
+    full = full | (s.periodic & (span >= np.asarray(state.shape)))
+    if factor * float(np.prod(np.minimum(span + 4, state.shape))) > room:
+        return None, False
+    wlo, whi = s.dlo.copy(), s.dhi.copy()
+    for i in range(s.n):
+        if full[i]:
+            continue
+        if s.periodic[i]:
+            wlo[i], whi[i] = s.coord(i, lo_k[i] - 2), s.coord(i, hi_k[i] + 2)
+        else:
+            last = len(s.axes[i]) - 1
+            wlo[i] = s.coord(i, max(lo_k[i] - 2, 0))
+            whi[i] = s.coord(i, min(hi_k[i] + 2, last))
+    return (wlo, whi), True
 
 
 def neighbours(s: SearchState, mask: np.ndarray) -> np.ndarray:

@@ -16,15 +16,21 @@ points, the `state.Budget`), each in its module and each returning a typed resul
    exactly (`grid_stage`, `rectilinear.box_front`); from 3-D on, the exact largest box on
    the lattice and a runner-up (`choose`).
 3. **Certification**: 1-D / 2-D cell by cell with a local Lipschitz bound inside the grid
-   stage; from 3-D on on a grid of at least 6 lines per dim inside the final box
-   (`certify`).
+   stage; from 3-D on with a grid of 5 lines per dim (4 above 3-D) and 150 uniform
+   random probes in the box (`certify`).  Where it finds holes, the lattice was too
+   coarse there: a finer flood around the box (`flood.zoom`) and a new choice, or the
+   box cut away from them; a runner-up larger than what is left is certified too.
 4. **Face refinement** (`faces`): each face bisects its bracket to ``xtol`` with cheap
-   tests, then a dense check of every moved face and every line it crossed.
+   tests; 1-D / 2-D then check every moved face densely (from 3-D on the certification
+   checks the faces).
 5. **Volume trades** (`trade`): shrink the dim with the highest score cost per
-   log-width, regrow the others, keep the trade if the volume grew.
+   log-width, regrow the others, keep the trade if the volume grew.  From 3-D on only
+   where the first certification found no hole (in a rugged landscape slopes say
+   nothing), and the traded box is certified again.
 
 Hyper-parameters: `params.OursParams` (the description of record).  Budget:
-``max_evals`` (default ``750 * 2**n``) is never exceeded (`state.Budget.check`); when it
+``max_evals`` (default `state.default_max_evals`: ``750 * 2**n``, at least 12000 from
+3-D on) is never exceeded (`state.Budget.check`); when it
 runs out the result says ``converged=False, stop_reason="budget"`` and is still sound.
 A final guard shrinks the box away from any scored point below the threshold inside it
 (only a non-deterministic score can leave one).  Tuned constants say what they were
@@ -41,7 +47,7 @@ import numpy as np
 from robustlens.regions.certify import certify_grid
 from robustlens.regions.choose import best_of, candidate_boxes
 from robustlens.regions.evaluator import BudgetExhausted, Evaluator
-from robustlens.regions.flood import run_flood
+from robustlens.regions.flood import FloodResult, run_flood, zoom
 from robustlens.regions.grid_stage import GridStage
 from robustlens.regions.params import OursParams
 from robustlens.regions.state import (
@@ -57,7 +63,11 @@ __all__ = ["OURS_DEFAULTS", "SEARCH_REVISION", "default_lattice", "default_max_e
 
 #: bumped whenever the search can return a different box for the same input: a study's
 #: regions steps are keyed by it, so they are recomputed (and its maps are not)
-SEARCH_REVISION = 3
+SEARCH_REVISION = 4
+
+#: tuned (3-D: the lite0 mug / lite1 soccer-ball maps): finer floods around a box whose
+#: certification found holes, at most
+ZOOMS = 2
 
 #: variant "ours"'s defaults (described in `robustlens.regions.params.OursParams`)
 OURS_DEFAULTS: dict[str, Any] = asdict(OursParams())
@@ -71,16 +81,78 @@ def search(s: SearchState) -> str:
             return "not_robust"
         if s.n <= 2:  # 2 + 3 + 4: choose on a refined grid, certify, refine faces
             GridStage(s).run(fl.state)
-        else:  # 2. choose on the lattice (+ 4. refine the faces of each candidate)
-            best_of(s, candidate_boxes(s, fl.state, fl.start, s.alternatives), fl.state.shape)
-        if s.trades > 0 and s.n > 1:
-            polish(s)  # 5. volume trades
-        if s.n >= 3:
-            certify_grid(s)  # 3. certify the final box on a grid inside it
+            if s.trades > 0 and s.n > 1:
+                polish(s)  # 5. volume trades
+        else:  # 2-4: choose on the lattice and certify (zooming where it found holes)
+            runners_up, clean = choose_and_certify(s, fl)
+            certify_runners_up(s, runners_up)
+            if s.trades > 0 and clean:
+                trade_and_certify(s)  # 5. volume trades
         # (each step returns a typed result; the counters the result reports are in s)
     except BudgetExhausted as b:
         return b.reason
-    return "budget" if s.flood_cut else "converged"
+    return "budget" if s.flood_cut or s.cut_short else "converged"
+
+
+def choose_and_certify(s: SearchState, fl: FloodResult
+) -> tuple[tuple[tuple[np.ndarray, np.ndarray], ...], bool]:
+    """From 3-D on: choose the box on the lattice, refining the faces of each candidate
+    (`choose`), and certify it (`certify`).  Where the certification finds holes the
+    lattice was too coarse: flood finer around the box (`flood.zoom`, at most ``ZOOMS``
+    times) and choose again; when that does not fit the budget, the certification cuts
+    the box away from the holes.  Returns the refined runners-up (largest first) and
+    whether the box was certified at the first try (no hole: a smooth landscape)."""
+    runners_up: tuple[tuple[np.ndarray, np.ndarray], ...] = ()
+    for z in range(ZOOMS + 1):
+        cands = candidate_boxes(s, fl.state, fl.start, s.alternatives)
+        runners_up = best_of(s, cands, fl.state.shape).runners_up
+        cert = certify_grid(s, cut=z == ZOOMS)
+        if cert.certified:
+            return runners_up, cert.rounds == 1
+        if z == ZOOMS:
+            break
+        zf = zoom(s, fl, (s.lo.copy(), s.hi.copy()), s.budget.cert_estimate())
+        if zf is None:
+            certify_grid(s)
+            break
+        fl = zf
+    return runners_up, False
+
+
+def trade_and_certify(s: SearchState) -> None:
+    """Volume trades (`trade.polish`, faces moving with cheap tests), then the traded box
+    certified; the certified box from before the trades stays unless the traded one is
+    certified and larger."""
+    before = (s.lo.copy(), s.hi.copy(), s.resolution, s.cut_short)
+    polish(s)
+    if np.array_equal(before[0], s.lo) and np.array_equal(before[1], s.hi):
+        return
+    s.certified = False
+    certify_grid(s)
+    if not s.certified or s.volume_ratio() <= s.volume_ratio(before[0], before[1]):
+        s.lo, s.hi, s.resolution, s.cut_short = before
+        s.certified = True
+        s.log_trace()
+
+
+def certify_runners_up(s: SearchState, runners_up: tuple[tuple[np.ndarray, np.ndarray], ...]
+) -> None:
+    """Branch and bound over the refined candidates: while a runner-up is larger than the
+    certified box (the certification cut holes out of it), certify the runner-up too and
+    keep the larger box (a certified one over one the budget left uncertified)."""
+    for lo, hi in runners_up:
+        if s.volume_ratio(lo, hi) <= s.volume_ratio():
+            return
+        if s.budget.remaining() < s.budget.cert_estimate() // 2:
+            return
+        kept = (s.lo.copy(), s.hi.copy(), s.certified, s.resolution, s.cut_short)
+        s.lo, s.hi, s.certified = lo.copy(), hi.copy(), False
+        s.log_trace()
+        certify_grid(s)
+        # a runner-up the budget left uncertified is not kept
+        if s.volume_ratio() <= s.volume_ratio(kept[0], kept[1]) or not s.certified:
+            s.lo, s.hi, s.certified, s.resolution, s.cut_short = kept
+            s.log_trace()
 
 
 def guard(s: SearchState) -> None:

@@ -20,9 +20,9 @@ class OursParams:
     """Hyper-parameters of variant "ours" (tolerances are fractions of the domain width).
 
     - threshold = 0.5: the score the box must keep at every tested point.
-    - max_evals = None: evaluation budget; None: 750 * 2**n (1500 in 1-D, 3000 in 2-D,
-      6000 in 3-D, 12000 in 4-D).  Never exceeded; when it runs out the result says
-      converged=False, stop_reason="budget" and is still sound.
+    - max_evals = None: evaluation budget; None: 750 * 2**n, at least 12000 from 3-D on
+      (1500 in 1-D, 3000 in 2-D, 12000 in 3-D and 4-D).  Never exceeded; when it runs out
+      the result says converged=False, stop_reason="budget" and is still sound.
     - max_iter = 2000: score_fn calls (search rounds, cached ones included) at most.
     - lattice = None: flood-fill cells per dim (an int or one per dim); None: about
       (max_evals / 3) ** (1 / n), clipped to [8, 48].
@@ -30,7 +30,8 @@ class OursParams:
     - fd_step = 0.001: finite-difference step of the trades' slopes (oir_w uses
       grad_fn when given).
     - trades = None: volume trades at most; None: 1 in 1-D / 2-D (oir_w: 2 (n - 1)),
-      2 n from 3-D on (the lattice choice is coarse there; the trades set the shape).
+      3 n from 3-D on (the lattice choice is coarse there; on smooth scores the trades
+      set the shape, and they run only where the first certification found no hole).
     - trade_frac = 0.04: how much of its width a trade first takes from a dim.
     - alternatives = None: runner-up boxes refined; None: 3 (n <= 2), 1 (3-D), 0 above.
     """

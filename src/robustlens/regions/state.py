@@ -9,6 +9,8 @@ measurement, with what they were tuned on).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,20 +28,37 @@ __all__ = ["Budget", "CertifyResult", "ChoiceResult", "Face", "SearchState", "St
 FLOOD_SHARE = 0.45
 #: tuned (same): volume trades may spend this share of the budget left at most
 TRADE_SHARE = 0.8
+#: tuned (3-D: the lite0 mug and lite1 soccer-ball 3-D maps, 10-degree cells; and the 3-D
+#: plateaus' evaluation target): lines per dim of the grid that certifies the final box
+#: from 3-D on (its resolution adapts to the box's size)
+CERT_LINES = {3: 6, 4: 4}
+CERT_LINES_HIGH = 4
+#: principled: uniform random probes in the box per certification (counting the earlier
+#: rounds' good ones still inside): a part of the box covering 2% of its volume is
+#: missed by all of them with probability (1 - 0.02) ** 150 < 5%
+PROBES = 150
 #: principled: the flood lattice is about a third of the budget, within these bounds
 MIN_CELLS, MAX_CELLS = 8, 48
 
 
+#: tuned (3-D: the real 3-D maps of tests/data/maps3d; its lattice of 15 cells per dim
+#: and the room to certify halved the starts whose box fell below 0.7 of the exact one,
+#: while the 3-D plateaus stay under half the paper's evaluations): the budget from 3-D on
+MIN_EVALS_ND = 12000
+
+
 def default_max_evals(n: int) -> int:
-    """Default evaluation budget of an n-D search: ``750 * 2**n``."""
-    return 750 * 2**n
+    """Default evaluation budget of an n-D search: ``750 * 2**n``, at least
+    ``MIN_EVALS_ND`` (12000) from 3-D on: 1500 in 1-D, 3000 in 2-D, 12000 in 3-D and
+    4-D, 24000 in 5-D."""
+    return max(750 * 2**n, MIN_EVALS_ND) if n >= 3 else 750 * 2**n
 
 
 def default_trades(n: int, method: str) -> int:
-    """Volume trades at most: 1-D / 2-D 1 (oir_w 2(n-1)); 3-D and more ``2n``, because the
+    """Volume trades at most: 1-D / 2-D 1 (oir_w 2(n-1)); 3-D and more ``3n``, because the
     choice of the box on the lattice is coarse there and the trades set its shape."""
     if n >= 3:
-        return 2 * n
+        return 3 * n
     return 2 * (n - 1) if method == "oir_w" else 1
 
 
@@ -58,9 +77,11 @@ class StepResult:
 
 @dataclass(frozen=True)
 class ChoiceResult(StepResult):
-    """`choose.best_of` / `grid_stage.GridStage.run`: runner-up boxes refined."""
+    """`choose.best_of` / `grid_stage.GridStage.run`: runner-up boxes refined (from 3-D
+    on the refined runners-up themselves, largest first: certification may need them)."""
 
     n_alternatives: int = 0
+    runners_up: tuple[tuple[np.ndarray, np.ndarray], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -97,7 +118,7 @@ class Budget:
     """The evaluation budget of one search and the cost estimates the steps plan with.
 
     Every batched call goes through `check` first: a call that would pass ``max_evals``
-    (or the trades' allotment ``trade_limit``) or ``max_iter`` rounds raises
+    (or a step's `allotment`) or ``max_iter`` rounds raises
     `BudgetExhausted` and is not made, so the budget is never exceeded.
     """
 
@@ -107,9 +128,9 @@ class Budget:
         self.max_evals = max_evals
         self.max_iter = max_iter
         self.rounds = 0
-        # volume trades may spend this many evaluations at most (set by `trade.polish`): a
-        # trade that would pass it is undone, and the box stays the converged one
-        self.trade_limit: int | None = None
+        # a step's allotment (`allotment`): the evaluation count its calls may reach
+        self.limit: int | None = None
+        self.limit_reason = ""
 
     def spent(self) -> int:
         return self.ev.n_evaluations
@@ -126,10 +147,21 @@ class Budget:
         self.rounds += 1
         g_cost = 0 if grad_x is None else len(grad_x) * self.n
         room = self.remaining()
-        if self.trade_limit is not None:
-            room = min(room, self.trade_limit - self.ev.n_evaluations)
+        if self.limit is not None:
+            room = min(room, self.limit - self.ev.n_evaluations)
         if len(x) + g_cost > room and self.ev.count_new(x) + g_cost > room:
-            raise BudgetExhausted("budget" if room == self.remaining() else "trade_allotment")
+            raise BudgetExhausted("budget" if room == self.remaining() else self.limit_reason)
+
+    @contextmanager
+    def allotment(self, limit: int, reason: str) -> Iterator[None]:
+        """Within the block calls may reach ``limit`` evaluations at most: one that would
+        pass it raises `BudgetExhausted` with ``reason`` (and is not made)."""
+        saved = (self.limit, self.limit_reason)
+        self.limit, self.limit_reason = limit, reason
+        try:
+            yield
+        finally:
+            self.limit, self.limit_reason = saved
 
     # ------------------------------------------------------------- cost estimates
     def flood_cap(self) -> int:
@@ -137,8 +169,17 @@ class Budget:
         return int(FLOOD_SHARE * self.max_evals)
 
     def trade_allotment(self) -> int:
-        """The evaluation count volume trades may reach (a share of what is left)."""
-        return self.ev.n_evaluations + int(TRADE_SHARE * self.remaining())
+        """The evaluation count volume trades may reach: a share of what is left, after
+        the certification's reserve (`cert_estimate`) from 3-D on."""
+        room = self.remaining() - (self.cert_estimate() if self.n >= 3 else 0)
+        return self.ev.n_evaluations + int(TRADE_SHARE * max(room, 0))
+
+    def cert_estimate(self) -> int:
+        """Evaluations two rounds of the certification from 3-D on may need (the reserve
+        the choice of the box and the volume trades leave it): its grid (``CERT_LINES``
+        per dim, plus the line through x0) and ``PROBES``."""
+        k = CERT_LINES.get(self.n, CERT_LINES_HIGH)
+        return 2 * ((k + 1) ** self.n + PROBES)
 
     def refine_estimate(self, lines: list[int], steps: list[float], fine: bool) -> int:
         """Evaluations a final face bisection may need (the reserve the 1-D / 2-D grid stage
@@ -189,6 +230,7 @@ class SearchState:
     n_trades_accepted: int = 0
     n_alternatives: int = 0
     flood_cut: bool = False
+    cut_short: bool = False  # a step stopped early for the budget (the box is sound)
     grid_used: bool = False
     certified: bool = False
 

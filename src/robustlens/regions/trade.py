@@ -6,7 +6,8 @@ At the most constraining tested point of each face the search takes the score gr
 (``|df/dx_i| * width_i``, equal on all active dims at the optimum).  It shrinks the most
 expensive dim by ``trade_frac`` of its width, lets the other faces regrow, then regrows
 the shrunk dim; a trade is kept only if the volume grows.  From 3-D on faces move with
-cheap tests and the final box gets one dense check (`faces.verify_since`).
+cheap tests and `ours` certifies the traded box (`certify`), keeping the box from before
+the trades unless the traded one is certified and larger.
 """
 
 from __future__ import annotations
@@ -60,21 +61,26 @@ def costs(s: SearchState) -> np.ndarray:
 
 def polish(s: SearchState) -> TradeResult:
     """Volume trades (see the module docstring).  They may spend ``state.TRADE_SHARE`` of
-    the budget left: a trade that would pass that is undone and trading stops, so
-    the last converged box is kept (and the budget is not exhausted)."""
-    s.budget.trade_limit = s.budget.trade_allotment()
+    the budget left (from 3-D on, after the certification's reserve): a trade that would
+    pass that is undone and trading stops, so the last converged box is kept (and the
+    budget is not exhausted)."""
     entry = (s.lo.copy(), s.hi.copy())
     try:
-        trade_loop(s)
-    finally:
-        s.budget.trade_limit = None
-    # from 3-D on trades move faces with cheap tests: one dense check of the final
-    # box; if the budget cannot pay it, the converged box before the trades stays
-    try:
-        verify_since(s, entry)
-    except BudgetExhausted:
+        with s.budget.allotment(s.budget.trade_allotment(), "trade_allotment"):
+            # (from 3-D on faces move with cheap tests: the certification that follows
+            # the trades checks the final box, faces included)
+            trade_loop(s)
+    except BudgetExhausted as b:
+        if b.reason != "trade_allotment":
+            raise
         s.lo, s.hi = entry
         s.log_trace()
+    if s.n <= 2:
+        try:
+            verify_since(s, entry)
+        except BudgetExhausted:
+            s.lo, s.hi = entry
+            s.log_trace()
     return TradeResult(s.lo.copy(), s.hi.copy(), s.n_trades, s.n_trades_accepted)
 
 
