@@ -16,7 +16,7 @@ points, the `state.Budget`), each in its module and each returning a typed resul
    exactly (`grid_stage`, `rectilinear.box_front`); from 3-D on, the exact largest box on
    the lattice and a runner-up (`choose`).
 3. **Certification**: 1-D / 2-D cell by cell with a local Lipschitz bound inside the grid
-   stage; from 3-D on with a grid of 5 lines per dim (4 above 3-D) and 150 uniform
+   stage; from 3-D on with a grid of 6 lines per dim (4 above 3-D) and 150 uniform
    random probes in the box (`certify`).  Where it finds holes, the lattice was too
    coarse there: a finer flood around the box (`flood.zoom`) and a new choice, or the
    box cut away from them; a runner-up larger than what is left is certified too.
@@ -39,7 +39,7 @@ tuned on, in their modules.
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -101,7 +101,8 @@ def choose_and_certify(s: SearchState, fl: FloodResult
     lattice was too coarse: flood finer around the box (`flood.zoom`, at most ``ZOOMS``
     times) and choose again; when that does not fit the budget, the certification cuts
     the box away from the holes.  Returns the refined runners-up (largest first) and
-    whether the box was certified at the first try (no hole: a smooth landscape)."""
+    whether the last certification was clean at its first round, without a cut (after a
+    zoom that is the finer lattice's box)."""
     runners_up: tuple[tuple[np.ndarray, np.ndarray], ...] = ()
     for z in range(ZOOMS + 1):
         cands = candidate_boxes(s, fl.state, fl.start, s.alternatives)
@@ -122,37 +123,56 @@ def choose_and_certify(s: SearchState, fl: FloodResult
 def trade_and_certify(s: SearchState) -> None:
     """Volume trades (`trade.polish`, faces moving with cheap tests), then the traded box
     certified; the certified box from before the trades stays unless the traded one is
-    certified and larger."""
-    before = (s.lo.copy(), s.hi.copy(), s.resolution, s.cut_short)
+    certified and larger (`keep_if_larger`)."""
+    kept = Snapshot.of(s)
     polish(s)
-    if np.array_equal(before[0], s.lo) and np.array_equal(before[1], s.hi):
+    if np.array_equal(kept.lo, s.lo) and np.array_equal(kept.hi, s.hi):
         return
     s.certified = False
     certify_grid(s)
-    if not s.certified or s.volume_ratio() <= s.volume_ratio(before[0], before[1]):
-        s.lo, s.hi, s.resolution, s.cut_short = before
-        s.certified = True
-        s.log_trace()
+    keep_if_larger(s, kept)
 
 
 def certify_runners_up(s: SearchState, runners_up: tuple[tuple[np.ndarray, np.ndarray], ...]
 ) -> None:
     """Branch and bound over the refined candidates: while a runner-up is larger than the
     certified box (the certification cut holes out of it), certify the runner-up too and
-    keep the larger box (a certified one over one the budget left uncertified)."""
+    keep it if it certifies and is larger (`keep_if_larger`)."""
     for lo, hi in runners_up:
         if s.volume_ratio(lo, hi) <= s.volume_ratio():
             return
         if s.budget.remaining() < s.budget.cert_estimate() // 2:
             return
-        kept = (s.lo.copy(), s.hi.copy(), s.certified, s.resolution, s.cut_short)
+        kept = Snapshot.of(s)
         s.lo, s.hi, s.certified = lo.copy(), hi.copy(), False
         s.log_trace()
         certify_grid(s)
-        # a runner-up the budget left uncertified is not kept
-        if s.volume_ratio() <= s.volume_ratio(kept[0], kept[1]) or not s.certified:
-            s.lo, s.hi, s.certified, s.resolution, s.cut_short = kept
-            s.log_trace()
+        keep_if_larger(s, kept)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The box and what its certification said, to go back to."""
+
+    lo: np.ndarray
+    hi: np.ndarray
+    certified: bool
+    resolution: np.ndarray | None
+    cut_short: bool
+
+    @classmethod
+    def of(cls, s: SearchState) -> Snapshot:
+        return cls(s.lo.copy(), s.hi.copy(), s.certified, s.resolution, s.cut_short)
+
+
+def keep_if_larger(s: SearchState, kept: Snapshot) -> None:
+    """The one rule for a box tried against a certified one (traded, or a runner-up): it
+    stays only if it certified and is larger; else the state goes back to ``kept``."""
+    if s.certified and s.volume_ratio() > s.volume_ratio(kept.lo, kept.hi):
+        return
+    s.lo, s.hi, s.certified = kept.lo, kept.hi, kept.certified
+    s.resolution, s.cut_short = kept.resolution, kept.cut_short
+    s.log_trace()
 
 
 def guard(s: SearchState) -> None:
