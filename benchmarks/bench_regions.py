@@ -34,7 +34,14 @@ from collections.abc import Callable
 import numpy as np
 from scipy.optimize import minimize
 
-from robustlens.regions import find_region, ground_truth_box, iou, map_domain, map_score_fn
+from robustlens.regions import (
+    bad_cell_share,
+    find_region,
+    ground_truth_box,
+    iou,
+    map_domain,
+    map_score_fn,
+)
 from robustlens.regions.srvr import PAPER_STARTS
 
 METHODS = ("naive", "oir_b", "oir_w")
@@ -172,14 +179,6 @@ def load_npz(path: str):
                         name="score")
 
 
-def bad_share(da, lo: np.ndarray, hi: np.ndarray, t: float = 0.5) -> float:
-    az, el = da.azimuth.values, da.elevation.values
-    ina = lo[0] + np.mod(az - lo[0], 360.0) <= hi[0] + 1e-9
-    ine = (el >= lo[1] - 1e-9) & (el <= hi[1] + 1e-9)
-    v = da.values[np.ix_(ina, ine)]
-    return float((v < t).mean()) if v.size else 0.0
-
-
 def map_runs(paths: list[str], n_random: int, t: float = 0.5) -> list[dict]:
     import xarray as xr
 
@@ -225,8 +224,8 @@ def map_runs(paths: list[str], n_random: int, t: float = 0.5) -> list[dict]:
                             "x0": x0, "degenerate": degenerate,
                             "vol": r.volume / gv if gv > 0 else float("nan"),
                             "iou": iou(r.box, gt, period=[360.0, None]),
-                            "bad": bad_share(da, r.lower, r.upper, t),
-                            "bad_clear": bad_share(da, r.lower, r.upper, t - 0.02),
+                            "bad": bad_cell_share(da, r.lower, r.upper, t, [0]),
+                            "bad_clear": bad_cell_share(da, r.lower, r.upper, t - 0.02, [0]),
                             "evals": r.n_evaluations, "calls": r.n_calls, "wall": wall,
                             "converged": r.converged,
                         })

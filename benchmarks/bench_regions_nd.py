@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from test_regions import Plateau  # noqa: E402
 
 from robustlens.regions import (  # noqa: E402
+    bad_cell_share,
     find_region,
     ground_truth_box,
     iou,
@@ -68,19 +69,6 @@ def load_map(path: Path) -> xr.DataArray:
     dims = [str(d) for d in z["dims"]]
     return xr.DataArray(z["score"].astype(np.float64), dims=dims,
                         coords={d: z[d] for d in dims}, name="score")
-
-
-def bad_share(da: xr.DataArray, lo: np.ndarray, hi: np.ndarray, per: list[str]) -> float:
-    """Share of the map cells whose centres lie in the box that score below T."""
-    masks = []
-    for i, d in enumerate(da.dims):
-        c = da[d].values
-        if d in per:
-            masks.append(lo[i] + np.mod(c - lo[i], 360.0) <= hi[i] + 1e-9)
-        else:
-            masks.append((c >= lo[i] - 1e-9) & (c <= hi[i] + 1e-9))
-    v = da.values[np.ix_(*masks)]
-    return float((v < T).mean()) if v.size else 0.0
 
 
 def plateau_table() -> None:
@@ -129,7 +117,7 @@ def map_table(k: int = 8) -> None:
                 vols.append(r.volume / vgt if vgt > 0 else 1.0)
                 ious.append(iou(r.box, gt, period=[360.0 if d in per else None
                                                    for d in da.dims]))
-                bads.append(bad_share(da, r.lower, r.upper, per))
+                bads.append(bad_cell_share(da, r.lower, r.upper, T, per))
                 evs.append(r.n_evaluations)
             tag = path.stem + (" (held out)" if path.stem in HELD_OUT else "")
             v, b = np.array(vols), np.array(bads)

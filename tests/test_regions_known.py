@@ -25,6 +25,7 @@ from scipy.ndimage import gaussian_filter
 from test_regions import Plateau
 
 from robustlens.regions import (
+    bad_cell_share,
     find_region,
     ground_truth_box,
     iou,
@@ -81,16 +82,6 @@ def brute_force_cells(good: np.ndarray, start: tuple[int, int]) -> int:
     return best
 
 
-def bad_share(da: xr.DataArray, lower: np.ndarray, upper: np.ndarray) -> float:
-    """Share of the map cells whose centres lie in the box that score below T."""
-    az, el = da.azimuth.values, da.elevation.values
-    a = lower[0] + np.mod(az - lower[0], 360.0)
-    ina = a <= upper[0] + 1e-9
-    ine = (el >= lower[1] - 1e-9) & (el <= upper[1] + 1e-9)
-    v = da.values[np.ix_(ina, ine)]
-    return float((v < T).mean()) if v.size else 0.0
-
-
 def check_map(da: xr.DataArray, starts: list[tuple[float, float]], method: str,
               brute: bool = False, allow_budget: bool = False) -> dict[str, np.ndarray]:
     fn = map_score_fn(da, periodic=["azimuth"], method="nearest")  # piecewise constant
@@ -112,7 +103,7 @@ def check_map(da: xr.DataArray, starts: list[tuple[float, float]], method: str,
         assert res.resolution is not None and res.resolution.shape == (2,)
         vol.append(res.volume / float(np.prod(gt[1] - gt[0])))
         ious.append(iou(res.box, gt, period=[360.0, None]))
-        bads.append(bad_share(da, res.lower, res.upper))
+        bads.append(bad_cell_share(da, res.lower, res.upper, T, [0]))
     return {"vol": np.array(vol), "iou": np.array(ious), "bad": np.array(bads)}
 
 
@@ -190,7 +181,7 @@ def test_start_on_a_one_cell_wide_ridge(method):
                       periodic=[0])
     assert res.volume >= 0.9 * float(np.prod(gt[1] - gt[0]))
     assert iou(res.box, gt, period=[360.0, None]) >= 0.9
-    assert bad_share(da, res.lower, res.upper) == 0.0
+    assert bad_cell_share(da, res.lower, res.upper, T, [0]) == 0.0
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -250,3 +241,24 @@ def test_held_out_anisotropic_plateaus(n, method):
     d = res.to_dict(trace=False)
     assert d["worst_score"] >= T and len(d["resolution"]) == n
     assert math.isclose(d["resolution"][0], res.resolution[0])
+
+
+def test_bad_cell_share_counts_the_cells_whose_centres_are_in_the_box():
+    """A 4 x 3 map (azimuth 0..270 step 90, periodic; elevation 0, 10, 20) with two cells
+    below 0.5: boxes that hold both, one, or none of their centres, one wrapping past
+    360; a box with the wrong number of bounds is refused, naming it."""
+    from robustlens.errors import BadInput
+
+    vals = np.full((4, 3), 0.9)
+    vals[0, 1] = 0.2  # (0, 10)
+    vals[3, 2] = 0.4  # (270, 20)
+    da = xr.DataArray(vals, dims=("azimuth", "elevation"),
+                      coords={"azimuth": [0.0, 90, 180, 270], "elevation": [0.0, 10, 20]})
+    assert bad_cell_share(da, [0, 0], [270, 20], 0.5, ["azimuth"]) == 2 / 12
+    assert bad_cell_share(da, [260, 5], [370, 20], 0.5, ["azimuth"]) == 2 / 4  # wraps
+    assert bad_cell_share(da, [260, 5], [370, 20], 0.5) == 1 / 2  # not periodic: 270 only
+    assert bad_cell_share(da, [90, 0], [180, 20], 0.5, ["azimuth"]) == 0.0
+    assert bad_cell_share(da, [40, 12], [50, 14], 0.5, ["azimuth"]) == 0.0  # no centre
+    assert bad_cell_share(da, [0, 10], [0, 10], 0.3, ["azimuth"]) == 1.0
+    with pytest.raises(BadInput, match="upper: expected 2 values"):
+        bad_cell_share(da, [0, 0], [90, 10, 5])

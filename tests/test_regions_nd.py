@@ -22,11 +22,18 @@ import numpy as np
 import pytest
 from test_regions import Plateau
 
-from robustlens.regions import find_region, ground_truth_box, iou, map_domain, map_score_fn
+from robustlens.regions import (
+    bad_cell_share,
+    find_region,
+    ground_truth_box,
+    iou,
+    map_domain,
+    map_score_fn,
+)
 from robustlens.regions.ours import default_max_evals
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from bench_regions_nd import PAPER_EVALS, bad_share, load_map, plateau_cases  # noqa: E402
+from bench_regions_nd import PAPER_EVALS, load_map, plateau_cases  # noqa: E402
 
 T = 0.5
 METHODS = ("naive", "oir_b", "oir_w")
@@ -87,7 +94,7 @@ def _map_runs(path: Path, k: int = 4) -> list[tuple[str, float, float]]:
             assert r.worst_score is not None and r.worst_score >= T
             assert r.grew and np.all(r.lower <= x0) and np.all(x0 <= r.upper)
             out.append((m, r.volume / float(np.prod(gt[1] - gt[0])),
-                        bad_share(da, r.lower, r.upper, per)))
+                        bad_cell_share(da, r.lower, r.upper, T, per)))
     return out
 
 

@@ -15,6 +15,7 @@ Public API
 
 from robustlens.regions.core import METHODS, VARIANTS, RobustRegion, find_region
 from robustlens.regions.ground_truth import (
+    bad_cell_share,
     ground_truth_box,
     iou,
     largest_box,
@@ -32,6 +33,7 @@ __all__ = [
     "RegionResult",
     "RobustRegion",
     "SRVRSummary",
+    "bad_cell_share",
     "box_volume",
     "find_region",
     "ground_truth_box",

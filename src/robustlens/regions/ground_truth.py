@@ -33,6 +33,7 @@ from robustlens.errors import BadInput
 from robustlens.regions.rectilinear import best_box
 
 __all__ = [
+    "bad_cell_share",
     "ground_truth_box",
     "iou",
     "largest_box",
@@ -134,6 +135,31 @@ def map_domain(map_da: Any, periodic: Any = None) -> tuple[np.ndarray, np.ndarra
         [c[0] + c.size * (c[1] - c[0]) if p else c[-1] for c, p in zip(coords, per, strict=True)]
     )
     return lower, upper
+
+
+def bad_cell_share(map_da: Any, lower: Any, upper: Any, threshold: float = 0.5,
+                   periodic: Any = None) -> float:
+    """Share of the map cells whose centre lies in the box ``[lower, upper]`` (closed, 1e-9
+    slack) that score below ``threshold``; 0 for a box holding no cell centre.  How sound
+    a region is against a dense map.  On ``periodic`` dims the box may run past the map's
+    edge (a full circle is ``c0 + size * step``)."""
+    dims, coords, values = map_grid(map_da)
+    per = _periodic_mask(periodic, len(dims), dims)
+    lo = np.asarray(lower, dtype=np.float64).reshape(-1)
+    hi = np.asarray(upper, dtype=np.float64).reshape(-1)
+    for name, v in (("lower", lo), ("upper", hi)):
+        if v.shape != (len(dims),):
+            raise BadInput(f": expected {len(dims)} values, one per map dim {dims}; got "
+                           f"{v.size}", param=name)
+    masks = []
+    for i, (c, p) in enumerate(zip(coords, per, strict=True)):
+        if p:
+            period = c.size * (c[1] - c[0])
+            masks.append(lo[i] + np.mod(c - lo[i], period) <= hi[i] + 1e-9)
+        else:
+            masks.append((c >= lo[i] - 1e-9) & (c <= hi[i] + 1e-9))
+    v = values[np.ix_(*masks)]
+    return float((v < threshold).mean()) if v.size else 0.0
 
 
 def _x0_vector(x0: Any, dims: Sequence[str]) -> np.ndarray:
