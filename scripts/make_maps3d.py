@@ -60,8 +60,10 @@ def make(name: str, out: Path) -> Path:
         da = load_map(Path(tmp) / "map.nc")["score"].squeeze(drop=True).load()
     dims = [str(d) for d in da.dims]
     dest = out / f"{name}.npz"
-    np.savez_compressed(dest, score=da.values.astype(np.float32), dims=np.array(dims),
+    part = out / f"{name}.part.npz"  # renamed when whole: no half-written map
+    np.savez_compressed(part, score=da.values.astype(np.float32), dims=np.array(dims),
                         **{d: da[d].values for d in dims})
+    part.replace(dest)
     return dest
 
 
@@ -73,7 +75,12 @@ def main() -> int:
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     for name in args.only or MAPS:
-        dest = make(name, args.out)
+        try:
+            dest = make(name, args.out)
+        except subprocess.CalledProcessError as exc:
+            print(f"make_maps3d: `robustlens map` failed for {name} (exit {exc.returncode}); "
+                  "its error is above", file=sys.stderr)
+            return 1
         print(f"{name} -> {dest} ({dest.stat().st_size} bytes)", flush=True)
     return 0
 
