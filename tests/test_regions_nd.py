@@ -8,9 +8,12 @@
   piecewise-constant black boxes: the search stays within its documented budget, never
   keeps a scored point below the threshold inside its box and says when the budget ran
   out; over 4 seeded starts per map and the three methods, the volume is >= 0.9 of the
-  exact largest box on average, >= 0.7 in at least 90% of the runs and the box holds
-  <= 2% cells below the threshold in at least 95% of them (the issue asks for every run:
-  see the README's "Regions in n-D" for the runs that miss).
+  exact largest box on average and >= 0.7 in at least 96% of the runs (the issue asks
+  for every run: see the README's "Regions in n-D" for the runs that miss), and no box
+  holds more than 2% cells below the threshold.
+* The certification's pieces against brute force: the largest box holding no known bad
+  point (`certify.exclude_known_bad`), faces growing back only up to known bad points,
+  a kept box cut by points found since, scattered holes cut out.
 """
 
 from __future__ import annotations
@@ -104,8 +107,10 @@ def test_real_3d_maps_sound_within_budget_and_near_the_exact_box():
     bad = np.array([b for _, _, b in runs])
     assert len(MAPS) >= 10 and len(runs) >= 100
     assert vol.mean() >= 0.9, vol.mean()
-    assert (vol >= 0.7).mean() >= 0.9, np.sort(vol)[:10]
-    assert (bad <= 0.02).mean() >= 0.95, np.sort(bad)[-10:]
+    # 4 runs of 147 (one start of lite0 basket x 3 methods, one of lite2 soccer) keep
+    # less than 0.7; before the certification's cuts kept every bad point found, 7 did
+    assert (vol >= 0.7).mean() >= 0.96, np.sort(vol)[:10]
+    assert (bad <= 0.02).all(), np.sort(bad)[-10:]
 
 
 @pytest.mark.parametrize("n,panels", [(3, 3), (4, 6)])
@@ -260,3 +265,186 @@ def test_budget_cert_reserve_covers_two_certification_rounds(n):
     rounds = [k for k in sent if k >= PROBES]  # grid + probes (the rest: face bisection)
     assert len(rounds) >= 2
     assert 2 * max(rounds) <= s.budget.cert_estimate(), (rounds, s.budget.cert_estimate())
+
+
+def _state(n: int, periodic: np.ndarray | None = None, width: float = 10.0):
+    """A fresh search state on [0, width]^n, x0 in the middle, every box face free."""
+    from robustlens.regions.evaluator import Evaluator
+    from robustlens.regions.params import OursParams
+    from robustlens.regions.state import SearchState
+
+    per = np.zeros(n, bool) if periodic is None else periodic
+    lower, upper = np.zeros(n), np.full(n, width)
+    ev = Evaluator(lambda x: np.ones(len(x)), None, lower, upper, per, True)
+    return SearchState.create(ev, np.full(n, width / 2), lower, upper, per, "naive",
+                              dict(vars(OursParams())))
+
+
+def _known(s, bad: np.ndarray) -> None:
+    """Record ``bad`` as points scored below the threshold."""
+    s.pts.append(np.asarray(bad, dtype=np.float64))
+    s.vals.append(np.zeros(len(bad)))
+
+
+def _largest_empty_box(lo, hi, x0, bad):
+    """Brute force: the largest box in [lo, hi] containing x0 whose interior holds none
+    of ``bad`` (faces on the points' coordinates)."""
+    import itertools
+
+    n = len(x0)
+    lows = [sorted({lo[i], *[p[i] for p in bad if p[i] < x0[i]]}) for i in range(n)]
+    highs = [sorted({hi[i], *[p[i] for p in bad if p[i] > x0[i]]}) for i in range(n)]
+    best, arg = 0.0, None
+    for a in itertools.product(*lows):
+        for b in itertools.product(*highs):
+            a_, b_ = np.array(a), np.array(b)
+            if any(np.all((p > a_) & (p < b_)) for p in bad):
+                continue
+            v = float(np.prod(b_ - a_))
+            if v > best:
+                best, arg = v, (a_, b_)
+    return best, arg
+
+
+def test_exclude_known_bad_is_the_exact_largest_box_holding_none():
+    """`certify.exclude_known_bad` (the final guard, and the cut of a kept or runner-up
+    box): against a brute-force search, on random bad points in a 3-D box."""
+    from robustlens.regions.certify import exclude_known_bad
+
+    rng = np.random.default_rng(7)
+    for _ in range(12):
+        s = _state(3)
+        s.lo, s.hi = np.zeros(3), np.full(3, 10.0)
+        bad = rng.uniform(0, 10, (int(rng.integers(1, 7)), 3))
+        _known(s, bad)
+        exclude_known_bad(s)
+        want, _ = _largest_empty_box(np.zeros(3), np.full(3, 10.0), s.x0, bad)
+        assert not s.inside(bad, s.lo, s.hi).any()
+        assert np.all(s.lo <= s.x0) and np.all(s.x0 <= s.hi)
+        assert float(np.prod(s.hi - s.lo)) == pytest.approx(want, rel=1e-6), bad
+
+
+def test_exclude_known_bad_opens_a_full_circle_at_the_point():
+    """A full circle of azimuth cut by one bad point opens at it (all of the circle but
+    the point), not at an arbitrary place."""
+    from robustlens.regions.certify import exclude_known_bad
+
+    s = _state(2, periodic=np.array([True, False]), width=360.0)
+    s.lo, s.hi = np.array([0.0, 100.0]), np.array([360.0, 260.0])
+    _known(s, np.array([[20.0, 180.0]]))  # on x0's elevation: only azimuth can cut it
+    exclude_known_bad(s)
+    assert s.hi[0] - s.lo[0] == pytest.approx(360.0, rel=1e-6)
+    assert not s.inside(np.array([[20.0, 180.0]]), s.lo, s.hi).any()
+    assert (s.lo[1], s.hi[1]) == (100.0, 260.0)
+
+
+def test_cut_faces_grow_back_only_up_to_known_bad_points():
+    """After a certification cut, a face the cut did not move may grow back, but not over
+    a point already found bad in its way (inside the box's cross-section); a bad point
+    outside the cross-section does not stop it; periodic dims look both ways."""
+    from robustlens.regions.certify import _bracket
+
+    s = _state(3)
+    s.lo, s.hi = np.full(3, 4.0), np.full(3, 6.0)
+    known = np.array([[8.0, 5.0, 5.0], [7.0, 9.0, 5.0], [1.0, 4.5, 5.5]])
+    up, down = _bracket(s, known, 0, 1), _bracket(s, known, 0, -1)
+    assert (up.bad, up.step) == (8.0, None)  # (7, 9, 5) is outside the cross-section
+    assert (down.bad, down.step) == (1.0, None)
+    free = _bracket(s, known, 2, 1)  # nothing beyond z = 6 inside the cross-section
+    assert free.bad is None and free.step is not None and free.step > 0
+
+    s = _state(3, periodic=np.array([True, False, False]))
+    s.lo, s.hi = np.array([4.0, 4.0, 4.0]), np.array([6.0, 6.0, 6.0])
+    only = np.array([[1.0, 5.0, 5.0]])  # 5 beyond the upper face, 3 beyond the lower
+    assert _bracket(s, only, 0, 1).bad == pytest.approx(11.0)
+    assert _bracket(s, only, 0, -1).bad == pytest.approx(1.0)
+
+
+def test_a_kept_box_is_cut_by_points_found_bad_since():
+    """`ours.keep_if_larger`: a certified box kept against a tried one that did not
+    certify is cut away from the bad points the tried one's certification found inside
+    it, and is no longer reported certified."""
+    from robustlens.regions.ours import Snapshot, keep_if_larger
+
+    s = _state(3)
+    s.lo, s.hi, s.certified = np.full(3, 1.0), np.full(3, 9.0), True
+    kept = Snapshot.of(s)
+    s.lo, s.hi, s.certified = np.full(3, 2.0), np.full(3, 9.5), False  # tried: failed
+    _known(s, np.array([[8.0, 5.0, 5.0]]))
+    keep_if_larger(s, kept)
+    assert s.hi[0] == pytest.approx(8.0) and s.hi[0] < 8.0
+    assert (s.lo[0], s.lo[1], s.hi[1]) == (1.0, 1.0, 9.0)
+    assert not s.certified
+
+
+@pytest.mark.parametrize("method", ["naive", "oir_b"])
+def test_scattered_holes_are_cut_out(method):
+    """A box [20, 80]^3 scoring 1 but for scattered cubic holes 10 wide (like isolated
+    bad cells of a real map), several between the flood lattice's nodes: the box keeps
+    at most 2% of its volume in holes (the certification's guarantee) and at least 0.9
+    of the largest box missing every hole, which brute force finds over the holes'
+    faces."""
+    import itertools
+
+    rng = np.random.default_rng(3)
+    c = rng.uniform(25, 75, (6, 3))
+    c = c[np.abs(c - 50.0).max(axis=1) > 7]  # none on the start
+
+    def f(x: np.ndarray) -> np.ndarray:
+        inside = np.all((x >= 20.0) & (x <= 80.0), axis=1)
+        hole = (np.abs(x[:, None, :] - c[None]) < 5.0).all(axis=2).any(axis=1)
+        return np.where(inside & ~hole, 0.9, 0.1)
+
+    lows = [sorted({20.0, *(c[c[:, i] + 5 < 50, i] + 5)}) for i in range(3)]
+    highs = [sorted({80.0, *(c[c[:, i] - 5 > 50, i] - 5)}) for i in range(3)]
+    want = 0.0
+    for a in itertools.product(*lows):
+        for b in itertools.product(*highs):
+            a_, b_ = np.array(a), np.array(b)
+            if not any(np.all((h + 5 > a_) & (h - 5 < b_)) for h in c):
+                want = max(want, float(np.prod(b_ - a_)))
+    assert len(c) >= 4 and want < 0.5 * 60.0**3  # the holes matter
+    r = find_region(f, np.full(3, 50.0), (np.zeros(3), np.full(3, 100.0)), method=method)
+    assert r.worst_score is not None and r.worst_score >= T
+    assert r.n_evaluations <= default_max_evals(3)
+    probe = np.random.default_rng(5).uniform(r.lower, r.upper, (40000, 3))
+    assert (f(probe) < T).mean() <= 0.02, r.box
+    assert r.volume >= 0.9 * want, (r.volume / want, r.box)
+
+
+@pytest.mark.parametrize("witness", [True, False])
+def test_a_cut_face_does_not_bisect_back_into_the_hole_that_cut_it(witness, monkeypatch):
+    """A hole in the middle of a face (its corners and centre lines score well): the
+    certification finds it and cuts the face back; bisecting towards it again with the
+    face's corners only would walk back into it, round after round.  Each test of the
+    cut face also scores the bad points of the line that cut it, so the face stops at the
+    hole in one cut and the next round certifies.  Without those points (``witness``
+    off) the same search must do worse: the test can fail."""
+    import robustlens.regions.certify as certify
+    from robustlens.regions.evaluator import Evaluator
+    from robustlens.regions.params import OursParams
+    from robustlens.regions.state import SearchState
+
+    def f(x: np.ndarray) -> np.ndarray:
+        hole = ((x[:, 0] > 60) & (x[:, 0] < 70) & (np.abs(x[:, 1] - 47) < 6)
+                & (np.abs(x[:, 2] - 53) < 6))
+        return np.where(hole, 0.1, 0.9)
+
+    if not witness:
+        real = certify.Face
+        monkeypatch.setattr(certify, "Face", lambda *a: real(*a[:4]))
+    n = 3
+    lower, upper = np.zeros(n), np.full(n, 100.0)
+    ev = Evaluator(f, None, lower, upper, np.zeros(n, bool), True)
+    s = SearchState.create(ev, np.array([30.0, 50.0, 50.0]), lower, upper,
+                           np.zeros(n, bool), "naive", dict(vars(OursParams())))
+    s.axes = [np.linspace(0, 100, 11) for _ in range(n)]
+    s.lo, s.hi = np.array([20.0, 20.0, 20.0]), np.array([69.0, 80.0, 80.0])
+    cert = certify.certify_grid(s)
+    probe = np.random.default_rng(0).uniform(s.lo, s.hi, (20000, n))
+    if witness:
+        assert cert.certified and cert.rounds <= 3, cert
+        assert s.hi[0] <= 60.0 + 1e-9 and s.hi[0] >= 59.0, s.hi
+        assert (f(probe) < T).mean() == 0.0
+    else:  # the corners-only bisection walks back into the hole
+        assert not cert.certified or s.hi[0] > 60.0 or cert.rounds > 3, (cert, s.hi)

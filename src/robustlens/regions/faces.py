@@ -147,6 +147,10 @@ def move_round(s: SearchState, faces: list[Face | None], dense: bool, dim: int) 
         p = s.lo[i] if f.side < 0 else s.hi[i]
         q = p - c if f.side < 0 else p + c
         x = slab_points(s, i, p, q) if dense else face_points(s, i, q, dense)
+        if f.witness is not None and len(f.witness):
+            w = f.witness.copy()
+            w[:, i] = q
+            x = np.concatenate([x, w])
         blocks.append(x)
         spans.append((fi, q, slice(start, start + len(x))))
         start += len(x)

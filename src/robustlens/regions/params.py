@@ -33,7 +33,7 @@ class OursParams:
       3 n from 3-D on (the lattice choice is coarse there; on smooth scores the trades
       set the shape, and they run only where the first certification found no hole).
     - trade_frac = 0.04: how much of its width a trade first takes from a dim.
-    - alternatives = None: runner-up boxes refined; None: 3 (n <= 2), 1 (3-D), 0 above.
+    - alternatives = None: runner-up boxes refined; None: 3 (n <= 2), 2 (3-D), 0 above.
     """
 
     threshold: float = 0.5

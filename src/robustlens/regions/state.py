@@ -101,6 +101,7 @@ class CertifyResult(StepResult):
     certified: bool = False
     rounds: int = 0
     resolution: np.ndarray | None = None
+    holes: np.ndarray | None = None  # (K, n) the points its last round found below threshold
 
 
 @dataclass
@@ -113,6 +114,10 @@ class Face:
     side: int
     bad: float | None
     step: float | None
+    #: (K, n) points found bad on the line that cut this face (from 3-D on): each face
+    #: test also scores them moved onto the face, so a hole the face's corners miss
+    #: stops it again
+    witness: np.ndarray | None = None
 
 
 class Budget:
@@ -234,6 +239,9 @@ class SearchState:
     cut_short: bool = False  # a step stopped early for the budget (the box is sound)
     grid_used: bool = False
     certified: bool = False
+    # certified boxes that lost a comparison (`ours.Snapshot`): points found bad later may
+    # cut the winner below one of them (`ours.best_certified`)
+    spares: list[Any] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.width = self.dhi - self.dlo
@@ -262,7 +270,7 @@ class SearchState:
             cells=cells, tol=float(hyper["xtol"]) * width, fd=float(hyper["fd_step"]) * width,
             trades=default_trades(n, method) if tr is None else int(tr),
             trade_frac=float(hyper["trade_frac"]),
-            alternatives=(3 if n <= 2 else 1 if n == 3 else 0) if alt is None else int(alt),
+            alternatives=(3 if n <= 2 else 2 if n == 3 else 0) if alt is None else int(alt),
         )
 
     # ------------------------------------------------------------------ evaluation
