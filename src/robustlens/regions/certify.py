@@ -144,6 +144,18 @@ def _bracket(s: SearchState, known: np.ndarray, i: int, side: int) -> Face:
     return Face(i, side, float(edge + side * d.min()), None)
 
 
+def _largest_good_box(s: SearchState, axes: list[np.ndarray], good: np.ndarray
+                      ) -> tuple[list[int], list[int]] | None:
+    """Index bounds of the largest box of ``good`` nodes of the grid ``axes`` containing
+    x0 (`rectilinear.box_front`); None when x0's node is not good."""
+    starts = [int(np.searchsorted(c, s.x0[i])) for i, c in enumerate(axes)]
+    g = tuple(GridAxis(a, s0) for a, s0 in zip(axes, starts, strict=True))
+    front = box_front(good, g, "span", best_only=True)
+    if len(front) == 0:
+        return None
+    return front.box(int(np.argmax(front.volume("span"))))
+
+
 def _cut(s: SearchState, axes: list[np.ndarray], good: np.ndarray) -> list[Face | None] | None:
     """Cut the box to the largest box containing x0 of good nodes of the grid ``axes``
     (``good``: its nodes) holding no point known to be bad (`_with_probes`, in passes of
@@ -160,12 +172,10 @@ def _cut(s: SearchState, axes: list[np.ndarray], good: np.ndarray) -> list[Face 
             axes, good = _with_probes(s, axes, good, _unwrap(s, inside))
         elif good.all():
             break
-        starts = [int(np.searchsorted(c, s.x0[i])) for i, c in enumerate(axes)]
-        g = tuple(GridAxis(a, s0) for a, s0 in zip(axes, starts, strict=True))
-        front = box_front(good, g, "span", best_only=True)
-        if len(front) == 0:
+        box = _largest_good_box(s, axes, good)
+        if box is None:
             return None
-        blo, bhi = front.box(int(np.argmax(front.volume("span"))))
+        blo, bhi = box
         for i in range(s.n):
             c = axes[i]
             s.lo[i], s.hi[i] = c[blo[i]], c[bhi[i]]
@@ -208,12 +218,10 @@ def _empty_box(s: SearchState, known: np.ndarray) -> bool:
     axes = [np.unique(np.r_[s.lo[i], s.x0[i], s.hi[i]]) for i in range(s.n)]
     good = np.ones([len(a) for a in axes], bool)
     axes, good = _with_probes(s, axes, good, _unwrap(s, inside), gap=1e-9)
-    starts = [int(np.searchsorted(c, s.x0[i])) for i, c in enumerate(axes)]
-    g = tuple(GridAxis(a, s0) for a, s0 in zip(axes, starts, strict=True))
-    front = box_front(good, g, "span", best_only=True)
-    if len(front) == 0:
+    box = _largest_good_box(s, axes, good)
+    if box is None:
         return False
-    blo, bhi = front.box(int(np.argmax(front.volume("span"))))
+    blo, bhi = box
     s.lo = np.array([axes[i][blo[i]] for i in range(s.n)])
     s.hi = np.array([axes[i][bhi[i]] for i in range(s.n)])
     return True
