@@ -8,12 +8,13 @@
   piecewise-constant black boxes: the search stays within its documented budget, never
   keeps a scored point below the threshold inside its box and says when the budget ran
   out; over 4 seeded starts per map and the three methods, the volume is >= 0.9 of the
-  exact largest box on average and >= 0.7 in at least 96% of the runs (the issue asks
-  for every run: see the README's "Regions in n-D" for the runs that miss), and no box
-  holds more than 2% cells below the threshold.
+  exact largest box on average and >= 0.7 in every run, and no box holds more than 2%
+  cells below the threshold (the README's "Regions in n-D" gives the benchmark's other
+  starts, one of which still misses).
 * The certification's pieces against brute force: the largest box holding no known bad
   point (`certify.exclude_known_bad`), faces growing back only up to known bad points,
-  a kept box cut by points found since, scattered holes cut out.
+  a kept box cut by points found since, a cut face that does not walk back into its
+  hole, scattered holes cut out, shape trades out of a certified local optimum.
 """
 
 from __future__ import annotations
@@ -107,9 +108,9 @@ def test_real_3d_maps_sound_within_budget_and_near_the_exact_box():
     bad = np.array([b for _, _, b in runs])
     assert len(MAPS) >= 10 and len(runs) >= 100
     assert vol.mean() >= 0.9, vol.mean()
-    # 4 runs of 147 (one start of lite0 basket x 3 methods, one of lite2 soccer) keep
-    # less than 0.7; before the certification's cuts kept every bad point found, 7 did
-    assert (vol >= 0.7).mean() >= 0.96, np.sort(vol)[:10]
+    # every run keeps 0.7 of the exact box (the last release: 7 of 147 did not; the
+    # benchmark's other starts still have one start of lite2 soccer at 0.63)
+    assert (vol >= 0.7).all(), np.sort(vol)[:10]
     assert (bad <= 0.02).all(), np.sort(bad)[-10:]
 
 
@@ -342,22 +343,22 @@ def test_cut_faces_grow_back_only_up_to_known_bad_points():
     """After a certification cut, a face the cut did not move may grow back, but not over
     a point already found bad in its way (inside the box's cross-section); a bad point
     outside the cross-section does not stop it; periodic dims look both ways."""
-    from robustlens.regions.certify import _bracket
+    from robustlens.regions.certify import bracket
 
     s = _state(3)
     s.lo, s.hi = np.full(3, 4.0), np.full(3, 6.0)
     known = np.array([[8.0, 5.0, 5.0], [7.0, 9.0, 5.0], [1.0, 4.5, 5.5]])
-    up, down = _bracket(s, known, 0, 1), _bracket(s, known, 0, -1)
+    up, down = bracket(s, known, 0, 1), bracket(s, known, 0, -1)
     assert (up.bad, up.step) == (8.0, None)  # (7, 9, 5) is outside the cross-section
     assert (down.bad, down.step) == (1.0, None)
-    free = _bracket(s, known, 2, 1)  # nothing beyond z = 6 inside the cross-section
+    free = bracket(s, known, 2, 1)  # nothing beyond z = 6 inside the cross-section
     assert free.bad is None and free.step is not None and free.step > 0
 
     s = _state(3, periodic=np.array([True, False, False]))
     s.lo, s.hi = np.array([4.0, 4.0, 4.0]), np.array([6.0, 6.0, 6.0])
     only = np.array([[1.0, 5.0, 5.0]])  # 5 beyond the upper face, 3 beyond the lower
-    assert _bracket(s, only, 0, 1).bad == pytest.approx(11.0)
-    assert _bracket(s, only, 0, -1).bad == pytest.approx(1.0)
+    assert bracket(s, only, 0, 1).bad == pytest.approx(11.0)
+    assert bracket(s, only, 0, -1).bad == pytest.approx(1.0)
 
 
 def test_a_kept_box_is_cut_by_points_found_bad_since():
@@ -448,3 +449,35 @@ def test_a_cut_face_does_not_bisect_back_into_the_hole_that_cut_it(witness, monk
         assert (f(probe) < T).mean() == 0.0
     else:  # the corners-only bisection walks back into the hole
         assert not cert.certified or s.hi[0] > 60.0 or cert.rounds > 3, (cert, s.hi)
+
+
+def test_shape_trades_leave_a_certified_local_optimum_for_the_largest_box():
+    """`ours.shape_trades` (a rugged score, where slopes say nothing): the good set is
+    A = [20, 60] x [20, 30] x [20, 40] (volume 8000) united with B = [30, 60] x [20, 40]
+    x [20, 40] (12000).  From the certified box A, moving its lower x face in by a quarter
+    lets the y face grow to B, which is certified and kept; from B nothing moves."""
+    from robustlens.regions.ours import shape_trades
+
+    def f(x: np.ndarray) -> np.ndarray:
+        a = np.all((x >= [20, 20, 20]) & (x <= [60, 30, 40]), axis=1)
+        b = np.all((x >= [30, 20, 20]) & (x <= [60, 40, 40]), axis=1)
+        return np.where(a | b, 0.9, 0.1)
+
+    from robustlens.regions.evaluator import Evaluator
+    from robustlens.regions.params import OursParams
+    from robustlens.regions.state import SearchState
+
+    for start, want in (((20.0, 20.0, 20.0), (60.0, 30.0, 40.0)),
+                        ((30.0, 20.0, 20.0), (60.0, 40.0, 40.0))):
+        lower, upper = np.zeros(3), np.full(3, 100.0)
+        ev = Evaluator(f, None, lower, upper, np.zeros(3, bool), True)
+        s = SearchState.create(ev, np.array([50.0, 25.0, 25.0]), lower, upper,
+                               np.zeros(3, bool), "naive", dict(vars(OursParams())))
+        s.axes = [np.linspace(0, 100, 16) for _ in range(3)]
+        s.lo, s.hi, s.certified = np.array(start), np.array(want), True
+        shape_trades(s)
+        assert s.certified
+        assert np.all(s.lo >= [30 - 0.2, 20 - 1e-9, 20 - 1e-9]), s.lo
+        assert np.all(s.hi <= [60 + 1e-9, 40 + 1e-9, 40 + 1e-9]), s.hi
+        assert float(np.prod(s.hi - s.lo)) >= 0.98 * 12000, (s.lo, s.hi)
+        assert ev.n_evaluations <= s.budget.max_evals

@@ -17,7 +17,7 @@ and every earlier one's: lattice nodes, face tests, probes (a line through each,
 `rectilinear.box_front`).  A cut face bisects again towards the line that cut it, and
 each of its tests also scores the bad points of that line moved onto it (a hole the
 face's corners miss stopped it once, and would again); the other faces may grow back,
-but only up to the nearest known bad point in their way (`_bracket`), so a box never
+but only up to the nearest known bad point in their way (`bracket`), so a box never
 grows back over a hole already found.  The next round checks the result.  Measured on
 the 9 tuning maps of tests/data/maps3d (naive and oir_b): cutting at this round's bad
 probes only, with faces growing back freely, left 6 of 336 runs below 0.7 of the exact
@@ -44,7 +44,7 @@ from robustlens.regions.state import (
     SearchState,
 )
 
-__all__ = ["CERT_LINES", "PROBES", "certify_grid", "exclude_known_bad"]
+__all__ = ["CERT_LINES", "PROBES", "bracket", "certify_grid", "exclude_known_bad", "known_bad"]
 
 #: tuned (3-D: the lite0 mug / lite1 soccer-ball maps; checked again with the cuts that
 #: remember, on the 9 tuning maps of tests/data/maps3d: 6 or 8 rounds did no better):
@@ -103,8 +103,10 @@ def _with_probes(s: SearchState, axes: list[np.ndarray], good: np.ndarray, bad: 
     return aug, out
 
 
-def _known_bad(s: SearchState) -> np.ndarray:
+def known_bad(s: SearchState) -> np.ndarray:
     """(K, n) every point scored below the threshold so far (unwrapped as sent)."""
+    if not s.pts:
+        return np.zeros((0, s.n))
     pts, vals = np.concatenate(s.pts), np.concatenate(s.vals)
     return pts[vals < s.t]
 
@@ -118,7 +120,7 @@ def _unwrap(s: SearchState, pts: np.ndarray) -> np.ndarray:
     return p
 
 
-def _bracket(s: SearchState, known: np.ndarray, i: int, side: int) -> Face:
+def bracket(s: SearchState, known: np.ndarray, i: int, side: int) -> Face:
     """Face ``(i, side)`` free to move out: bisect towards the nearest point known to be
     bad beyond it inside the box's cross-section (the other dims), else grow."""
     other = np.arange(s.n) != i
@@ -161,8 +163,8 @@ def _cut(s: SearchState, axes: list[np.ndarray], good: np.ndarray) -> list[Face 
     (``good``: its nodes) holding no point known to be bad (`_with_probes`, in passes of
     ``PROBE_CUTS`` points until none is left inside).  Returns the 2n faces to refine:
     a cut face bisects towards the line that cut it, the others may grow back up to the
-    nearest known bad point in their way (`_bracket`); None when x0 itself is bad."""
-    known = _known_bad(s)
+    nearest known bad point in their way (`bracket`); None when x0 itself is bad."""
+    known = known_bad(s)
     cut: dict[tuple[int, int], float] = {}
     seen = known[s.inside(known, s.lo, s.hi)]
     seen = _unwrap(s, seen) if len(seen) else seen
@@ -204,7 +206,7 @@ def _cut(s: SearchState, axes: list[np.ndarray], good: np.ndarray) -> list[Face 
                 # a face the cut did not move may move out again (a box shrunk in one
                 # dim can often grow in another), up to the nearest point known to be
                 # bad in its way
-                faces.append(_bracket(s, known, i, side))
+                faces.append(bracket(s, known, i, side))
             else:
                 faces.append(None)
     return faces
@@ -235,7 +237,7 @@ def exclude_known_bad(s: SearchState) -> None:
     A start scored below the threshold (a non-deterministic score) leaves the box x0."""
     if not s.pts:
         return
-    known = _known_bad(s)
+    known = known_bad(s)
     for _ in range(4 * CUT_PASSES):
         inside = known[s.inside(known, s.lo, s.hi)]
         if not len(inside):
