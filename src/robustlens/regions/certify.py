@@ -57,16 +57,15 @@ PROBE_CUTS = 16
 CUT_PASSES = 8
 
 
-def _grid(s: SearchState, k: int) -> tuple[list[np.ndarray], list[int]]:
+def _grid(s: SearchState, k: int) -> list[np.ndarray]:
     """Lines per dim inside the box: ``k`` evenly spaced ones from face to face, each
     moved to the nearest lattice line within a quarter step (its nodes are mostly scored
-    already), and ``x0`` (the start's index is returned per dim)."""
-    axes, starts = [], []
+    already), and ``x0``."""
+    axes = []
     for i in range(s.n):
         lo, hi, x0 = float(s.lo[i]), float(s.hi[i]), float(s.x0[i])
         if hi <= lo:
             axes.append(np.array([x0]))
-            starts.append(0)
             continue
         c = np.linspace(lo, hi, k)
         lat = s.lines(i, lo, hi)
@@ -74,10 +73,8 @@ def _grid(s: SearchState, k: int) -> tuple[list[np.ndarray], list[int]]:
             near = lat[np.abs(lat[None, :] - c[1:-1, None]).argmin(axis=1)]
             snap = np.abs(near - c[1:-1]) <= 0.25 * (hi - lo) / (k - 1)
             c[1:-1] = np.where(snap, near, c[1:-1])
-        c = np.unique(np.r_[c, x0])
-        axes.append(c)
-        starts.append(int(np.searchsorted(c, x0)))
-    return axes, starts
+        axes.append(np.unique(np.r_[c, x0]))
+    return axes
 
 
 def _with_probes(s: SearchState, axes: list[np.ndarray], good: np.ndarray, bad: np.ndarray,
@@ -229,12 +226,20 @@ def _empty_box(s: SearchState, known: np.ndarray) -> bool:
     return True
 
 
-def exclude_known_bad(s: SearchState) -> None:
+def exclude_known_bad(s: SearchState) -> bool:
     """Shrink the box to the largest box inside it containing x0 that holds no point
     scored below the threshold, its faces just short of them (exact, on the lines of
     those points; no evaluation).  The final guard of every search: a box kept from
     before (a certified one a runner-up did not beat) may hold points scored since.
-    A start scored below the threshold (a non-deterministic score) leaves the box x0."""
+    A start scored below the threshold (a non-deterministic score) leaves the box x0.
+    Returns whether the box changed."""
+    before = (s.lo.copy(), s.hi.copy())
+    _exclude(s)
+    return not (np.array_equal(before[0], s.lo) and np.array_equal(before[1], s.hi))
+
+
+def _exclude(s: SearchState) -> None:
+    """`exclude_known_bad`, in place."""
     if not s.pts:
         return
     known = known_bad(s)
@@ -273,17 +278,16 @@ def certify_grid(s: SearchState, cut: bool = True) -> CertifyResult:
     k = CERT_LINES.get(s.n, CERT_LINES_HIGH)
     rounds = 0
     res: np.ndarray | None = None
-    holes: np.ndarray | None = None
 
     def done() -> CertifyResult:
         if s.certified and res is not None:
             s.resolution = res
-        return CertifyResult(s.lo.copy(), s.hi.copy(), s.certified, rounds, res, holes)
+        return CertifyResult(s.lo.copy(), s.hi.copy(), s.certified, rounds, res)
 
     rng = np.random.default_rng(0)  # the search stays deterministic
     for _ in range(CERT_ROUNDS):
         rounds += 1
-        axes, _ = _grid(s, k)
+        axes = _grid(s, k)
         res = np.array([float(np.diff(c).max()) if c.size > 1 else 0.0 for c in axes])
         pts = cartesian(axes)  # faces included: they moved with cheap tests
         # fresh probes each round: the box was cut away from the earlier rounds' bad
@@ -300,7 +304,6 @@ def certify_grid(s: SearchState, cut: bool = True) -> CertifyResult:
             return done()
         good = (vals[: len(pts)] >= s.t).reshape([len(a) for a in axes])
         bad = probes[vals[len(pts):] < s.t]
-        holes = np.concatenate([pts[~good.reshape(-1)], bad])
         if good.all() and not len(bad):
             s.certified = True
             return done()

@@ -176,7 +176,7 @@ def shape_trades(s: SearchState) -> None:
             v = s.volume_ratio()
             if v > SHAPE_GAIN * s.volume_ratio(kept.lo, kept.hi) and (best is None or v > best[0]):
                 best = (v, s.lo.copy(), s.hi.copy())
-        s.lo, s.hi, s.certified = kept.lo, kept.hi, kept.certified
+        kept.restore(s)
         if best is None:
             return
         s.lo, s.hi, s.certified = best[1], best[2], False
@@ -219,7 +219,7 @@ def certify_runners_up(s: SearchState, runners_up: tuple[tuple[np.ndarray, np.nd
         # runner-up that overlaps the best box shares its holes
         exclude_known_bad(s)
         if s.volume_ratio() <= s.volume_ratio(kept.lo, kept.hi):
-            s.lo, s.hi, s.certified = kept.lo, kept.hi, kept.certified
+            kept.restore(s)
             continue
         s.log_trace()
         certify_grid(s)
@@ -240,6 +240,10 @@ class Snapshot:
     def of(cls, s: SearchState) -> Snapshot:
         return cls(s.lo.copy(), s.hi.copy(), s.certified, s.resolution, s.cut_short)
 
+    def restore(self, s: SearchState) -> None:
+        s.lo, s.hi, s.certified = self.lo, self.hi, self.certified
+        s.resolution, s.cut_short = self.resolution, self.cut_short
+
 
 def keep_if_larger(s: SearchState, kept: Snapshot) -> None:
     """The one rule for a box tried against a certified one (traded, or a runner-up): it
@@ -248,7 +252,7 @@ def keep_if_larger(s: SearchState, kept: Snapshot) -> None:
     probe can miss 2% of a box); else the state goes back to that."""
     tried = Snapshot.of(s)
     s.lo, s.hi = kept.lo.copy(), kept.hi.copy()
-    exclude_known_bad(s)
+    holed = exclude_known_bad(s)
     if tried.certified and s.volume_ratio(tried.lo, tried.hi) > s.volume_ratio():
         s.lo, s.hi = tried.lo, tried.hi
         if kept.certified:
@@ -256,7 +260,6 @@ def keep_if_larger(s: SearchState, kept: Snapshot) -> None:
         return
     if tried.certified:
         s.spares.append(tried)
-    holed = not (np.array_equal(s.lo, kept.lo) and np.array_equal(s.hi, kept.hi))
     s.certified = kept.certified and not holed
     s.resolution, s.cut_short = kept.resolution, kept.cut_short
     s.log_trace()
@@ -265,9 +268,7 @@ def keep_if_larger(s: SearchState, kept: Snapshot) -> None:
 def cut_known_bad(s: SearchState) -> None:
     """`exclude_known_bad`; a box it cuts is no longer certified (points found bad since
     its certification lie inside it)."""
-    before = (s.lo.copy(), s.hi.copy())
-    exclude_known_bad(s)
-    if not (np.array_equal(before[0], s.lo) and np.array_equal(before[1], s.hi)):
+    if exclude_known_bad(s):
         s.certified = False
         s.log_trace()
 
@@ -282,10 +283,9 @@ def best_certified(s: SearchState) -> None:
     for sp in s.spares:
         cur = Snapshot.of(s)
         s.lo, s.hi = sp.lo.copy(), sp.hi.copy()
-        exclude_known_bad(s)
+        holed = exclude_known_bad(s)
         if s.volume_ratio() > s.volume_ratio(cur.lo, cur.hi):
-            whole = np.array_equal(s.lo, sp.lo) and np.array_equal(s.hi, sp.hi)
-            s.certified, s.resolution = sp.certified and whole, sp.resolution
+            s.certified, s.resolution = sp.certified and not holed, sp.resolution
             s.log_trace()
         else:
             s.lo, s.hi = cur.lo, cur.hi

@@ -101,7 +101,6 @@ class CertifyResult(StepResult):
     certified: bool = False
     rounds: int = 0
     resolution: np.ndarray | None = None
-    holes: np.ndarray | None = None  # (K, n) the points its last round found below threshold
 
 
 @dataclass
