@@ -20,8 +20,8 @@ from robustlens.regions.evaluator import BudgetExhausted
 from robustlens.regions.rectilinear import largest_box_mask
 from robustlens.regions.state import SearchState
 
-__all__ = ["FloodResult", "build_lattice", "flood", "neighbours", "refine_lattice", "run_flood",
-           "zoom"]
+__all__ = ["FloodResult", "build_lattice", "flood", "flood_finer", "neighbours",
+           "refine_lattice", "run_flood", "zoom"]
 
 #: tuned (2-D: held-out plateaus and Lite0 maps; 3-D: the 3-D plateaus' evaluation target
 #: and the lite0 mug / lite1 soccer / lite0 basket 3-D maps): refine the lattice where the
@@ -173,15 +173,27 @@ def refine_lattice(s: SearchState, state: np.ndarray, start: list[int]) -> tuple
                 break
         else:
             break
-        saved = (s.cells.copy(), s.h.copy(), s.axes, s.flood_cut)
-        s.cells = np.where(thin, 2 * s.cells, s.cells)
-        s.h = s.width / s.cells
-        new_state, new_start = flood(s, window)
-        if s.flood_cut:
-            s.cells, s.h, s.axes, s.flood_cut = saved
+        finer = flood_finer(s, thin, window)
+        if finer is None:
             break
-        state, start = new_state, new_start
+        state, start = finer.state, finer.start
     return state, start
+
+
+def flood_finer(s: SearchState, halve: np.ndarray,
+                window: tuple[np.ndarray, np.ndarray] | None, cap: int | None = None
+                ) -> FloodResult | None:
+    """Halve the lattice step in the ``halve`` dims and flood again (in ``window``, up to
+    ``cap``: see `flood`); None, with the lattice as it was, when the budget cut the
+    flood short or the start did not stay good."""
+    saved = (s.cells.copy(), s.h.copy(), s.axes, s.flood_cut)
+    s.cells = np.where(halve, 2 * s.cells, s.cells)
+    s.h = s.width / s.cells
+    state, start = flood(s, window, cap)
+    if s.flood_cut or state[tuple(start)] != 1:
+        s.cells, s.h, s.axes, s.flood_cut = saved
+        return None
+    return FloodResult(state, start)
 
 
 def zoom(s: SearchState, fl: FloodResult, box: tuple[np.ndarray, np.ndarray], reserve: int
@@ -215,14 +227,7 @@ def zoom(s: SearchState, fl: FloodResult, box: tuple[np.ndarray, np.ndarray], re
         return None
     sel = np.zeros(s.n, bool)
     sel[order] = True
-    saved = (s.cells.copy(), s.h.copy(), s.axes, s.flood_cut)
-    s.cells = np.where(sel, 2 * s.cells, s.cells)
-    s.h = s.width / s.cells
-    state, start = flood(s, (wlo, whi), cap=s.ev.n_evaluations + room)
-    if s.flood_cut or state[tuple(start)] != 1:
-        s.cells, s.h, s.axes, s.flood_cut = saved
-        return None
-    return FloodResult(state, start)
+    return flood_finer(s, sel, (wlo, whi), cap=s.ev.n_evaluations + room)
 
 
 def _refine_window(s: SearchState, state: np.ndarray, start: list[int], full: np.ndarray,
