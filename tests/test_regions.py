@@ -92,7 +92,11 @@ class Plateau:
                 if k == 0
                 else (np.random.default_rng(k).dirichlet(np.ones(self.n)))
             )
-            lt0 = np.clip(math.log(t) * frac, [b[0] for b in bounds], [b[1] for b in bounds])
+            # an interior start (every width > 0): each log-level below its dim's peak by
+            # a share of the slack; a start at a peak has width 0 there and no gradient
+            slack = float(np.log(pmax).sum()) - math.log(t)
+            lt0 = np.clip(np.log(pmax) - slack * frac, [b[0] for b in bounds],
+                          [b[1] for b in bounds])
             r = minimize(
                 neg_log_vol,
                 lt0,

@@ -32,7 +32,7 @@ class OursParams:
     - trades = None: volume trades at most; None: 1 in 1-D / 2-D (oir_w: 2 (n - 1)),
       3 n from 3-D on (the lattice choice is coarse there; on smooth scores the trades
       set the shape, and they run only where the first certification found no hole;
-      where it found holes, as many trades of shape run instead: `ours.shape_trades`).
+      then as many trades of shape: `ours.shape_trades`).
     - trade_frac = 0.04: how much of its width a trade first takes from a dim.
     - alternatives = None: runner-up boxes refined; None: 3 (n <= 2), 2 (3-D), 0 above.
     """
