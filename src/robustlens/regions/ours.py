@@ -224,9 +224,10 @@ def reach(s: SearchState) -> float:
 
 def regrow(s: SearchState, moved: set[tuple[int, int]]) -> bool:
     """The faces not in ``moved`` grown out (cheap tests, up to known bad points:
-    `certify.bracket`), then those in ``moved``; the box less the known bad points.
-    False when the budget (less a certification's first round) ran out: the box is then
-    the one it started from."""
+    `certify.bracket`), then those in ``moved``, unless none of the others grew (the
+    box, smaller than before the move, is then left as it is); the box less the known
+    bad points.  False when the budget (less a certification's first round) ran out
+    midway: the caller goes back to the box it kept."""
     try:  # (the certification's first round stays paid for)
         with s.budget.allotment(s.budget.max_evals - s.budget.cert_estimate() // 2,
                                 "cert_reserve"):
