@@ -108,15 +108,6 @@ def known_bad(s: SearchState) -> np.ndarray:
     return pts[vals < s.t]
 
 
-def _unwrap(s: SearchState, pts: np.ndarray) -> np.ndarray:
-    """Points moved by whole periods into ``[lo, lo + period)`` on periodic dims."""
-    p = pts.copy()
-    per = s.periodic
-    if per.any():
-        p[:, per] = s.lo[per] + np.mod(p[:, per] - s.lo[per], s.width[per])
-    return p
-
-
 def bracket(s: SearchState, known: np.ndarray, i: int, side: int) -> Face:
     """Face ``(i, side)`` free to move out: bisect towards the nearest point known to be
     bad beyond it inside the box's cross-section (the other dims), else grow."""
@@ -164,11 +155,11 @@ def _cut(s: SearchState, axes: list[np.ndarray], good: np.ndarray) -> list[Face 
     known = known_bad(s)
     cut: dict[tuple[int, int], float] = {}
     seen = known[s.inside(known, s.lo, s.hi)]
-    seen = _unwrap(s, seen) if len(seen) else seen
+    seen = s.unwrap(seen, s.lo) if len(seen) else seen
     for _ in range(CUT_PASSES):
         inside = known[s.inside(known, s.lo, s.hi)]
         if len(inside):
-            axes, good = _with_probes(s, axes, good, _unwrap(s, inside))
+            axes, good = _with_probes(s, axes, good, s.unwrap(inside, s.lo))
         elif good.all():
             break
         box = _largest_good_box(s, axes, good)
@@ -216,7 +207,7 @@ def _empty_box(s: SearchState, known: np.ndarray) -> bool:
     inside = known[s.inside(known, s.lo, s.hi)]
     axes = [np.unique(np.r_[s.lo[i], s.x0[i], s.hi[i]]) for i in range(s.n)]
     good = np.ones([len(a) for a in axes], bool)
-    axes, good = _with_probes(s, axes, good, _unwrap(s, inside), gap=1e-9)
+    axes, good = _with_probes(s, axes, good, s.unwrap(inside, s.lo), gap=1e-9)
     box = _largest_good_box(s, axes, good)
     if box is None:
         return False

@@ -314,12 +314,18 @@ class SearchState:
             c = np.concatenate([c + k * w for k in range(k0, k1 + 1)])
         return c[(c >= a) & (c <= b)]
 
-    def inside(self, pts: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-        """(N,) bool: which points lie in the box ``[lo, hi]`` (periodic dims wrapped)."""
+    def unwrap(self, pts: np.ndarray, lo: np.ndarray) -> np.ndarray:
+        """(N, n) the points moved by whole periods into ``[lo, lo + period)`` on periodic
+        dims (a copy)."""
         p = pts.copy()
         per = self.periodic
         if per.any():
             p[:, per] = lo[per] + np.mod(p[:, per] - lo[per], self.width[per])
+        return p
+
+    def inside(self, pts: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """(N,) bool: which points lie in the box ``[lo, hi]`` (periodic dims wrapped)."""
+        p = self.unwrap(pts, lo)
         eps = 1e-12 * self.width
         return np.asarray(((p >= lo - eps) & (p <= hi + eps)).all(axis=1))
 
