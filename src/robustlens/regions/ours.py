@@ -148,8 +148,8 @@ def shape_trades(s: SearchState) -> None:
     needed cuts: on a rugged score finite-difference slopes say nothing), trades of
     shape: for each face and each step of ``SHAPE_STEPS``, the box with that face moved
     in by the step times its width, the other faces growing back (cheap tests, up to
-    known bad points: `certify.bracket`), then the moved face (`regrow`), less the known
-    bad points.  The largest, if 2% larger than the box, is certified and kept if larger
+    known bad points: `certify.bracket`), then the moved face (`reshaped`), less the
+    known bad points.  The largest, if 2% larger than the box, is certified and kept if larger
     (`keep_if_larger`); again from there, ``s.trades`` times at most, while the budget
     leaves a certification.  (A certified box 40 x 10 x 1.75 where the largest is
     30 x 20 x 1.75, say.)  A candidate that cannot gain 2% even if every face grew up to
@@ -160,7 +160,7 @@ def shape_trades(s: SearchState) -> None:
         if s.budget.remaining() < s.budget.cert_estimate():
             return
         kept = Snapshot.of(s)
-        best: tuple[float, np.ndarray, np.ndarray] | None = None
+        best: tuple[np.ndarray, np.ndarray] | None = None
         for i, side, frac in [(i, sd, f) for i in range(s.n) for sd in (-1, 1)
                               for f in SHAPE_STEPS]:
             if (s.full_circle(i, kept.lo, kept.hi)
@@ -174,17 +174,16 @@ def shape_trades(s: SearchState) -> None:
                 s.hi[i] -= step
             else:
                 continue
-            if reach(s) <= SHAPE_GAIN * s.volume_ratio(kept.lo, kept.hi):
-                continue  # (it cannot gain enough: no evaluation)
-            if not regrow(s, {(i, side)}):
+            try:
+                box = reshaped(s, kept, {(i, side)})
+            except BudgetExhausted:
                 break
-            v = s.volume_ratio()
-            if v > SHAPE_GAIN * s.volume_ratio(kept.lo, kept.hi) and (best is None or v > best[0]):
-                best = (v, s.lo.copy(), s.hi.copy())
+            if box is not None and (best is None or s.volume_ratio(*box) > s.volume_ratio(*best)):
+                best = box
         kept.restore(s)
         if best is None:
             return
-        s.lo, s.hi, s.certified = best[1], best[2], False
+        s.lo, s.hi, s.certified = best[0], best[1], False
         s.log_trace()
         s.n_trades += 1
         certify_grid(s)
@@ -222,28 +221,38 @@ def reach(s: SearchState) -> float:
     return s.volume_ratio(lo, hi)
 
 
-def regrow(s: SearchState, moved: set[tuple[int, int]]) -> bool:
+def reshaped(s: SearchState, kept: Snapshot, moved: set[tuple[int, int]]
+             ) -> tuple[np.ndarray, np.ndarray] | None:
+    """The box (``kept`` with the faces ``moved`` moved in, set by the caller) regrown
+    (`regrow`): returned if ``SHAPE_GAIN`` times larger than ``kept``, else None, without
+    an evaluation where `reach` says it cannot be.  Raises `BudgetExhausted` when the
+    budget (less a certification's first round) ran out midway: the caller goes back to
+    ``kept``."""
+    gain = SHAPE_GAIN * s.volume_ratio(kept.lo, kept.hi)
+    if reach(s) <= gain:
+        return None
+    regrow(s, moved)
+    return (s.lo.copy(), s.hi.copy()) if s.volume_ratio() > gain else None
+
+
+def regrow(s: SearchState, moved: set[tuple[int, int]]) -> None:
     """The faces not in ``moved`` grown out (cheap tests, up to known bad points:
     `certify.bracket`), then those in ``moved``, unless none of the others grew (the
     box, smaller than before the move, is then left as it is); the box less the known
-    bad points.  False when the budget (less a certification's first round) ran out
-    midway: the caller goes back to the box it kept."""
-    try:  # (the certification's first round stays paid for)
-        with s.budget.allotment(s.budget.max_evals - s.budget.cert_estimate() // 2,
-                                "cert_reserve"):
-            for first in (False, True):
-                known = known_bad(s)
-                faces = [bracket(s, known, j, sd) if ((j, sd) in moved) == first
-                         and not s.full_circle(j, s.lo, s.hi) else None
-                         for j in range(s.n) for sd in (-1, 1)]
-                entry = (s.lo.copy(), s.hi.copy())
-                refine(s, faces, verify=False)
-                if not first and np.array_equal(entry[0], s.lo) and np.array_equal(entry[1], s.hi):
-                    return True  # nothing grew: the moved faces would only grow back
-    except BudgetExhausted:
-        return False
+    bad points.  Within a budget that keeps a certification's first round paid for:
+    past it `BudgetExhausted` propagates."""
+    with s.budget.allotment(s.budget.max_evals - s.budget.cert_estimate() // 2,
+                            "cert_reserve"):
+        for first in (False, True):
+            known = known_bad(s)
+            faces = [bracket(s, known, j, sd) if ((j, sd) in moved) == first
+                     and not s.full_circle(j, s.lo, s.hi) else None
+                     for j in range(s.n) for sd in (-1, 1)]
+            entry = (s.lo.copy(), s.hi.copy())
+            refine(s, faces, verify=False)
+            if not first and np.array_equal(entry[0], s.lo) and np.array_equal(entry[1], s.hi):
+                return  # nothing grew: the moved faces would only grow back
     exclude_known_bad(s)
-    return True
 
 
 def slab_trades(s: SearchState) -> None:
@@ -260,12 +269,12 @@ def slab_trades(s: SearchState) -> None:
             break
         s.lo, s.hi = kept.lo.copy(), kept.hi.copy()
         s.lo[i] = s.hi[i] = s.x0[i]
-        if reach(s) <= SHAPE_GAIN * s.volume_ratio(kept.lo, kept.hi):
-            continue
-        if not regrow(s, {(i, -1), (i, 1)}):
+        try:
+            box = reshaped(s, kept, {(i, -1), (i, 1)})
+        except BudgetExhausted:
             break
-        if s.volume_ratio() > SHAPE_GAIN * s.volume_ratio(kept.lo, kept.hi):
-            slabs.append((s.lo.copy(), s.hi.copy()))
+        if box is not None:
+            slabs.append(box)
     kept.restore(s)
     s.log_trace()
     certify_runners_up(s, tuple(slabs))
