@@ -202,16 +202,10 @@ def test_budget_cost_model_covers_the_face_tests(method, n):
     bisection) is not below what the face tests really send: two dense checks of each
     face (`faces.face_points`) plus the cheap bisection rounds.  Changing one without
     the other fails here."""
-    from robustlens.regions.evaluator import Evaluator
     from robustlens.regions.faces import face_points
-    from robustlens.regions.params import OursParams
-    from robustlens.regions.state import SearchState
 
     rng = np.random.default_rng(n)
-    lower, upper = np.zeros(n), np.full(n, 100.0)
-    ev = Evaluator(lambda x: np.ones(len(x)), None, lower, upper, np.zeros(n, bool), True)
-    s = SearchState.create(ev, np.full(n, 50.0), lower, upper, np.zeros(n, bool), method,
-                           dict(vars(OursParams())))
+    s = _state(n, width=100.0, method=method)
     for _ in range(5):
         lines = [np.sort(rng.uniform(0, 100, int(rng.integers(2, 9)))) for _ in range(n)]
         s.axes = lines
@@ -257,9 +251,6 @@ def test_budget_cert_reserve_covers_two_certification_rounds(n):
     certification) is not below two rounds of what `certify.certify_grid` sends: changing
     the grid or the probes without the estimate fails here."""
     from robustlens.regions.certify import certify_grid
-    from robustlens.regions.evaluator import Evaluator
-    from robustlens.regions.params import OursParams
-    from robustlens.regions.state import SearchState
 
     sent: list[int] = []
 
@@ -267,11 +258,7 @@ def test_budget_cert_reserve_covers_two_certification_rounds(n):
         sent.append(len(x))
         return np.where(x[:, 0] < 70.0, 0.9, 0.1)  # a bad slab inside: two rounds
 
-    lower, upper = np.zeros(n), np.full(n, 100.0)
-    x0 = np.full(n, 33.3)
-    ev = Evaluator(f, None, lower, upper, np.zeros(n, bool), True)
-    s = SearchState.create(ev, x0, lower, upper, np.zeros(n, bool), "naive",
-                           dict(vars(OursParams())))
+    s = _state(n, width=100.0, f=f, x0=np.full(n, 33.3))
     s.axes = [np.linspace(0, 100, 9) for _ in range(n)]
     s.lo, s.hi = np.full(n, 10.0), np.full(n, 90.0)
     certify_grid(s)
@@ -282,17 +269,20 @@ def test_budget_cert_reserve_covers_two_certification_rounds(n):
     assert 2 * max(rounds) <= s.budget.cert_estimate(), (rounds, s.budget.cert_estimate())
 
 
-def _state(n: int, periodic: np.ndarray | None = None, width: float = 10.0):
-    """A fresh search state on [0, width]^n, x0 in the middle, every box face free."""
+def _state(n: int, periodic: np.ndarray | None = None, width: float = 10.0, f=None,
+           x0=None, method: str = "naive"):
+    """A fresh search state on [0, width]^n scoring ``f`` (default: 1 everywhere) from
+    ``x0`` (default: the middle), every box face free."""
     from robustlens.regions.evaluator import Evaluator
     from robustlens.regions.params import OursParams
     from robustlens.regions.state import SearchState
 
     per = np.zeros(n, bool) if periodic is None else periodic
     lower, upper = np.zeros(n), np.full(n, width)
-    ev = Evaluator(lambda x: np.ones(len(x)), None, lower, upper, per, True)
-    return SearchState.create(ev, np.full(n, width / 2), lower, upper, per, "naive",
-                              dict(vars(OursParams())))
+    f = (lambda x: np.ones(len(x))) if f is None else f
+    ev = Evaluator(f, None, lower, upper, per, True)
+    x0 = np.full(n, width / 2) if x0 is None else np.asarray(x0, dtype=float)
+    return SearchState.create(ev, x0, lower, upper, per, method, dict(vars(OursParams())))
 
 
 def _known(s, bad: np.ndarray) -> None:
@@ -436,9 +426,6 @@ def test_a_cut_face_does_not_bisect_back_into_the_hole_that_cut_it(witness, monk
     hole in one cut and the next round certifies.  Without those points (``witness``
     off) the same search must do worse: the test can fail."""
     import robustlens.regions.certify as certify
-    from robustlens.regions.evaluator import Evaluator
-    from robustlens.regions.params import OursParams
-    from robustlens.regions.state import SearchState
 
     def f(x: np.ndarray) -> np.ndarray:
         hole = ((x[:, 0] > 60) & (x[:, 0] < 70) & (np.abs(x[:, 1] - 47) < 6)
@@ -449,10 +436,7 @@ def test_a_cut_face_does_not_bisect_back_into_the_hole_that_cut_it(witness, monk
         real = certify.Face
         monkeypatch.setattr(certify, "Face", lambda *a: real(*a[:4]))
     n = 3
-    lower, upper = np.zeros(n), np.full(n, 100.0)
-    ev = Evaluator(f, None, lower, upper, np.zeros(n, bool), True)
-    s = SearchState.create(ev, np.array([30.0, 50.0, 50.0]), lower, upper,
-                           np.zeros(n, bool), "naive", dict(vars(OursParams())))
+    s = _state(n, width=100.0, f=f, x0=[30.0, 50.0, 50.0])
     s.axes = [np.linspace(0, 100, 11) for _ in range(n)]
     s.lo, s.hi = np.array([20.0, 20.0, 20.0]), np.array([69.0, 80.0, 80.0])
     cert = certify.certify_grid(s)
@@ -467,17 +451,10 @@ def test_a_cut_face_does_not_bisect_back_into_the_hole_that_cut_it(witness, monk
 
 def _certified_state(f, x0, start, want):
     """A search state holding the certified box [start, want] on a 15-cell lattice."""
-    from robustlens.regions.evaluator import Evaluator
-    from robustlens.regions.params import OursParams
-    from robustlens.regions.state import SearchState
-
-    lower, upper = np.zeros(3), np.full(3, 100.0)
-    ev = Evaluator(f, None, lower, upper, np.zeros(3, bool), True)
-    s = SearchState.create(ev, np.array(x0), lower, upper, np.zeros(3, bool), "naive",
-                           dict(vars(OursParams())))
+    s = _state(3, width=100.0, f=f, x0=x0)
     s.axes = [np.linspace(0, 100, 16) for _ in range(3)]
     s.lo, s.hi, s.certified = np.array(start), np.array(want), True
-    return s, ev
+    return s, s.ev
 
 
 def _union(a, b):
